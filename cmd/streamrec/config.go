@@ -1,0 +1,59 @@
+package main
+
+import (
+	"flag"
+	"io"
+
+	"github.com/streamrec/streamrec/config"
+)
+
+// configFlags registers the flags shared by the commands that read the
+// configuration.
+type configFlags struct {
+	fs     *flag.FlagSet
+	file   string
+	addr   string
+	data   string
+	preset string
+	level  string
+}
+
+func newConfigFlags(name string, stderr io.Writer) *configFlags {
+	c := &configFlags{fs: flag.NewFlagSet(name, flag.ContinueOnError)}
+	c.fs.SetOutput(stderr)
+	d := config.Default()
+	c.fs.StringVar(&c.file, "config", "", "YAML configuration file (env STREAMREC_CONFIG)")
+	c.fs.StringVar(&c.data, "data", d.Data, "data directory (env STREAMREC_DATA)")
+	c.fs.StringVar(&c.preset, "preset", d.Preset, "scenario preset: ecommerce or video (env STREAMREC_PRESET)")
+	c.fs.StringVar(&c.level, "log-level", d.LogLevel, "log level: debug, info, warn, error (env STREAMREC_LOG_LEVEL)")
+	return c
+}
+
+// load builds the configuration: defaults, then the file, then the
+// environment, then the flags given on the command line.
+func (c *configFlags) load(getenv func(string) string) (config.Config, error) {
+	cfg := config.Default()
+	file := c.file
+	if file == "" {
+		file = getenv("STREAMREC_CONFIG")
+	}
+	if file != "" {
+		if err := cfg.LoadFile(file); err != nil {
+			return cfg, err
+		}
+	}
+	cfg.LoadEnv(getenv)
+	c.fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "addr":
+			cfg.Addr = c.addr
+		case "data":
+			cfg.Data = c.data
+		case "preset":
+			cfg.Preset = c.preset
+		case "log-level":
+			cfg.LogLevel = c.level
+		}
+	})
+	return cfg, cfg.Validate()
+}

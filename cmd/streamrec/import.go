@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/streamrec/streamrec/dataset"
+	"github.com/streamrec/streamrec/event"
+	"github.com/streamrec/streamrec/pipeline"
+	"github.com/streamrec/streamrec/store"
+)
+
+func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	cf := newConfigFlags("import", stderr)
+	cf.fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: streamrec import [flags] SOURCE\n\nSOURCE is %s.\n\nFlags:\n", dataset.Formats)
+		cf.fs.PrintDefaults()
+	}
+	if err := cf.fs.Parse(args); err != nil {
+		return err
+	}
+	if cf.fs.NArg() != 1 {
+		cf.fs.Usage()
+		return errors.New("import: give exactly one SOURCE")
+	}
+	cfg, err := cf.load(getenv)
+	if err != nil {
+		return err
+	}
+	table, err := cfg.Table()
+	if err != nil {
+		return err
+	}
+	src := cf.fs.Arg(0)
+	bar := progressbar.DefaultBytes(-1, "reading "+src)
+	bar.ChangeMax64(0)
+	d, err := dataset.Load(src, func(done, total int64) {
+		if total > 0 && bar.GetMax64() != total {
+			bar.ChangeMax64(total)
+		}
+		_ = bar.Set64(done)
+	})
+	_ = bar.Finish()
+	fmt.Fprintln(stderr)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(cfg.Data)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	// The dedup window continues from what the store already holds, so a
+	// repeated import stores no event twice.
+	dedup := pipeline.NewDedup(cfg.DedupConfig())
+	if err := st.Replay(1, func(_ uint64, r event.Record) error {
+		if r.Kind == event.KindEvent {
+			dedup.Duplicate(&r.Event)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	pipe := pipeline.New(cfg.PipelineConfig(table))
+	total := len(d.Items) + len(d.Events)
+	wbar := progressbar.Default(int64(total), "storing")
+	const batchSize = 10000
+	batch := make([]event.Record, 0, batchSize)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if _, err := st.Append(batch); err != nil {
+			return err
+		}
+		_ = wbar.Add(len(batch))
+		batch = batch[:0]
+		return ctx.Err()
+	}
+	for _, it := range d.Items {
+		batch = append(batch, event.Record{Kind: event.KindItemPut, Item: it})
+		if len(batch) == batchSize {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	now := time.Now()
+	var rejected, duplicates int
+	var firstErr error
+	for i := range d.Events {
+		ev, err := pipe.Process(&d.Events[i], now)
+		if err != nil {
+			rejected++
+			if firstErr == nil {
+				firstErr = fmt.Errorf("event %d: %w", i, err)
+			}
+			_ = wbar.Add(1)
+			continue
+		}
+		if dedup.Duplicate(&ev) {
+			duplicates++
+			_ = wbar.Add(1)
+			continue
+		}
+		batch = append(batch, event.Record{Kind: event.KindEvent, Event: ev})
+		if len(batch) == batchSize {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	_ = wbar.Finish()
+	fmt.Fprintln(stderr)
+	fmt.Fprintf(stdout, "imported %s (%s) into %s: %d items, %d events stored, %d duplicates skipped, %d rejected\n",
+		src, d.Format, cfg.Data, len(d.Items), len(d.Events)-rejected-duplicates, duplicates, rejected)
+	if firstErr != nil {
+		fmt.Fprintf(stdout, "first rejection: %v\n", firstErr)
+	}
+	return nil
+}

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+
+	"github.com/streamrec/streamrec/config"
+	"github.com/streamrec/streamrec/node"
+)
+
+func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
+	cf := newConfigFlags("serve", stderr)
+	cf.fs.StringVar(&cf.addr, "addr", config.Default().Addr, "listen address (env STREAMREC_ADDR)")
+	if err := cf.fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := cf.load(getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+	n, err := node.Open(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		n.Close()
+		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
+	}
+	log.Info("streamrec started", "version", version, "data", cfg.Data, "preset", cfg.Preset)
+	return n.Serve(ctx, l)
+}
+
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel)) // validated by config
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

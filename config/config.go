@@ -1,0 +1,222 @@
+// Package config is streamrec's configuration: one plain struct, its
+// defaults in one function, filled from a YAML file, then environment
+// variables, then flags (each later source wins), and validated once at
+// start with errors that name the field.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/streamrec/streamrec/event"
+	"github.com/streamrec/streamrec/model/itemknn"
+	"github.com/streamrec/streamrec/model/trending"
+	"github.com/streamrec/streamrec/pipeline"
+)
+
+// Duration is a time.Duration written as "10s", "2h" in files.
+type Duration time.Duration
+
+// UnmarshalYAML reads a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration like 10s or 2h", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Config is everything the server can be told.
+type Config struct {
+	Addr      string `yaml:"addr"`       // listen address
+	Data      string `yaml:"data"`       // data directory (Pebble)
+	LogLevel  string `yaml:"log_level"`  // debug, info, warn, error
+	LogFormat string `yaml:"log_format"` // text or json
+
+	// Preset is the scenario: ecommerce or video.
+	Preset string `yaml:"preset"`
+	// EventTypes overrides or adds rules of the preset's event-type table.
+	EventTypes map[string]event.TypeRule `yaml:"event_types"`
+
+	Limits   Limits   `yaml:"limits"`
+	Dedup    Dedup    `yaml:"dedup"`
+	ItemKNN  ItemKNN  `yaml:"item_knn"`
+	Trending Trending `yaml:"trending"`
+}
+
+// Limits bound what one request may ask.
+type Limits struct {
+	MaxBodyBytes   int64    `yaml:"max_body_bytes"`
+	MaxBatchEvents int      `yaml:"max_batch_events"`
+	MaxN           int      `yaml:"max_n"`
+	MaxIDBytes     int      `yaml:"max_id_bytes"`
+	MaxFuture      Duration `yaml:"max_future"`
+}
+
+// Dedup configures de-duplication.
+type Dedup struct {
+	IDs    int      `yaml:"ids"`
+	Window Duration `yaml:"window"`
+}
+
+// ItemKNN configures the item-kNN model.
+type ItemKNN struct {
+	Window     int     `yaml:"window"`
+	Neighbors  int     `yaml:"neighbors"`
+	QueryItems int     `yaml:"query_items"`
+	Decay      float32 `yaml:"decay"`
+}
+
+// Trending configures time-decayed popularity.
+type Trending struct {
+	HalfLife Duration `yaml:"half_life"`
+	TopSize  int      `yaml:"top_size"`
+}
+
+// Default returns the embedded defaults.
+func Default() Config {
+	k := itemknn.DefaultConfig()
+	t := trending.DefaultConfig()
+	d := pipeline.DefaultDedupConfig()
+	return Config{
+		Addr:      "127.0.0.1:8080",
+		Data:      "./streamrec-data",
+		LogLevel:  "info",
+		LogFormat: "text",
+		Preset:    event.PresetEcommerce,
+		Limits: Limits{
+			MaxBodyBytes:   10 << 20,
+			MaxBatchEvents: 10000,
+			MaxN:           1000,
+			MaxIDBytes:     256,
+			MaxFuture:      Duration(time.Hour),
+		},
+		Dedup:    Dedup{IDs: d.IDs, Window: Duration(d.Window)},
+		ItemKNN:  ItemKNN{Window: k.Window, Neighbors: k.Neighbors, QueryItems: k.QueryItems, Decay: k.Decay},
+		Trending: Trending{HalfLife: Duration(time.Duration(t.HalfLifeSeconds) * time.Second), TopSize: t.TopSize},
+	}
+}
+
+// LoadFile merges the YAML file at path into c. Unknown keys are errors.
+func (c *Config) LoadFile(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	dec := yaml.NewDecoder(strings.NewReader(string(b)))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, errEOF) {
+		return fmt.Errorf("config: %s: %w", path, err)
+	}
+	return nil
+}
+
+var errEOF = fmt.Errorf("EOF")
+
+// LoadEnv reads STREAMREC_ADDR, STREAMREC_DATA, STREAMREC_PRESET and
+// STREAMREC_LOG_LEVEL.
+func (c *Config) LoadEnv(getenv func(string) string) {
+	set := func(dst *string, name string) {
+		if v := getenv(name); v != "" {
+			*dst = v
+		}
+	}
+	set(&c.Addr, "STREAMREC_ADDR")
+	set(&c.Data, "STREAMREC_DATA")
+	set(&c.Preset, "STREAMREC_PRESET")
+	set(&c.LogLevel, "STREAMREC_LOG_LEVEL")
+	set(&c.LogFormat, "STREAMREC_LOG_FORMAT")
+}
+
+// Table builds the event-type table: the preset, with EventTypes applied.
+func (c *Config) Table() (*event.Table, error) {
+	tb, err := event.Preset(c.Preset)
+	if err != nil {
+		return nil, fmt.Errorf("config: preset: %w", err)
+	}
+	for name, rule := range c.EventTypes {
+		t, ok := event.ParseType(name)
+		if !ok {
+			return nil, fmt.Errorf("config: event_types: unknown event type %q", name)
+		}
+		if rule.MaxValue < rule.MinValue {
+			return nil, fmt.Errorf("config: event_types.%s: max_value %v is below min_value %v", name, rule.MaxValue, rule.MinValue)
+		}
+		tb.Set(t, rule)
+	}
+	return tb, nil
+}
+
+// Validate checks every field once, naming the first wrong one.
+func (c *Config) Validate() error {
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return fmt.Errorf("config: addr %q: %w", c.Addr, err)
+	}
+	if c.Data == "" {
+		return errors.New("config: data: must not be empty")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("config: log_level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return fmt.Errorf("config: log_format %q: want text or json", c.LogFormat)
+	}
+	if _, err := c.Table(); err != nil {
+		return err
+	}
+	checks := []struct {
+		name string
+		ok   bool
+	}{
+		{"limits.max_body_bytes must be positive", c.Limits.MaxBodyBytes > 0},
+		{"limits.max_batch_events must be positive", c.Limits.MaxBatchEvents > 0},
+		{"limits.max_n must be positive", c.Limits.MaxN > 0},
+		{"limits.max_id_bytes must be positive", c.Limits.MaxIDBytes > 0},
+		{"limits.max_future must be positive", c.Limits.MaxFuture > 0},
+		{"dedup.ids must be positive", c.Dedup.IDs > 0},
+		{"dedup.window must not be negative", c.Dedup.Window >= 0},
+		{"item_knn.window must be positive", c.ItemKNN.Window > 0},
+		{"item_knn.neighbors must be positive", c.ItemKNN.Neighbors > 0},
+		{"item_knn.query_items must be positive", c.ItemKNN.QueryItems > 0},
+		{"item_knn.decay must be in (0, 1]", c.ItemKNN.Decay > 0 && c.ItemKNN.Decay <= 1},
+		{"trending.half_life must be positive", c.Trending.HalfLife > 0},
+		{"trending.top_size must be positive", c.Trending.TopSize > 0},
+	}
+	for _, ch := range checks {
+		if !ch.ok {
+			return errors.New("config: " + ch.name)
+		}
+	}
+	return nil
+}
+
+// PipelineConfig is the pipeline's part of the configuration.
+func (c *Config) PipelineConfig(tb *event.Table) pipeline.Config {
+	return pipeline.Config{Table: tb, MaxIDBytes: c.Limits.MaxIDBytes, MaxFuture: time.Duration(c.Limits.MaxFuture)}
+}
+
+// DedupConfig is the de-duplication part.
+func (c *Config) DedupConfig() pipeline.DedupConfig {
+	return pipeline.DedupConfig{IDs: c.Dedup.IDs, Window: time.Duration(c.Dedup.Window)}
+}
+
+// ItemKNNConfig is the item-kNN part.
+func (c *Config) ItemKNNConfig() itemknn.Config {
+	return itemknn.Config{Window: c.ItemKNN.Window, Neighbors: c.ItemKNN.Neighbors, QueryItems: c.ItemKNN.QueryItems, Decay: c.ItemKNN.Decay}
+}
+
+// TrendingConfig is the trending part.
+func (c *Config) TrendingConfig() trending.Config {
+	return trending.Config{HalfLifeSeconds: time.Duration(c.Trending.HalfLife).Seconds(), TopSize: c.Trending.TopSize}
+}

@@ -1,0 +1,39 @@
+// Package ids maps the string ids of the API edge to dense int32 ids used
+// inside the models, and back.
+//
+// Invariant: ids are handed out 0, 1, 2, ... in the order strings are first
+// seen, so replaying the same log yields the same ids. A Dict is not safe for
+// concurrent mutation; callers hold their own lock.
+package ids
+
+// Dict is a two-way mapping between strings and dense int32 ids.
+type Dict struct {
+	byName map[string]int32
+	names  []string
+}
+
+// New returns an empty Dict.
+func New() *Dict { return &Dict{byName: make(map[string]int32)} }
+
+// Lookup returns the id of s and whether it is known.
+func (d *Dict) Lookup(s string) (int32, bool) {
+	id, ok := d.byName[s]
+	return id, ok
+}
+
+// Intern returns the id of s, assigning the next one if s is new.
+func (d *Dict) Intern(s string) int32 {
+	if id, ok := d.byName[s]; ok {
+		return id
+	}
+	id := int32(len(d.names))
+	d.byName[s] = id
+	d.names = append(d.names, s)
+	return id
+}
+
+// Name returns the string of id. It panics if id was never handed out.
+func (d *Dict) Name(id int32) string { return d.names[id] }
+
+// Len is the number of ids handed out.
+func (d *Dict) Len() int { return len(d.names) }

@@ -1,0 +1,243 @@
+// Package ingest is the single writer of the event log. Requests from any
+// number of goroutines are queued; the writer takes everything queued,
+// drops duplicates, appends it to the store in one synced batch (group
+// commit: concurrent requests share one fsync), applies it to the models in
+// log order, and only then answers each request.
+//
+// Invariant: a record is acknowledged only after it is durable and applied,
+// and models see records in exactly the order of the log, live and on replay.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/streamrec/streamrec/event"
+	"github.com/streamrec/streamrec/pipeline"
+	"github.com/streamrec/streamrec/recommend"
+	"github.com/streamrec/streamrec/store"
+)
+
+// ErrClosed is returned once the writer stopped.
+var ErrClosed = errors.New("ingest: writer closed")
+
+// ErrBroken is returned after a write to the store failed: nothing more is
+// accepted until a restart (what was acknowledged before stays durable).
+var ErrBroken = errors.New("ingest: store write failed; restart required")
+
+// Result is the outcome of one submission.
+type Result struct {
+	// Duplicate[i] is true when recs[i] repeated an event already in the log
+	// (it was not stored again).
+	Duplicate []bool
+	Stored    int
+	FirstSeq  uint64 // sequence number of the first stored record
+}
+
+type request struct {
+	recs []event.Record
+	res  Result
+	err  error
+	done chan struct{}
+}
+
+// Writer is the log's single writer.
+type Writer struct {
+	store    *store.Store
+	eng      *recommend.Engine
+	dedup    *pipeline.Dedup
+	log      *slog.Logger
+	maxBatch int
+
+	queue chan *request
+	stop  chan struct{}
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	err   error
+}
+
+// Config configures the writer.
+type Config struct {
+	// MaxBatch bounds how many records one group commit holds.
+	MaxBatch int
+}
+
+// New rebuilds the engine and the dedup window from the store (replay of the
+// whole log) and starts the writer.
+func New(ctx context.Context, st *store.Store, eng *recommend.Engine, dedup *pipeline.Dedup, log *slog.Logger, cfg Config) (*Writer, error) {
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 20000
+	}
+	w := &Writer{store: st, eng: eng, dedup: dedup, log: log, maxBatch: cfg.MaxBatch,
+		queue: make(chan *request, 1024), stop: make(chan struct{})}
+	if err := w.replay(ctx); err != nil {
+		return nil, err
+	}
+	w.wg.Add(1)
+	go w.run()
+	return w, nil
+}
+
+func (w *Writer) replay(ctx context.Context) error {
+	total := w.store.LastSeq()
+	if total == 0 {
+		return nil
+	}
+	start := time.Now()
+	w.log.Info("rebuilding models from the log", "records", total)
+	batch := make([]event.Record, 0, 4096)
+	lastReport := start
+	var done uint64
+	err := w.store.Replay(1, func(seq uint64, r event.Record) error {
+		if r.Kind == event.KindEvent {
+			w.dedup.Duplicate(&r.Event) // rebuilds the window; the log holds no duplicates
+		}
+		batch = append(batch, r)
+		if len(batch) == cap(batch) {
+			w.eng.Apply(batch)
+			done += uint64(len(batch))
+			batch = batch[:0]
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if time.Since(lastReport) > 2*time.Second {
+				lastReport = time.Now()
+				w.log.Info("rebuild progress", "records", done, "of", total,
+					"percent", fmt.Sprintf("%.1f", 100*float64(done)/float64(total)))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("ingest: rebuild: %w", err)
+	}
+	w.eng.Apply(batch)
+	w.log.Info("models rebuilt", "records", total, "seconds", time.Since(start).Seconds())
+	return nil
+}
+
+// Submit stores and applies recs, returning when they are durable and
+// applied. Events already in the log (same event_id, or the same
+// user/item/type within the dedup window) are not stored again and are
+// reported in Result.Duplicate.
+func (w *Writer) Submit(ctx context.Context, recs []event.Record) (Result, error) {
+	if err := w.broken(); err != nil {
+		return Result{}, err
+	}
+	req := &request{recs: recs, done: make(chan struct{})}
+	select {
+	case w.queue <- req:
+	case <-w.stop:
+		return Result{}, ErrClosed
+	case <-ctx.Done():
+		return Result{}, ctx.Err()
+	}
+	// Once queued, the request is written whatever the caller does: wait for
+	// it so that the answer is never "failed" for something stored.
+	<-req.done
+	return req.res, req.err
+}
+
+func (w *Writer) broken() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// Close stops the writer after the queued requests are written.
+func (w *Writer) Close() {
+	select {
+	case <-w.stop:
+	default:
+		close(w.stop)
+	}
+	w.wg.Wait()
+}
+
+func (w *Writer) run() {
+	defer w.wg.Done()
+	var group []*request
+	var recs []event.Record
+	for {
+		group = group[:0]
+		select {
+		case r := <-w.queue:
+			group = append(group, r)
+		case <-w.stop:
+			// Drain what was queued before the stop.
+			for {
+				select {
+				case r := <-w.queue:
+					w.commit([]*request{r}, nil)
+				default:
+					return
+				}
+			}
+		}
+		n := len(group[0].recs)
+	more:
+		for n < w.maxBatch {
+			select {
+			case r := <-w.queue:
+				group = append(group, r)
+				n += len(r.recs)
+			default:
+				break more
+			}
+		}
+		recs = w.commit(group, recs[:0])
+	}
+}
+
+// commit writes one group and answers its requests. It returns recs for
+// reuse.
+func (w *Writer) commit(group []*request, recs []event.Record) []event.Record {
+	if err := w.broken(); err != nil {
+		for _, r := range group {
+			r.err = err
+			close(r.done)
+		}
+		return recs
+	}
+	for _, r := range group {
+		r.res.Duplicate = make([]bool, len(r.recs))
+		for i := range r.recs {
+			rec := &r.recs[i]
+			if rec.Kind == event.KindEvent && w.dedup.Duplicate(&rec.Event) {
+				r.res.Duplicate[i] = true
+				continue
+			}
+			recs = append(recs, *rec)
+			r.res.Stored++
+		}
+	}
+	var first uint64
+	var err error
+	if len(recs) > 0 {
+		first, err = w.store.Append(recs)
+	}
+	if err != nil {
+		w.log.Error("store write failed; refusing writes until restart", "err", err)
+		w.mu.Lock()
+		w.err = fmt.Errorf("%w: %v", ErrBroken, err)
+		w.mu.Unlock()
+		for _, r := range group {
+			r.err, r.res = w.err, Result{}
+			close(r.done)
+		}
+		return recs[:0]
+	}
+	w.eng.Apply(recs)
+	seq := first
+	for _, r := range group {
+		r.res.FirstSeq = seq
+		seq += uint64(r.res.Stored)
+		close(r.done)
+	}
+	clear(recs) // drop references to the requests' strings
+	return recs[:0]
+}

@@ -1,0 +1,56 @@
+// Package history keeps every user's interactions in memory, compactly: one
+// 16-byte Entry per event (dense item id, seconds, weight, type).
+//
+// Invariant: entries of a user are kept in the order they were applied (log
+// order). Append is not safe for concurrent use; readers must hold the same
+// lock the writer holds while appending.
+package history
+
+import "github.com/streamrec/streamrec/event"
+
+// Entry is one interaction of a user. Its size is 16 bytes.
+type Entry struct {
+	Item   int32      // dense item id
+	Time   uint32     // unix seconds
+	Weight float32    // implicit-feedback weight
+	Type   event.Type // event type
+}
+
+// Store holds the histories of all users, indexed by dense user id.
+type Store struct {
+	users  [][]Entry
+	events int
+}
+
+// Append adds e to the history of user.
+func (s *Store) Append(user int32, e Entry) {
+	for int(user) >= len(s.users) {
+		s.users = append(s.users, nil)
+	}
+	s.users[user] = append(s.users[user], e)
+	s.events++
+}
+
+// User returns the full history of user, oldest first. The slice must not be
+// modified and is valid until the next Append.
+func (s *Store) User(user int32) []Entry {
+	if user < 0 || int(user) >= len(s.users) {
+		return nil
+	}
+	return s.users[user]
+}
+
+// Recent returns at most the last n entries of user, oldest first.
+func (s *Store) Recent(user int32, n int) []Entry {
+	h := s.User(user)
+	if len(h) > n {
+		h = h[len(h)-n:]
+	}
+	return h
+}
+
+// Users is the number of user slots.
+func (s *Store) Users() int { return len(s.users) }
+
+// Events is the number of entries stored.
+func (s *Store) Events() int { return s.events }

@@ -1,0 +1,268 @@
+// Package itemknn is incremental item-to-item collaborative filtering.
+//
+// Every positive event pairs its item with the items of the same user's
+// recent history (a bounded window), adding the product of the two weights to
+// their co-occurrence; each item also accumulates the sum of its squared
+// weights. The similarity of i and j is cosine: C(i,j) / sqrt(N(i)·N(j)).
+// An item's top neighbours are computed from its co-occurrence row the first
+// time they are asked for after the row changed, so the write path stays
+// cheap and every read sees the events applied before it.
+//
+// Concurrency: Apply is not safe for concurrent use and needs the caller's
+// write lock; Neighbors and Score need only the read lock (neighbour lists are
+// immutable and published through atomic pointers).
+package itemknn
+
+import (
+	"math"
+	"slices"
+	"sync/atomic"
+
+	"github.com/streamrec/streamrec/model/history"
+)
+
+// Config tunes the model.
+type Config struct {
+	// Window is how many of the user's latest events a new event is paired
+	// with (co-occurrence over a bounded recent window).
+	Window int
+	// Neighbors is how many neighbours are kept per item.
+	Neighbors int
+	// QueryItems is how many of the user's latest items score candidates.
+	QueryItems int
+	// Decay weighs the user's items by recency: the k-th latest counts
+	// Decay^k. 1 means no decay.
+	Decay float32
+}
+
+// DefaultConfig returns the defaults, tuned by prequential replay of ml-100k
+// (docs/EVALUATION.md).
+func DefaultConfig() Config {
+	return Config{Window: 20, Neighbors: 200, QueryItems: 15, Decay: 0.9}
+}
+
+const chunk = 1024
+
+type neighbors struct {
+	ver   uint64
+	items []int32
+	sims  []float32
+}
+
+// Model is the item-kNN state.
+type Model struct {
+	cfg   Config
+	rows  []row
+	norm  []float32
+	ver   []uint64
+	cache []*[chunk]atomic.Pointer[neighbors]
+	pairs int
+}
+
+// New returns an empty model.
+func New(cfg Config) *Model {
+	d := DefaultConfig()
+	if cfg.Window <= 0 {
+		cfg.Window = d.Window
+	}
+	if cfg.Neighbors <= 0 {
+		cfg.Neighbors = d.Neighbors
+	}
+	if cfg.QueryItems <= 0 {
+		cfg.QueryItems = d.QueryItems
+	}
+	if cfg.Decay <= 0 || cfg.Decay > 1 {
+		cfg.Decay = d.Decay
+	}
+	return &Model{cfg: cfg}
+}
+
+// Config returns the model's configuration.
+func (m *Model) Config() Config { return m.cfg }
+
+func (m *Model) grow(item int32) {
+	for int(item) >= len(m.rows) {
+		m.rows = append(m.rows, row{})
+		m.norm = append(m.norm, 0)
+		m.ver = append(m.ver, 1)
+		if len(m.rows) > len(m.cache)*chunk {
+			m.cache = append(m.cache, new([chunk]atomic.Pointer[neighbors]))
+		}
+	}
+}
+
+// Apply records that a user gave item the weight w; prev is that user's
+// history before this event, oldest first.
+func (m *Model) Apply(item int32, w float32, prev []history.Entry) {
+	m.grow(item)
+	if w <= 0 {
+		return
+	}
+	m.norm[item] += w * w
+	m.ver[item]++
+	if len(prev) > m.cfg.Window {
+		prev = prev[len(prev)-m.cfg.Window:]
+	}
+	for _, h := range prev {
+		if h.Item == item || h.Weight <= 0 {
+			continue
+		}
+		c := w * h.Weight
+		if m.rows[item].add(h.Item, c) {
+			m.pairs++
+		}
+		m.rows[h.Item].add(item, c)
+		m.ver[h.Item]++
+	}
+}
+
+// Neighbors returns the top neighbours of item and their similarities, best
+// first. The slices must not be modified.
+func (m *Model) Neighbors(item int32) ([]int32, []float32) {
+	if item < 0 || int(item) >= len(m.rows) {
+		return nil, nil
+	}
+	p := &m.cache[item/chunk][item%chunk]
+	ver := m.ver[item]
+	if n := p.Load(); n != nil && n.ver == ver {
+		return n.items, n.sims
+	}
+	n := m.compute(item, ver)
+	p.Store(n)
+	return n.items, n.sims
+}
+
+func (m *Model) compute(item int32, ver uint64) *neighbors {
+	r := &m.rows[item]
+	n := &neighbors{ver: ver}
+	if r.n == 0 {
+		return n
+	}
+	items := make([]int32, 0, r.n)
+	sims := make([]float32, 0, r.n)
+	ni := m.norm[item]
+	for x, j := range r.keys {
+		if j < 0 {
+			continue
+		}
+		d := ni * m.norm[j]
+		if d <= 0 {
+			continue
+		}
+		items = append(items, j)
+		sims = append(sims, r.vals[x]/float32(math.Sqrt(float64(d))))
+	}
+	if len(items) > m.cfg.Neighbors {
+		selectTop(items, sims, m.cfg.Neighbors)
+		items = slices.Clip(items[:m.cfg.Neighbors])
+		sims = slices.Clip(sims[:m.cfg.Neighbors])
+	}
+	n.items, n.sims = items, sims
+	return n
+}
+
+// selectTop moves the k largest sims (and their items) to the front, in no
+// particular order (quickselect; ties broken by the lower item id).
+func selectTop(items []int32, sims []float32, k int) {
+	better := func(a, b int) bool {
+		if sims[a] != sims[b] {
+			return sims[a] > sims[b]
+		}
+		return items[a] < items[b]
+	}
+	swap := func(a, b int) {
+		items[a], items[b] = items[b], items[a]
+		sims[a], sims[b] = sims[b], sims[a]
+	}
+	lo, hi := 0, len(items)-1
+	for lo < hi {
+		// Median of three as the pivot, moved to hi.
+		mid := lo + (hi-lo)/2
+		if better(mid, lo) {
+			swap(mid, lo)
+		}
+		if better(hi, lo) {
+			swap(hi, lo)
+		}
+		if better(mid, hi) {
+			swap(mid, hi)
+		}
+		p := lo
+		for i := lo; i < hi; i++ {
+			if better(i, hi) {
+				swap(i, p)
+				p++
+			}
+		}
+		swap(p, hi)
+		switch {
+		case p == k || p == k-1:
+			return
+		case p < k:
+			lo = p + 1
+		default:
+			hi = p - 1
+		}
+	}
+}
+
+// SortedNeighbors returns the top neighbours of item best first, in new
+// slices the caller owns.
+func (m *Model) SortedNeighbors(item int32) ([]int32, []float32) {
+	items, sims := m.Neighbors(item)
+	idx := make([]int, len(items))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int {
+		switch {
+		case sims[a] > sims[b]:
+			return -1
+		case sims[a] < sims[b]:
+			return 1
+		}
+		return int(items[a] - items[b])
+	})
+	oi := make([]int32, len(idx))
+	os := make([]float32, len(idx))
+	for i, x := range idx {
+		oi[i], os[i] = items[x], sims[x]
+	}
+	return oi, os
+}
+
+// Score adds, for every neighbour of the user's recent items, the
+// recency-decayed, weight-scaled similarity into acc (indexed by item id),
+// and appends each item it touches for the first time to touched. hist is the
+// user's history, oldest first. acc must be zero for items not in touched and
+// at least as long as the number of items.
+func (m *Model) Score(hist []history.Entry, acc []float32, touched []int32) []int32 {
+	f := float32(1)
+	seen := 0
+	for k := len(hist) - 1; k >= 0 && seen < m.cfg.QueryItems; k-- {
+		h := hist[k]
+		seen++
+		w := h.Weight * f
+		f *= m.cfg.Decay
+		if w == 0 {
+			continue
+		}
+		items, sims := m.Neighbors(h.Item)
+		for x, j := range items {
+			if acc[j] == 0 {
+				touched = append(touched, j)
+			}
+			acc[j] += w * sims[x]
+			if acc[j] == 0 { // keep "touched" exact even if contributions cancel
+				acc[j] = math.SmallestNonzeroFloat32
+			}
+		}
+	}
+	return touched
+}
+
+// Items is the number of item slots.
+func (m *Model) Items() int { return len(m.rows) }
+
+// Pairs is the number of distinct co-occurring item pairs stored.
+func (m *Model) Pairs() int { return m.pairs }

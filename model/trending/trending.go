@@ -1,0 +1,170 @@
+// Package trending is time-decayed popularity: every event adds its weight to
+// its item's score, and scores decay exponentially with a configurable
+// half-life, measured on the events' own clock so that a replay of the log
+// gives the same scores as the live run.
+//
+// Decay is a factor common to all items, so the model stores scores relative
+// to a reference time (score × e^{(t−ref)/τ}); the ranking never needs a pass
+// over all items when time moves on. A top list is kept current on every
+// Apply. Apply is not safe for concurrent use; readers hold the writer's lock
+// in read mode.
+package trending
+
+import (
+	"math"
+	"sort"
+)
+
+// Config tunes the model.
+type Config struct {
+	// HalfLifeSeconds is how long it takes an event's contribution to halve.
+	HalfLifeSeconds float64
+	// TopSize is the length of the global top list kept current.
+	TopSize int
+}
+
+// DefaultConfig returns the defaults: one week half-life, top 500.
+func DefaultConfig() Config { return Config{HalfLifeSeconds: 7 * 24 * 3600, TopSize: 500} }
+
+// Model is the time-decayed popularity of every item.
+type Model struct {
+	cfg   Config
+	tau   float64
+	ref   float64 // reference time of the stored scores (unix seconds)
+	clock float64 // latest event time seen
+	score []float64
+	inTop []bool
+	top   []int32 // item ids, best first
+}
+
+// New returns an empty model.
+func New(cfg Config) *Model {
+	if cfg.HalfLifeSeconds <= 0 {
+		cfg.HalfLifeSeconds = DefaultConfig().HalfLifeSeconds
+	}
+	if cfg.TopSize <= 0 {
+		cfg.TopSize = DefaultConfig().TopSize
+	}
+	return &Model{cfg: cfg, tau: cfg.HalfLifeSeconds / math.Ln2, ref: math.NaN()}
+}
+
+// rebaseAt keeps exponents small: beyond e^40 the scores are rescaled.
+const rebaseAt = 40
+
+// Apply adds weight w of an event on item at time t (unix seconds).
+func (m *Model) Apply(item int32, w float32, t float64) {
+	for int(item) >= len(m.score) {
+		m.score = append(m.score, 0)
+		m.inTop = append(m.inTop, false)
+	}
+	if math.IsNaN(m.ref) {
+		m.ref = t
+	}
+	if t > m.clock {
+		m.clock = t
+	}
+	x := (t - m.ref) / m.tau
+	if x > rebaseAt {
+		f := math.Exp(-x)
+		for i := range m.score {
+			m.score[i] *= f
+		}
+		m.ref = t
+		x = 0
+	}
+	if x < -700 { // far older than the reference: worth nothing
+		return
+	}
+	old := m.score[item]
+	m.score[item] += float64(w) * math.Exp(x)
+	m.updateTop(item, old)
+}
+
+func (m *Model) updateTop(item int32, old float64) {
+	s := m.score[item]
+	if m.inTop[item] {
+		// Find it and move it to its new place.
+		pos := -1
+		for i, it := range m.top {
+			if it == item {
+				pos = i
+				break
+			}
+		}
+		if s >= old {
+			for pos > 0 && m.score[m.top[pos-1]] < s {
+				m.top[pos], m.top[pos-1] = m.top[pos-1], m.top[pos]
+				pos--
+			}
+			return
+		}
+		// It went down: items outside the list may now beat it, so it leaves.
+		copy(m.top[pos:], m.top[pos+1:])
+		m.top = m.top[:len(m.top)-1]
+		m.inTop[item] = false
+		if len(m.top) < m.cfg.TopSize/2 {
+			m.rebuildTop()
+		}
+		return
+	}
+	if s <= 0 {
+		return
+	}
+	if len(m.top) >= m.cfg.TopSize {
+		last := m.top[len(m.top)-1]
+		if m.score[last] >= s {
+			return
+		}
+		m.inTop[last] = false
+		m.top = m.top[:len(m.top)-1]
+	}
+	pos := sort.Search(len(m.top), func(i int) bool { return m.score[m.top[i]] < s })
+	m.top = append(m.top, 0)
+	copy(m.top[pos+1:], m.top[pos:])
+	m.top[pos] = item
+	m.inTop[item] = true
+}
+
+func (m *Model) rebuildTop() {
+	for _, it := range m.top {
+		m.inTop[it] = false
+	}
+	m.top = m.top[:0]
+	for i, s := range m.score {
+		if s > 0 {
+			m.top = append(m.top, int32(i))
+		}
+	}
+	sort.Slice(m.top, func(a, b int) bool { return m.score[m.top[a]] > m.score[m.top[b]] })
+	if len(m.top) > m.cfg.TopSize {
+		m.top = m.top[:m.cfg.TopSize]
+	}
+	for _, it := range m.top {
+		m.inTop[it] = true
+	}
+}
+
+// Score returns the decayed score of item at the model's clock (the time of
+// the latest event applied).
+func (m *Model) Score(item int32) float64 {
+	if int(item) >= len(m.score) {
+		return 0
+	}
+	return m.score[item] * math.Exp((m.ref-m.clock)/m.tau)
+}
+
+// Raw returns the undecayed stored score: comparable between items, not
+// between calls separated by Apply.
+func (m *Model) Raw(item int32) float64 {
+	if int(item) >= len(m.score) {
+		return 0
+	}
+	return m.score[item]
+}
+
+// Top returns the global top list, best first. The slice must not be
+// modified and is valid until the next Apply.
+func (m *Model) Top() []int32 { return m.top }
+
+// Clock is the latest event time applied, in unix seconds.
+func (m *Model) Clock() float64 { return m.clock }

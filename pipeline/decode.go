@@ -1,0 +1,157 @@
+package pipeline
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/streamrec/streamrec/event"
+)
+
+// Rejection reports one event of a batch that was not accepted.
+type Rejection struct {
+	Index  int    `json:"index"`
+	Field  string `json:"field,omitempty"`
+	Reason string `json:"reason"`
+}
+
+// ErrTooManyEvents is returned when a batch holds more events than allowed.
+var ErrTooManyEvents = errors.New("too many events in one batch")
+
+// SyntaxError is a body that is not the JSON it should be; the whole request
+// is refused.
+type SyntaxError struct {
+	Msg string
+	Err error // what the reader or the JSON decoder said, if anything
+}
+
+func (e *SyntaxError) Error() string { return e.Msg }
+
+// Unwrap returns the underlying error, so that a body-size limit hit while
+// reading can be told apart.
+func (e *SyntaxError) Unwrap() error { return e.Err }
+
+// Decode reads a batch of events: a JSON array of event objects (or a single
+// object), or, when ndjson is set, one JSON object per line. An element whose
+// fields have the wrong types is rejected on its own; broken JSON in an array
+// refuses the whole body. At most maxEvents events are read.
+func Decode(r io.Reader, ndjson bool, maxEvents int) ([]event.Input, []Rejection, error) {
+	if ndjson {
+		return decodeNDJSON(r, maxEvents)
+	}
+	dec := json.NewDecoder(r)
+	tok, err := dec.Token()
+	if err == io.EOF {
+		return nil, nil, &SyntaxError{Msg: "empty body: expected a JSON array of events"}
+	}
+	if err != nil {
+		return nil, nil, &SyntaxError{Msg: "invalid JSON: " + err.Error(), Err: err}
+	}
+	switch tok {
+	case json.Delim('{'):
+		// A single event object: decode it from the start again.
+		var raw json.RawMessage
+		mr := io.MultiReader(bytes.NewReader([]byte("{")), dec.Buffered(), r)
+		if err := json.NewDecoder(mr).Decode(&raw); err != nil {
+			return nil, nil, &SyntaxError{Msg: "invalid JSON: " + err.Error(), Err: err}
+		}
+		var in event.Input
+		if rej := decodeOne(raw, 0, &in); rej != nil {
+			return nil, []Rejection{*rej}, nil
+		}
+		return []event.Input{in}, nil, nil
+	case json.Delim('['):
+	default:
+		return nil, nil, &SyntaxError{Msg: "expected a JSON array of event objects"}
+	}
+	var out []event.Input
+	var rejected []Rejection
+	for i := 0; dec.More(); i++ {
+		if i >= maxEvents {
+			return nil, nil, fmt.Errorf("%w: at most %d allowed", ErrTooManyEvents, maxEvents)
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, nil, &SyntaxError{Msg: fmt.Sprintf("invalid JSON at event %d: %v", i, err), Err: err}
+		}
+		var in event.Input
+		if rej := decodeOne(raw, i, &in); rej != nil {
+			rejected = append(rejected, *rej)
+			out = append(out, event.Input{}) // keeps indices aligned; skipped by the caller
+			continue
+		}
+		out = append(out, in)
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, nil, &SyntaxError{Msg: "invalid JSON: unterminated array: " + err.Error(), Err: err}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, nil, &SyntaxError{Msg: "invalid JSON: data after the array"}
+	}
+	return out, rejected, nil
+}
+
+func decodeOne(raw json.RawMessage, i int, in *event.Input) *Rejection {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '{' {
+		return &Rejection{Index: i, Reason: "an event must be a JSON object"}
+	}
+	if err := json.Unmarshal(raw, in); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return &Rejection{Index: i, Field: te.Field, Reason: fmt.Sprintf("%s must be a JSON %s, not %s", te.Field, jsonKind(te.Type.Kind().String()), te.Value)}
+		}
+		return &Rejection{Index: i, Reason: err.Error()}
+	}
+	return nil
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "string"
+	case "float64", "float32", "int", "int64", "ptr":
+		return "number"
+	case "struct":
+		return "value of the right type"
+	}
+	return goKind
+}
+
+func decodeNDJSON(r io.Reader, maxEvents int) ([]event.Input, []Rejection, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	var out []event.Input
+	var rejected []Rejection
+	i := 0
+	for sc.Scan() {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		if i >= maxEvents {
+			return nil, nil, fmt.Errorf("%w: at most %d allowed", ErrTooManyEvents, maxEvents)
+		}
+		var in event.Input
+		if !json.Valid(line) {
+			rejected = append(rejected, Rejection{Index: i, Reason: "line is not valid JSON"})
+		} else if rej := decodeOne(line, i, &in); rej != nil {
+			rejected = append(rejected, *rej)
+		}
+		out = append(out, in)
+		i++
+	}
+	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return nil, nil, &SyntaxError{Msg: fmt.Sprintf("line of event %d is longer than 1 MiB", i)}
+		}
+		return nil, nil, &SyntaxError{Msg: "reading body: " + err.Error(), Err: err}
+	}
+	if i == 0 {
+		return nil, nil, &SyntaxError{Msg: "empty body: expected one JSON event object per line"}
+	}
+	return out, rejected, nil
+}

@@ -1,0 +1,188 @@
+// Package recommend holds the in-memory state every model reads (dense ids,
+// the catalogue's model-relevant fields, user histories) and the models
+// themselves, applies log records to them in log order, and answers
+// recommendation requests: candidates → merge → rank → filter → respond.
+//
+// Concurrency: one writer applies records under the write lock; any number of
+// readers recommend under the read lock. A read that starts after Apply
+// returned sees everything Apply applied (read-your-writes).
+package recommend
+
+import (
+	"errors"
+	"sync"
+
+	"github.com/streamrec/streamrec/event"
+	"github.com/streamrec/streamrec/ids"
+	"github.com/streamrec/streamrec/model/history"
+	"github.com/streamrec/streamrec/model/itemknn"
+	"github.com/streamrec/streamrec/model/trending"
+)
+
+// Source names, reported with every recommended item.
+const (
+	SourceItemKNN  = "item_knn"
+	SourceTrending = "trending"
+)
+
+// ErrUnknownItem is returned for an item id the engine has never seen.
+var ErrUnknownItem = errors.New("unknown item")
+
+// Config configures the engine.
+type Config struct {
+	Table    *event.Table
+	ItemKNN  itemknn.Config
+	Trending trending.Config
+}
+
+type itemMeta struct {
+	cats    []int32
+	hidden  bool
+	deleted bool
+}
+
+// Engine is the in-memory model state.
+type Engine struct {
+	mu       sync.RWMutex
+	consumed [event.NumTypes]bool
+	users    *ids.Dict
+	items    *ids.Dict
+	cats     *ids.Dict
+	meta     []itemMeta
+	members  [][]int32 // category id → item ids
+	hist     history.Store
+	knn      *itemknn.Model
+	trend    *trending.Model
+	applied  uint64 // records applied
+	scratch  sync.Pool
+}
+
+// New returns an empty engine.
+func New(cfg Config) *Engine {
+	e := &Engine{
+		users: ids.New(),
+		items: ids.New(),
+		cats:  ids.New(),
+		knn:   itemknn.New(cfg.ItemKNN),
+		trend: trending.New(cfg.Trending),
+	}
+	for t := range event.NumTypes {
+		if r, ok := cfg.Table.Rule(event.Type(t)); ok {
+			e.consumed[t] = r.Consumed
+		}
+	}
+	return e
+}
+
+// Apply applies records in order, under one write lock.
+func (e *Engine) Apply(recs []event.Record) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i := range recs {
+		e.apply(&recs[i])
+	}
+}
+
+func (e *Engine) apply(r *event.Record) {
+	e.applied++
+	switch r.Kind {
+	case event.KindEvent:
+		ev := &r.Event
+		u := e.users.Intern(ev.User)
+		if ev.Item == "" {
+			return // context only (search)
+		}
+		it := e.item(ev.Item)
+		t := ev.Time.Unix()
+		if t < 0 {
+			t = 0
+		}
+		e.knn.Apply(it, ev.Weight, e.hist.User(u))
+		e.trend.Apply(it, ev.Weight, float64(ev.Time.UnixMilli())/1000)
+		e.hist.Append(u, history.Entry{Item: it, Time: uint32(t), Weight: ev.Weight, Type: ev.Type})
+	case event.KindItemPut:
+		it := e.item(r.Item.ID)
+		m := &e.meta[it]
+		for _, c := range m.cats {
+			e.members[c] = remove(e.members[c], it)
+		}
+		m.cats = m.cats[:0]
+		for _, name := range r.Item.Categories {
+			c := e.cats.Intern(name)
+			for int(c) >= len(e.members) {
+				e.members = append(e.members, nil)
+			}
+			if !contains(m.cats, c) {
+				m.cats = append(m.cats, c)
+				e.members[c] = append(e.members[c], it)
+			}
+		}
+		m.hidden = r.Item.Hidden
+		m.deleted = false
+	case event.KindItemDelete:
+		if it, ok := e.items.Lookup(r.Item.ID); ok {
+			e.meta[it].deleted = true
+		}
+	case event.KindUserPut:
+		e.users.Intern(r.User.ID)
+	case event.KindUserDelete:
+		// The profile lives in the store; the history stays with the models.
+	}
+}
+
+func (e *Engine) item(id string) int32 {
+	it := e.items.Intern(id)
+	for int(it) >= len(e.meta) {
+		e.meta = append(e.meta, itemMeta{})
+	}
+	return it
+}
+
+func remove(s []int32, v int32) []int32 {
+	for i, x := range s {
+		if x == v {
+			return append(s[:i], s[i+1:]...)
+		}
+	}
+	return s
+}
+
+func contains(s []int32, v int32) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Stats describes the engine's size.
+type Stats struct {
+	Applied      uint64 `json:"records_applied"`
+	Users        int    `json:"users"`
+	Items        int    `json:"items"`
+	Events       int    `json:"events_in_memory"`
+	ItemKNNPairs int    `json:"item_knn_pairs"`
+}
+
+// Stats returns the engine's size.
+func (e *Engine) Stats() Stats {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return Stats{
+		Applied:      e.applied,
+		Users:        e.users.Len(),
+		Items:        e.items.Len(),
+		Events:       e.hist.Events(),
+		ItemKNNPairs: e.knn.Pairs(),
+	}
+}
+
+// KnowsItem reports whether the engine has seen item (in an event or the
+// catalogue).
+func (e *Engine) KnowsItem(item string) bool {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	_, ok := e.items.Lookup(item)
+	return ok
+}

@@ -1,0 +1,523 @@
+// Package server is streamrec's HTTP JSON API. It decodes requests, runs
+// events through the pipeline, hands records to the log's writer, and reads
+// recommendations from the engine; it holds no model state of its own.
+//
+// Invariant: a write is answered 2xx only after the log writer acknowledged
+// it (durable and applied); every error is a JSON body
+// {"error": {"code", "message", "details"}} with a 4xx or 5xx status.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/streamrec/streamrec/event"
+	"github.com/streamrec/streamrec/ingest"
+	"github.com/streamrec/streamrec/pipeline"
+	"github.com/streamrec/streamrec/recommend"
+	"github.com/streamrec/streamrec/store"
+)
+
+// Limits bound what one request may ask.
+type Limits struct {
+	MaxBodyBytes   int64
+	MaxBatchEvents int
+	MaxN           int
+	MaxIDBytes     int
+}
+
+// Server serves the API.
+type Server struct {
+	writer *ingest.Writer
+	eng    *recommend.Engine
+	store  *store.Store
+	pipe   *pipeline.Pipeline
+	limits Limits
+	log    *slog.Logger
+	now    func() time.Time
+}
+
+// New returns a server over the given parts.
+func New(w *ingest.Writer, eng *recommend.Engine, st *store.Store, pipe *pipeline.Pipeline, limits Limits, log *slog.Logger) *Server {
+	return &Server{writer: w, eng: eng, store: st, pipe: pipe, limits: limits, log: log, now: time.Now}
+}
+
+// Route is one method on one path of the API.
+type Route struct {
+	Method  string
+	Pattern string
+	handler func(*Server, http.ResponseWriter, *http.Request) error
+}
+
+// Routes lists every route the server answers; the OpenAPI file must list
+// the same.
+func Routes() []Route {
+	return []Route{
+		{"GET", "/healthz", (*Server).healthz},
+		{"POST", "/v1/events", (*Server).postEvents},
+		{"PUT", "/v1/items", (*Server).putItems},
+		{"PUT", "/v1/items/{id}", (*Server).putItem},
+		{"GET", "/v1/items/{id}", (*Server).getItem},
+		{"DELETE", "/v1/items/{id}", (*Server).deleteItem},
+		{"GET", "/v1/items/{id}/similar", (*Server).similar},
+		{"PUT", "/v1/users/{id}", (*Server).putUser},
+		{"GET", "/v1/users/{id}", (*Server).getUser},
+		{"DELETE", "/v1/users/{id}", (*Server).deleteUser},
+		{"GET", "/v1/users/{id}/recommendations", (*Server).recommendations},
+		{"GET", "/v1/users/{id}/events", (*Server).userEvents},
+		{"GET", "/v1/trending", (*Server).trending},
+	}
+}
+
+// Handler returns the API's HTTP handler.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	byPattern := map[string]map[string]func(*Server, http.ResponseWriter, *http.Request) error{}
+	var order []string
+	for _, rt := range Routes() {
+		if byPattern[rt.Pattern] == nil {
+			byPattern[rt.Pattern] = map[string]func(*Server, http.ResponseWriter, *http.Request) error{}
+			order = append(order, rt.Pattern)
+		}
+		byPattern[rt.Pattern][rt.Method] = rt.handler
+	}
+	for _, pattern := range order {
+		methods := byPattern[pattern]
+		var allow []string
+		for _, m := range []string{"GET", "PUT", "POST", "DELETE"} {
+			if methods[m] != nil {
+				allow = append(allow, m)
+			}
+		}
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			h := methods[r.Method]
+			if h == nil && r.Method == http.MethodHead {
+				h = methods["GET"]
+			}
+			if h == nil {
+				w.Header().Set("Allow", strings.Join(allow, ", "))
+				s.fail(w, r, errorf(http.StatusMethodNotAllowed, "method_not_allowed",
+					fmt.Sprintf("%s is not allowed on %s; allowed: %s", r.Method, pattern, strings.Join(allow, ", ")), nil))
+				return
+			}
+			if err := h(s, w, r); err != nil {
+				s.fail(w, r, err)
+			}
+		})
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.fail(w, r, errorf(http.StatusNotFound, "not_found", fmt.Sprintf("no route %s %s", r.Method, r.URL.Path), nil))
+	})
+	return mux
+}
+
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var ae *apiError
+	if !errors.As(err, &ae) && !errors.As(err, new(*http.MaxBytesError)) && !errors.As(err, new(*pipeline.SyntaxError)) &&
+		!errors.Is(err, pipeline.ErrTooManyEvents) {
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	writeError(w, err)
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "engine": s.eng.Stats(), "last_seq": s.store.LastSeq()})
+	return nil
+}
+
+// readBody limits the body to the configured size.
+func (s *Server) body(w http.ResponseWriter, r *http.Request) io.Reader {
+	return http.MaxBytesReader(w, r.Body, s.limits.MaxBodyBytes)
+}
+
+// pathID returns the {id} path segment, checked like any id.
+func (s *Server) pathID(r *http.Request, what string) (string, error) {
+	id := r.PathValue("id")
+	if err := s.checkID(what, id); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+func (s *Server) checkID(what, id string) error {
+	switch {
+	case strings.TrimSpace(id) == "":
+		return errorf(http.StatusBadRequest, "invalid_id", what+" must not be empty", nil)
+	case len(id) > s.limits.MaxIDBytes:
+		return errorf(http.StatusBadRequest, "invalid_id", fmt.Sprintf("%s is %d bytes long; at most %d allowed", what, len(id), s.limits.MaxIDBytes), nil)
+	case !utf8.ValidString(id):
+		return errorf(http.StatusBadRequest, "invalid_id", what+" is not valid UTF-8", nil)
+	case strings.IndexFunc(id, unicode.IsControl) >= 0:
+		return errorf(http.StatusBadRequest, "invalid_id", what+" contains control characters", nil)
+	case id != strings.TrimSpace(id):
+		return errorf(http.StatusBadRequest, "invalid_id", what+" has leading or trailing white space", nil)
+	}
+	return nil
+}
+
+// intParam reads a positive integer query parameter.
+func (s *Server) intParam(r *http.Request, name string, def, max int) (int, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > max {
+		return 0, errorf(http.StatusBadRequest, "invalid_parameter", fmt.Sprintf("%s must be an integer from 1 to %d, got %q", name, max, v), nil)
+	}
+	return n, nil
+}
+
+type eventsReply struct {
+	Accepted   int                  `json:"accepted"`
+	Duplicates int                  `json:"duplicates"`
+	Rejected   []pipeline.Rejection `json:"rejected"`
+}
+
+func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) error {
+	ndjson := false
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		switch {
+		case err != nil:
+			return errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", fmt.Sprintf("Content-Type %q cannot be parsed", ct), nil)
+		case mt == "application/x-ndjson" || mt == "application/jsonl" || mt == "application/ndjson":
+			ndjson = true
+		case mt == "application/json", mt == "text/plain", mt == "application/x-www-form-urlencoded":
+			// JSON; the last is what curl -d sends when no type is given.
+		default:
+			return errorf(http.StatusUnsupportedMediaType, "unsupported_media_type",
+				fmt.Sprintf("Content-Type %q: send application/json (an array of events) or application/x-ndjson (one event per line)", mt), nil)
+		}
+	}
+	atomic := false
+	if v := r.URL.Query().Get("atomic"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errorf(http.StatusBadRequest, "invalid_parameter", fmt.Sprintf("atomic must be true or false, got %q", v), nil)
+		}
+		atomic = b
+	}
+	inputs, rejected, err := pipeline.Decode(s.body(w, r), ndjson, s.limits.MaxBatchEvents)
+	if err != nil {
+		return err
+	}
+	bad := make(map[int]bool, len(rejected))
+	for _, rj := range rejected {
+		bad[rj.Index] = true
+	}
+	now := s.now()
+	recs := make([]event.Record, 0, len(inputs))
+	for i := range inputs {
+		if bad[i] {
+			continue
+		}
+		ev, err := s.pipe.Process(&inputs[i], now)
+		if err != nil {
+			var ve *pipeline.ValidationError
+			if errors.As(err, &ve) {
+				rejected = append(rejected, pipeline.Rejection{Index: i, Field: ve.Field, Reason: ve.Reason})
+				continue
+			}
+			return err
+		}
+		recs = append(recs, event.Record{Kind: event.KindEvent, Event: ev})
+	}
+	sortRejections(rejected)
+	if len(rejected) > 0 && (atomic || len(recs) == 0) {
+		msg := fmt.Sprintf("%d of %d events are invalid; nothing was stored", len(rejected), len(inputs))
+		return errorf(http.StatusUnprocessableEntity, "invalid_events", msg, map[string]any{"rejected": rejected})
+	}
+	reply := eventsReply{Rejected: rejected}
+	if reply.Rejected == nil {
+		reply.Rejected = []pipeline.Rejection{}
+	}
+	if len(recs) > 0 {
+		res, err := s.writer.Submit(r.Context(), recs)
+		if err != nil {
+			return err
+		}
+		reply.Accepted = res.Stored
+		reply.Duplicates = len(recs) - res.Stored
+	}
+	writeJSON(w, http.StatusOK, reply)
+	return nil
+}
+
+func sortRejections(r []pipeline.Rejection) {
+	for i := 1; i < len(r); i++ {
+		for j := i; j > 0 && r[j].Index < r[j-1].Index; j-- {
+			r[j], r[j-1] = r[j-1], r[j]
+		}
+	}
+}
+
+// checkItem validates an item document.
+func (s *Server) checkItem(it *event.Item) error {
+	if err := s.checkID("item id", it.ID); err != nil {
+		return err
+	}
+	for _, list := range [][]string{it.Categories, it.Tags} {
+		for _, c := range list {
+			if err := s.checkID("category or tag", c); err != nil {
+				return err
+			}
+		}
+	}
+	if len(it.Attributes) > 0 && string(it.Attributes) != "null" && it.Attributes[0] != '{' {
+		return errorf(http.StatusBadRequest, "invalid_item", "attributes must be a JSON object", nil)
+	}
+	return nil
+}
+
+func decodeJSON(r io.Reader, v any) error {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		if err == io.EOF {
+			return errorf(http.StatusBadRequest, "invalid_json", "empty body", nil)
+		}
+		return errorf(http.StatusBadRequest, "invalid_json", "invalid JSON: "+err.Error(), nil)
+	}
+	if dec.More() {
+		return errorf(http.StatusBadRequest, "invalid_json", "invalid JSON: data after the object", nil)
+	}
+	return nil
+}
+
+func (s *Server) submit(ctx context.Context, recs ...event.Record) error {
+	_, err := s.writer.Submit(ctx, recs)
+	return err
+}
+
+func (s *Server) putItem(w http.ResponseWriter, r *http.Request) error {
+	id, err := s.pathID(r, "item id")
+	if err != nil {
+		return err
+	}
+	var it event.Item
+	if err := decodeJSON(s.body(w, r), &it); err != nil {
+		return err
+	}
+	if it.ID != "" && it.ID != id {
+		return errorf(http.StatusBadRequest, "invalid_item", fmt.Sprintf("body id %q differs from the path id %q", it.ID, id), nil)
+	}
+	it.ID = id
+	if err := s.checkItem(&it); err != nil {
+		return err
+	}
+	if err := s.submit(r.Context(), event.Record{Kind: event.KindItemPut, Item: it}); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, it)
+	return nil
+}
+
+func (s *Server) putItems(w http.ResponseWriter, r *http.Request) error {
+	var items []event.Item
+	if err := decodeJSON(s.body(w, r), &items); err != nil {
+		return err
+	}
+	if len(items) > s.limits.MaxBatchEvents {
+		return errorf(http.StatusRequestEntityTooLarge, "too_many_items", fmt.Sprintf("%d items in one request; at most %d allowed", len(items), s.limits.MaxBatchEvents), nil)
+	}
+	recs := make([]event.Record, 0, len(items))
+	var rejected []pipeline.Rejection
+	for i := range items {
+		if err := s.checkItem(&items[i]); err != nil {
+			rejected = append(rejected, pipeline.Rejection{Index: i, Reason: err.Error()})
+			continue
+		}
+		recs = append(recs, event.Record{Kind: event.KindItemPut, Item: items[i]})
+	}
+	if len(rejected) > 0 {
+		return errorf(http.StatusUnprocessableEntity, "invalid_items", fmt.Sprintf("%d of %d items are invalid; nothing was stored", len(rejected), len(items)), map[string]any{"rejected": rejected})
+	}
+	if len(recs) > 0 {
+		if err := s.submit(r.Context(), recs...); err != nil {
+			return err
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"accepted": len(recs)})
+	return nil
+}
+
+func (s *Server) getItem(w http.ResponseWriter, r *http.Request) error {
+	id, err := s.pathID(r, "item id")
+	if err != nil {
+		return err
+	}
+	it, err := s.store.Item(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return errorf(http.StatusNotFound, "not_found", fmt.Sprintf("item %q is not in the catalogue", id), nil)
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, it)
+	return nil
+}
+
+func (s *Server) deleteItem(w http.ResponseWriter, r *http.Request) error {
+	id, err := s.pathID(r, "item id")
+	if err != nil {
+		return err
+	}
+	if _, err := s.store.Item(id); errors.Is(err, store.ErrNotFound) && !s.eng.KnowsItem(id) {
+		return errorf(http.StatusNotFound, "not_found", fmt.Sprintf("item %q is not known", id), nil)
+	}
+	if err := s.submit(r.Context(), event.Record{Kind: event.KindItemDelete, Item: event.Item{ID: id}}); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) putUser(w http.ResponseWriter, r *http.Request) error {
+	id, err := s.pathID(r, "user id")
+	if err != nil {
+		return err
+	}
+	var u event.User
+	if err := decodeJSON(s.body(w, r), &u); err != nil {
+		return err
+	}
+	if u.ID != "" && u.ID != id {
+		return errorf(http.StatusBadRequest, "invalid_user", fmt.Sprintf("body id %q differs from the path id %q", u.ID, id), nil)
+	}
+	u.ID = id
+	if len(u.Attributes) > 0 && string(u.Attributes) != "null" && u.Attributes[0] != '{' {
+		return errorf(http.StatusBadRequest, "invalid_user", "attributes must be a JSON object", nil)
+	}
+	if err := s.submit(r.Context(), event.Record{Kind: event.KindUserPut, User: u}); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, u)
+	return nil
+}
+
+func (s *Server) getUser(w http.ResponseWriter, r *http.Request) error {
+	id, err := s.pathID(r, "user id")
+	if err != nil {
+		return err
+	}
+	u, err := s.store.User(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return errorf(http.StatusNotFound, "not_found", fmt.Sprintf("user %q has no profile", id), nil)
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, u)
+	return nil
+}
+
+func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request) error {
+	id, err := s.pathID(r, "user id")
+	if err != nil {
+		return err
+	}
+	if _, err := s.store.User(id); errors.Is(err, store.ErrNotFound) {
+		return errorf(http.StatusNotFound, "not_found", fmt.Sprintf("user %q has no profile", id), nil)
+	}
+	if err := s.submit(r.Context(), event.Record{Kind: event.KindUserDelete, User: event.User{ID: id}}); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+type itemsReply struct {
+	Items []recommend.Scored `json:"items"`
+}
+
+func (s *Server) recommendations(w http.ResponseWriter, r *http.Request) error {
+	id, err := s.pathID(r, "user id")
+	if err != nil {
+		return err
+	}
+	n, err := s.intParam(r, "n", 10, s.limits.MaxN)
+	if err != nil {
+		return err
+	}
+	items := s.eng.Recommend(recommend.Request{User: id, N: n, Category: r.URL.Query().Get("category")})
+	writeJSON(w, http.StatusOK, map[string]any{"user_id": id, "items": items})
+	return nil
+}
+
+type eventJSON struct {
+	EventID   string          `json:"event_id,omitempty"`
+	UserID    string          `json:"user_id"`
+	ItemID    string          `json:"item_id,omitempty"`
+	Type      string          `json:"type"`
+	Value     float64         `json:"value"`
+	Weight    float32         `json:"weight"`
+	Timestamp time.Time       `json:"timestamp"`
+	Context   json.RawMessage `json:"context,omitempty"`
+}
+
+func (s *Server) userEvents(w http.ResponseWriter, r *http.Request) error {
+	id, err := s.pathID(r, "user id")
+	if err != nil {
+		return err
+	}
+	n, err := s.intParam(r, "n", 50, s.limits.MaxN)
+	if err != nil {
+		return err
+	}
+	evs, err := s.store.UserEvents(id, n)
+	if err != nil {
+		return err
+	}
+	out := make([]eventJSON, len(evs))
+	for i, e := range evs {
+		out[i] = eventJSON{EventID: e.ID, UserID: e.User, ItemID: e.Item, Type: e.Type.String(), Value: e.Value,
+			Weight: e.Weight, Timestamp: e.Time, Context: e.Context}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"user_id": id, "events": out})
+	return nil
+}
+
+func (s *Server) similar(w http.ResponseWriter, r *http.Request) error {
+	id, err := s.pathID(r, "item id")
+	if err != nil {
+		return err
+	}
+	n, err := s.intParam(r, "n", 10, s.limits.MaxN)
+	if err != nil {
+		return err
+	}
+	items, err := s.eng.Similar(id, n)
+	if errors.Is(err, recommend.ErrUnknownItem) {
+		return errorf(http.StatusNotFound, "not_found", fmt.Sprintf("item %q has no events and no catalogue entry", id), nil)
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"item_id": id, "items": items})
+	return nil
+}
+
+func (s *Server) trending(w http.ResponseWriter, r *http.Request) error {
+	n, err := s.intParam(r, "n", 10, s.limits.MaxN)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, itemsReply{Items: s.eng.Trending(n, r.URL.Query().Get("category"))})
+	return nil
+}
