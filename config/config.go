@@ -220,3 +220,9 @@ func (c *Config) ItemKNNConfig() itemknn.Config {
 func (c *Config) TrendingConfig() trending.Config {
 	return trending.Config{HalfLifeSeconds: time.Duration(c.Trending.HalfLife).Seconds(), TopSize: c.Trending.TopSize}
 }
+
+// String formats d like time.Duration.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalYAML writes d as a duration string.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }

@@ -21,6 +21,8 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		fmt.Fprintf(stderr, "Usage: streamrec import [flags] SOURCE\n\nSOURCE is %s.\n\nFlags:\n", dataset.Formats)
 		cf.fs.PrintDefaults()
 	}
+	var appendTo bool
+	cf.fs.BoolVar(&appendTo, "append", false, "add to a data directory that already holds records")
 	if err := cf.fs.Parse(args); err != nil {
 		return err
 	}
@@ -37,8 +39,7 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		return err
 	}
 	src := cf.fs.Arg(0)
-	bar := progressbar.DefaultBytes(-1, "reading "+src)
-	bar.ChangeMax64(0)
+	bar := newBar(stderr, -1, "reading", true)
 	d, err := dataset.Load(src, func(done, total int64) {
 		if total > 0 && bar.GetMax64() != total {
 			bar.ChangeMax64(total)
@@ -46,7 +47,6 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		_ = bar.Set64(done)
 	})
 	_ = bar.Finish()
-	fmt.Fprintln(stderr)
 	if err != nil {
 		return err
 	}
@@ -55,6 +55,9 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		return err
 	}
 	defer st.Close()
+	if n := st.LastSeq(); n > 0 && !appendTo {
+		return fmt.Errorf("import: %s already holds %d records; pass --append to add to them (events with an event_id already stored are skipped)", cfg.Data, n)
+	}
 
 	// The dedup window continues from what the store already holds, so a
 	// repeated import stores no event twice.
@@ -69,7 +72,7 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	}
 	pipe := pipeline.New(cfg.PipelineConfig(table))
 	total := len(d.Items) + len(d.Events)
-	wbar := progressbar.Default(int64(total), "storing")
+	wbar := newBar(stderr, int64(total), "storing", false)
 	const batchSize = 10000
 	batch := make([]event.Record, 0, batchSize)
 	flush := func() error {
@@ -120,11 +123,24 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		return err
 	}
 	_ = wbar.Finish()
-	fmt.Fprintln(stderr)
 	fmt.Fprintf(stdout, "imported %s (%s) into %s: %d items, %d events stored, %d duplicates skipped, %d rejected\n",
 		src, d.Format, cfg.Data, len(d.Items), len(d.Events)-rejected-duplicates, duplicates, rejected)
 	if firstErr != nil {
 		fmt.Fprintf(stdout, "first rejection: %v\n", firstErr)
 	}
 	return nil
+}
+
+// newBar draws a progress bar on w (the terminal's stderr), with an ETA.
+func newBar(w io.Writer, max int64, what string, bytes bool) *progressbar.ProgressBar {
+	return progressbar.NewOptions64(max,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription(what),
+		progressbar.OptionShowBytes(bytes),
+		progressbar.OptionShowCount(),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }),
+	)
 }

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/streamrec/streamrec/event"
+	"github.com/streamrec/streamrec/store"
+)
+
+func runCmd(t *testing.T, env map[string]string, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err := run(context.Background(), args, &out, &errb, func(k string) string { return env[k] })
+	return out.String(), errb.String(), err
+}
+
+func countRecords(t *testing.T, dir string) (items, events int) {
+	t.Helper()
+	st, err := store.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	err = st.Replay(1, func(_ uint64, r event.Record) error {
+		switch r.Kind {
+		case event.KindItemPut:
+			items++
+		case event.KindEvent:
+			events++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return items, events
+}
+
+func TestImportJSONLines(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	os.MkdirAll(src, 0o755)
+	for _, f := range []string{"events.jsonl", "items.jsonl"} {
+		b, _ := os.ReadFile(filepath.Join("testdata", f))
+		os.WriteFile(filepath.Join(src, f), b, 0o644)
+	}
+	data := filepath.Join(dir, "data")
+	out, _, err := runCmd(t, nil, "import", "--data", data, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "2 items, 3 events stored, 1 duplicates skipped, 1 rejected") {
+		t.Fatalf("summary: %s", out)
+	}
+	if items, events := countRecords(t, data); items != 2 || events != 3 {
+		t.Fatalf("stored %d items, %d events", items, events)
+	}
+	// Importing into a data directory that holds records needs --append.
+	if _, _, err = runCmd(t, nil, "import", "--data", data, src); err == nil || !strings.Contains(err.Error(), "--append") {
+		t.Fatalf("second import without --append: %v", err)
+	}
+	// With --append, events whose event_id is stored are skipped.
+	out, _, err = runCmd(t, nil, "import", "--append", "--data", data, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, events := countRecords(t, data); events != 3 {
+		t.Fatalf("a second import stored events again: %d (%s)", events, out)
+	}
+}
+
+func TestImportCSV(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	if _, _, err := runCmd(t, nil, "import", "--data", data, filepath.Join("testdata", "events.csv")); err != nil {
+		t.Fatal(err)
+	}
+	if _, events := countRecords(t, data); events != 2 {
+		t.Fatalf("stored %d events", events)
+	}
+}
+
+func TestImportMovieLens(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		items, events int
+	}{
+		{"ml-100k", 1682, 100000},
+		{"ml-latest-small", 9742, 100836},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := filepath.Join("..", "..", "..", "shared", "datasets", tc.name)
+			if _, err := os.Stat(src); err != nil {
+				t.Skipf("../shared/datasets/%s is absent: real-data tests need the shared data sets beside the repository", tc.name)
+			}
+			data := filepath.Join(t.TempDir(), "data")
+			if _, _, err := runCmd(t, nil, "import", "--data", data, src); err != nil {
+				t.Fatal(err)
+			}
+			if items, events := countRecords(t, data); items != tc.items || events != tc.events {
+				t.Fatalf("stored %d items, %d events; want %d, %d", items, events, tc.items, tc.events)
+			}
+		})
+	}
+}
+
+func TestCommandErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		mention string
+	}{
+		{"no command", nil, nil, "no command"},
+		{"unknown command", nil, []string{"fly"}, "unknown command"},
+		{"import without source", nil, []string{"import"}, "exactly one SOURCE"},
+		{"import unknown format", nil, []string{"import", "--data", "DATA", "EMPTY"}, "no known format"},
+		{"import missing path", nil, []string{"import", "--data", "DATA", "does-not-exist"}, "no such file"},
+		{"bad preset", nil, []string{"serve", "--preset", "casino", "--data", "DATA"}, "unknown preset"},
+		{"bad addr from env", map[string]string{"STREAMREC_ADDR": "nope"}, []string{"serve", "--data", "DATA"}, "addr"},
+		{"unknown key in config file", nil, []string{"serve", "--config", "testdata/bad.yaml", "--data", "DATA"}, "windw"},
+		{"bad log level", nil, []string{"serve", "--log-level", "loud", "--data", "DATA"}, "log_level"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for i, a := range tt.args {
+				switch a {
+				case "DATA":
+					tt.args[i] = filepath.Join(t.TempDir(), "d")
+				case "EMPTY":
+					tt.args[i] = t.TempDir()
+				}
+			}
+			_, _, err := runCmd(t, tt.env, tt.args...)
+			if err == nil || !strings.Contains(err.Error(), tt.mention) {
+				t.Fatalf("want an error mentioning %q, got %v", tt.mention, err)
+			}
+		})
+	}
+}
+
+func TestConfigPrecedence(t *testing.T) {
+	cf := newConfigFlags("serve", &bytes.Buffer{})
+	cf.fs.StringVar(&cf.addr, "addr", "", "")
+	if err := cf.fs.Parse([]string{"--config", "testdata/good.yaml", "--data", "/from/flag"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := cf.load(func(k string) string {
+		return map[string]string{"STREAMREC_DATA": "/from/env", "STREAMREC_ADDR": "127.0.0.1:7777"}[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != "127.0.0.1:7777" || cfg.Data != "/from/flag" || cfg.Preset != "video" || cfg.Dedup.Window.String() != "5s" {
+		t.Fatalf("file < env < flags not respected: %+v", cfg)
+	}
+	tb, err := cfg.Table()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := tb.Weight(event.Watch, 0.5); w != 1 {
+		t.Fatalf("event_types override not applied: watch(0.5) weighs %v", w)
+	}
+}
