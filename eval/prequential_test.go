@@ -37,10 +37,8 @@ func TestPrequentialTune(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []itemknn.Config{
-		{Window: 20, Neighbors: 100, QueryItems: 10, Decay: 0.95},
-		{Window: 20, Neighbors: 100, QueryItems: 10, Decay: 0.9},
-		{Window: 20, Neighbors: 100, QueryItems: 5, Decay: 1},
-		{Window: 15, Neighbors: 100, QueryItems: 10, Decay: 0.95},
+		{Window: 10, Neighbors: 200, QueryItems: 15, Decay: 0.9},
+		{Window: 12, Neighbors: 200, QueryItems: 15, Decay: 0.9},
 		{Window: 20, Neighbors: 200, QueryItems: 15, Decay: 0.9},
 	} {
 		eng := recommend.New(recommend.Config{Table: table, ItemKNN: c})

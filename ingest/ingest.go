@@ -116,6 +116,7 @@ func (w *Writer) replay(ctx context.Context) error {
 		return fmt.Errorf("ingest: rebuild: %w", err)
 	}
 	w.eng.Apply(batch)
+	w.eng.Compact()
 	w.log.Info("models rebuilt", "records", total, "seconds", time.Since(start).Seconds())
 	return nil
 }

@@ -81,6 +81,7 @@ func (e *Engine) Apply(recs []event.Record) {
 	for i := range recs {
 		e.apply(&recs[i])
 	}
+	e.knn.Flush()
 }
 
 func (e *Engine) apply(r *event.Record) {
@@ -185,4 +186,25 @@ func (e *Engine) KnowsItem(item string) bool {
 	defer e.mu.RUnlock()
 	_, ok := e.items.Lookup(item)
 	return ok
+}
+
+// Memory is an estimate of the bytes each part of the engine holds.
+type Memory struct {
+	History  int64 `json:"history_bytes"`
+	ItemKNN  int64 `json:"item_knn_bytes"`
+	Trending int64 `json:"trending_bytes"`
+}
+
+// Memory estimates the engine's memory by part, from slice capacities.
+func (e *Engine) Memory() Memory {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return Memory{History: e.hist.Bytes(), ItemKNN: e.knn.Bytes(), Trending: e.trend.Bytes()}
+}
+
+// Compact trims the histories to their length, after a rebuild.
+func (e *Engine) Compact() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.hist.Compact()
 }

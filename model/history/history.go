@@ -27,8 +27,24 @@ func (s *Store) Append(user int32, e Entry) {
 	for int(user) >= len(s.users) {
 		s.users = append(s.users, nil)
 	}
-	s.users[user] = append(s.users[user], e)
+	h := s.users[user]
+	if len(h) == cap(h) {
+		// Grow by a quarter, not double: the histories are most of the
+		// memory, and the budget is 16 bytes an event.
+		h = append(make([]Entry, 0, len(h)+len(h)/4+4), h...)
+	}
+	s.users[user] = append(h, e)
 	s.events++
+}
+
+// Compact trims every history to its length; used after a rebuild, when
+// the histories are read more than they grow.
+func (s *Store) Compact() {
+	for u, h := range s.users {
+		if cap(h) > len(h) {
+			s.users[u] = append([]Entry(nil), h...)
+		}
+	}
 }
 
 // User returns the full history of user, oldest first. The slice must not be
@@ -54,3 +70,13 @@ func (s *Store) Users() int { return len(s.users) }
 
 // Events is the number of entries stored.
 func (s *Store) Events() int { return s.events }
+
+// Bytes is the memory held by the histories (entries by capacity, plus the
+// per-user slice headers).
+func (s *Store) Bytes() int64 {
+	n := int64(cap(s.users)) * 24
+	for _, h := range s.users {
+		n += int64(cap(h)) * 16
+	}
+	return n
+}

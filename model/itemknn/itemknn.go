@@ -15,7 +15,9 @@ package itemknn
 
 import (
 	"math"
+	"runtime"
 	"slices"
+	"sync"
 	"sync/atomic"
 
 	"github.com/streamrec/streamrec/model/history"
@@ -38,7 +40,7 @@ type Config struct {
 // DefaultConfig returns the defaults, tuned by prequential replay of ml-100k
 // (docs/EVALUATION.md).
 func DefaultConfig() Config {
-	return Config{Window: 20, Neighbors: 200, QueryItems: 15, Decay: 0.9}
+	return Config{Window: 10, Neighbors: 200, QueryItems: 15, Decay: 0.9}
 }
 
 const chunk = 1024
@@ -57,7 +59,25 @@ type Model struct {
 	ver   []uint64
 	cache []*[chunk]atomic.Pointer[neighbors]
 	pairs int
+
+	// pending co-occurrence updates, applied by Flush, in parallel shards
+	// when there are many (each row is updated by one goroutine, in order,
+	// so results do not depend on the number of shards).
+	pending []update
+	shards  int
 }
+
+type update struct {
+	row, other int32
+	c          float32
+}
+
+// parallelFlush is the number of pending updates above which Flush uses
+// several goroutines.
+const parallelFlush = 8192
+
+// maxPending bounds the pending updates of a long batch (a replay).
+const maxPending = 1 << 18
 
 // New returns an empty model.
 func New(cfg Config) *Model {
@@ -74,7 +94,7 @@ func New(cfg Config) *Model {
 	if cfg.Decay <= 0 || cfg.Decay > 1 {
 		cfg.Decay = d.Decay
 	}
-	return &Model{cfg: cfg}
+	return &Model{cfg: cfg, shards: min(runtime.GOMAXPROCS(0), 4)}
 }
 
 // Config returns the model's configuration.
@@ -92,7 +112,8 @@ func (m *Model) grow(item int32) {
 }
 
 // Apply records that a user gave item the weight w; prev is that user's
-// history before this event, oldest first.
+// history before this event, oldest first. The co-occurrence counts change
+// at the next Flush, which must come before any read.
 func (m *Model) Apply(item int32, w float32, prev []history.Entry) {
 	m.grow(item)
 	if w <= 0 {
@@ -108,12 +129,47 @@ func (m *Model) Apply(item int32, w float32, prev []history.Entry) {
 			continue
 		}
 		c := w * h.Weight
-		if m.rows[item].add(h.Item, c) {
-			m.pairs++
-		}
-		m.rows[h.Item].add(item, c)
+		m.pending = append(m.pending, update{item, h.Item, c}, update{h.Item, item, c})
 		m.ver[h.Item]++
 	}
+	if len(m.pending) >= maxPending {
+		m.Flush()
+	}
+}
+
+// Flush applies the pending co-occurrence updates.
+func (m *Model) Flush() {
+	if len(m.pending) < parallelFlush || m.shards < 2 {
+		m.pairs += m.flushShard(0, 1)
+	} else {
+		var wg sync.WaitGroup
+		added := make([]int, m.shards)
+		for k := range m.shards {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				added[k] = m.flushShard(int32(k), int32(m.shards))
+			}()
+		}
+		wg.Wait()
+		for _, a := range added {
+			m.pairs += a
+		}
+	}
+	m.pending = m.pending[:0]
+}
+
+// flushShard applies the pending updates of rows r with r % of == k and
+// returns how many new pairs they created (counted in the row of the
+// smaller item id, so each pair once).
+func (m *Model) flushShard(k, of int32) int {
+	added := 0
+	for _, u := range m.pending {
+		if u.row%of == k && m.rows[u.row].add(u.other, u.c) && u.row < u.other {
+			added++
+		}
+	}
+	return added
 }
 
 // Neighbors returns the top neighbours of item and their similarities, best
@@ -141,7 +197,8 @@ func (m *Model) compute(item int32, ver uint64) *neighbors {
 	items := make([]int32, 0, r.n)
 	sims := make([]float32, 0, r.n)
 	ni := m.norm[item]
-	for x, j := range r.keys {
+	for _, sl := range r.slots {
+		j := sl.key
 		if j < 0 {
 			continue
 		}
@@ -150,7 +207,7 @@ func (m *Model) compute(item int32, ver uint64) *neighbors {
 			continue
 		}
 		items = append(items, j)
-		sims = append(sims, r.vals[x]/float32(math.Sqrt(float64(d))))
+		sims = append(sims, sl.val/float32(math.Sqrt(float64(d))))
 	}
 	if len(items) > m.cfg.Neighbors {
 		selectTop(items, sims, m.cfg.Neighbors)
@@ -266,3 +323,18 @@ func (m *Model) Items() int { return len(m.rows) }
 
 // Pairs is the number of distinct co-occurring item pairs stored.
 func (m *Model) Pairs() int { return m.pairs }
+
+// Bytes is the memory held by the co-occurrence rows, norms, versions and
+// the cached neighbour lists.
+func (m *Model) Bytes() int64 {
+	n := int64(cap(m.rows))*56 + int64(cap(m.norm))*4 + int64(cap(m.ver))*8 + int64(len(m.cache))*chunk*8
+	for i := range m.rows {
+		n += int64(cap(m.rows[i].slots)) * 8
+		if i/chunk < len(m.cache) {
+			if nb := m.cache[i/chunk][i%chunk].Load(); nb != nil {
+				n += 56 + int64(cap(nb.items))*4 + int64(cap(nb.sims))*4
+			}
+		}
+	}
+	return n
+}

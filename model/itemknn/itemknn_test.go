@@ -33,7 +33,11 @@ func TestCosineAgainstBruteForce(t *testing.T) {
 			}
 		}
 		hist.Append(u, history.Entry{Item: it, Weight: w})
+		if rng.IntN(10) == 0 {
+			m.Flush()
+		}
 	}
+	m.Flush()
 	for i := int32(0); i < items; i++ {
 		got := map[int32]float32{}
 		ns, sims := m.Neighbors(i)
@@ -68,6 +72,7 @@ func TestNeighborsBoundedAndSorted(t *testing.T) {
 			hist.Append(u*10+k, history.Entry{Item: k, Weight: 1})
 		}
 	}
+	m.Flush()
 	items, sims := m.SortedNeighbors(0)
 	if len(items) != 3 {
 		t.Fatalf("kept %d neighbours, want 3", len(items))
@@ -88,6 +93,7 @@ func TestNeighborsReflectNewEvents(t *testing.T) {
 	apply := func(u, it int32) {
 		m.Apply(it, 1, hist.User(u))
 		hist.Append(u, history.Entry{Item: it, Weight: 1})
+		m.Flush()
 	}
 	apply(0, 1)
 	apply(0, 2)
@@ -115,5 +121,42 @@ func TestRowGrows(t *testing.T) {
 	}
 	if r.get(5000) != 0 || r.n != 1000 {
 		t.Fatalf("n = %d", r.n)
+	}
+}
+
+// TestParallelFlushIsDeterministic: the sharded flush gives exactly the
+// sequential result.
+func TestParallelFlushIsDeterministic(t *testing.T) {
+	build := func(shards int) *Model {
+		m := New(DefaultConfig())
+		m.shards = shards
+		var hist history.Store
+		rng := rand.New(rand.NewPCG(7, 8))
+		for b := range 5 {
+			for range 3000 {
+				u := int32(rng.IntN(200))
+				it := int32(rng.IntN(300))
+				m.Apply(it, float32(1+b), hist.User(u))
+				hist.Append(u, history.Entry{Item: it, Weight: float32(1 + b)})
+			}
+			m.Flush()
+		}
+		return m
+	}
+	seq, par := build(1), build(3)
+	if seq.Pairs() != par.Pairs() || seq.Pairs() == 0 {
+		t.Fatalf("pairs: sequential %d, parallel %d", seq.Pairs(), par.Pairs())
+	}
+	for i := int32(0); i < 300; i++ {
+		a, as := seq.SortedNeighbors(i)
+		b, bs := par.SortedNeighbors(i)
+		if len(a) != len(b) {
+			t.Fatalf("item %d: %d vs %d neighbours", i, len(a), len(b))
+		}
+		for x := range a {
+			if a[x] != b[x] || as[x] != bs[x] {
+				t.Fatalf("item %d neighbour %d: %d/%v vs %d/%v", i, x, a[x], as[x], b[x], bs[x])
+			}
+		}
 	}
 }

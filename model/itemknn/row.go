@@ -1,30 +1,35 @@
 package itemknn
 
 // row is one item's co-occurrence counts: an open-addressing hash table from
-// item id to weight in two flat arrays, so that a scan of the whole row (the
-// hot part of computing neighbours) walks contiguous memory.
+// item id to weight in one flat array of (key, value) slots, so that an
+// update touches one cache line and a scan of the whole row (the hot part of
+// computing neighbours) walks contiguous memory.
 type row struct {
-	keys []int32 // -1: empty slot
-	vals []float32
-	n    int
+	slots []slot
+	n     int
+}
+
+type slot struct {
+	key int32 // -1: empty
+	val float32
 }
 
 func hash32(k int32) uint32 { return uint32(k) * 0x9E3779B1 }
 
 // add adds v to the count of k and reports whether k is new.
 func (r *row) add(k int32, v float32) bool {
-	if (r.n+1)*4 > len(r.keys)*3 {
+	if (r.n+1)*4 > len(r.slots)*3 {
 		r.grow()
 	}
-	mask := uint32(len(r.keys) - 1)
+	mask := uint32(len(r.slots) - 1)
 	for i := hash32(k) & mask; ; i = (i + 1) & mask {
-		switch r.keys[i] {
+		s := &r.slots[i]
+		switch s.key {
 		case k:
-			r.vals[i] += v
+			s.val += v
 			return false
 		case -1:
-			r.keys[i] = k
-			r.vals[i] = v
+			s.key, s.val = k, v
 			r.n++
 			return true
 		}
@@ -33,33 +38,32 @@ func (r *row) add(k int32, v float32) bool {
 
 func (r *row) grow() {
 	size := 8
-	if len(r.keys) > 0 {
-		size = 2 * len(r.keys)
+	if len(r.slots) > 0 {
+		size = 2 * len(r.slots)
 	}
-	oldK, oldV := r.keys, r.vals
-	r.keys = make([]int32, size)
-	r.vals = make([]float32, size)
-	for i := range r.keys {
-		r.keys[i] = -1
+	old := r.slots
+	r.slots = make([]slot, size)
+	for i := range r.slots {
+		r.slots[i].key = -1
 	}
 	r.n = 0
-	for i, k := range oldK {
-		if k >= 0 {
-			r.add(k, oldV[i])
+	for _, s := range old {
+		if s.key >= 0 {
+			r.add(s.key, s.val)
 		}
 	}
 }
 
 // get returns the count of k.
 func (r *row) get(k int32) float32 {
-	if len(r.keys) == 0 {
+	if len(r.slots) == 0 {
 		return 0
 	}
-	mask := uint32(len(r.keys) - 1)
+	mask := uint32(len(r.slots) - 1)
 	for i := hash32(k) & mask; ; i = (i + 1) & mask {
-		switch r.keys[i] {
+		switch r.slots[i].key {
 		case k:
-			return r.vals[i]
+			return r.slots[i].val
 		case -1:
 			return 0
 		}

@@ -1,0 +1,149 @@
+package recommend
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/streamrec/streamrec/dataset"
+	"github.com/streamrec/streamrec/event"
+	"github.com/streamrec/streamrec/pipeline"
+)
+
+func synthRecords(b *testing.B, events int) ([]event.Input, *pipeline.Pipeline, *event.Table) {
+	tb, _ := event.Preset(event.PresetEcommerce)
+	in := dataset.Synthetic(dataset.SynthConfig{Users: 6040, Items: 3706, Events: events, Seed: 1})
+	return in, pipeline.New(pipeline.DefaultConfig(tb)), tb
+}
+
+// BenchmarkPipelineAndApply measures the in-process ingest path without the
+// disk: validate, clean, fill, weight, dedup, then apply to every model.
+func BenchmarkPipelineAndApply(b *testing.B) {
+	const n = 1_000_000
+	inputs, p, tb := synthRecords(b, n)
+	now := time.Now()
+	b.ResetTimer()
+	var total int
+	for b.Loop() {
+		b.StopTimer()
+		e := New(Config{Table: tb})
+		d := pipeline.NewDedup(pipeline.DefaultDedupConfig())
+		batch := make([]event.Record, 0, 500)
+		b.StartTimer()
+		for i := range inputs {
+			ev, err := p.Process(&inputs[i], now)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if d.Duplicate(&ev) {
+				continue
+			}
+			batch = append(batch, event.Record{Kind: event.KindEvent, Event: ev})
+			if len(batch) == cap(batch) {
+				e.Apply(batch)
+				batch = batch[:0]
+			}
+		}
+		e.Apply(batch)
+		total += n
+	}
+	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkMemoryPerEvent applies 1M events of ml-1m shape (synthetic:
+// 6,040 users, 3,706 items) and reports the bytes each model holds per event.
+func BenchmarkMemoryPerEvent(b *testing.B) {
+	const n = 1_000_000
+	inputs, p, tb := synthRecords(b, n)
+	now := time.Now()
+	recs := make([]event.Record, 0, n)
+	for i := range inputs {
+		ev, _ := p.Process(&inputs[i], now)
+		recs = append(recs, event.Record{Kind: event.KindEvent, Event: ev})
+	}
+	inputs = nil
+	for b.Loop() {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		e := New(Config{Table: tb})
+		e.Apply(recs)
+		live := e.Memory()
+		e.Compact() // what a rebuild at start leaves
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		m := e.Memory()
+		b.ReportMetric(float64(live.History)/n, "history-live-B/event")
+		b.ReportMetric(float64(m.History)/n, "history-B/event")
+		b.ReportMetric(float64(m.ItemKNN)/n, "itemknn-B/event")
+		b.ReportMetric(float64(m.Trending)/n, "trending-B/event")
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "heap-B/event")
+		runtime.KeepAlive(e)
+	}
+}
+
+func loadMLLatest(b *testing.B) (*Engine, []string) {
+	dir := filepath.Join("..", "..", "shared", "datasets", "ml-latest-small")
+	if _, err := os.Stat(dir); err != nil {
+		b.Skipf("../shared/datasets/ml-latest-small is absent: %v", err)
+	}
+	d, err := dataset.Load(dir, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tb, _ := event.Preset(event.PresetEcommerce)
+	p := pipeline.New(pipeline.DefaultConfig(tb))
+	e := New(Config{Table: tb})
+	var recs []event.Record
+	for _, it := range d.Items {
+		recs = append(recs, event.Record{Kind: event.KindItemPut, Item: it})
+	}
+	users := map[string]bool{}
+	var order []string
+	for i := range d.Events {
+		ev, err := p.Process(&d.Events[i], time.Now())
+		if err != nil {
+			b.Fatal(err)
+		}
+		recs = append(recs, event.Record{Kind: event.KindEvent, Event: ev})
+		if !users[ev.User] {
+			users[ev.User] = true
+			order = append(order, ev.User)
+		}
+	}
+	e.Apply(recs)
+	return e, order
+}
+
+// BenchmarkRecommend is one recommendation request in process, with
+// ml-latest-small loaded, cycling through its users (warm neighbour lists).
+func BenchmarkRecommend(b *testing.B) {
+	e, users := loadMLLatest(b)
+	for _, u := range users { // warm the neighbour caches
+		e.Recommend(Request{User: u, N: 10})
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		e.Recommend(Request{User: users[i%len(users)], N: 10})
+		i++
+	}
+}
+
+// BenchmarkRecommendAfterWrite alternates one event and one request for the
+// same user: the neighbour lists the event touched are recomputed on read.
+func BenchmarkRecommendAfterWrite(b *testing.B) {
+	e, users := loadMLLatest(b)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		u := users[i%len(users)]
+		e.Apply([]event.Record{{Kind: event.KindEvent, Event: event.Event{User: u, Item: fmt.Sprint(1 + i%3000), Type: event.Rating, Weight: 1, Time: time.Unix(1600000000+int64(i), 0)}}})
+		e.Recommend(Request{User: u, N: 10})
+		i++
+	}
+}
