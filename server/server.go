@@ -442,10 +442,6 @@ func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-type itemsReply struct {
-	Items []recommend.Scored `json:"items"`
-}
-
 func (s *Server) recommendations(w http.ResponseWriter, r *http.Request) error {
 	id, err := s.pathID(r, "user id")
 	if err != nil {
@@ -456,7 +452,7 @@ func (s *Server) recommendations(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	items := s.eng.Recommend(recommend.Request{User: id, N: n, Category: r.URL.Query().Get("category")})
-	writeJSON(w, http.StatusOK, map[string]any{"user_id": id, "items": items})
+	writeItems(w, "user_id", id, items)
 	return nil
 }
 
@@ -509,7 +505,7 @@ func (s *Server) similar(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"item_id": id, "items": items})
+	writeItems(w, "item_id", id, items)
 	return nil
 }
 
@@ -518,6 +514,6 @@ func (s *Server) trending(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, itemsReply{Items: s.eng.Trending(n, r.URL.Query().Get("category"))})
+	writeItems(w, "", "", s.eng.Trending(n, r.URL.Query().Get("category")))
 	return nil
 }

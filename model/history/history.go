@@ -37,13 +37,15 @@ func (s *Store) Append(user int32, e Entry) {
 	s.events++
 }
 
-// Compact trims every history to its length; used after a rebuild, when
-// the histories are read more than they grow.
+// Compact moves every history into one exactly sized array (16 bytes an
+// event, no slack); used after a rebuild. Each user's slice is capped at its
+// length, so a later Append copies that user's history out on its own.
 func (s *Store) Compact() {
+	slab := make([]Entry, 0, s.events)
 	for u, h := range s.users {
-		if cap(h) > len(h) {
-			s.users[u] = append([]Entry(nil), h...)
-		}
+		off := len(slab)
+		slab = append(slab, h...)
+		s.users[u] = slab[off:len(slab):len(slab)]
 	}
 }
 
@@ -72,7 +74,8 @@ func (s *Store) Users() int { return len(s.users) }
 func (s *Store) Events() int { return s.events }
 
 // Bytes is the memory held by the histories (entries by capacity, plus the
-// per-user slice headers).
+// per-user slice headers). After Compact, slices share one array and their
+// capacities add up to its size.
 func (s *Store) Bytes() int64 {
 	n := int64(cap(s.users)) * 24
 	for _, h := range s.users {
