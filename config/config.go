@@ -45,6 +45,11 @@ type Config struct {
 	// EventTypes overrides or adds rules of the preset's event-type table.
 	EventTypes map[string]event.TypeRule `yaml:"event_types"`
 
+	// SnapshotEvery writes a model snapshot after this many new log records
+	// (0: only at shutdown). A start loads the latest snapshot and replays
+	// the log after it.
+	SnapshotEvery uint64 `yaml:"snapshot_every"`
+
 	Limits   Limits   `yaml:"limits"`
 	Dedup    Dedup    `yaml:"dedup"`
 	ItemKNN  ItemKNN  `yaml:"item_knn"`
@@ -86,11 +91,12 @@ func Default() Config {
 	t := trending.DefaultConfig()
 	d := pipeline.DefaultDedupConfig()
 	return Config{
-		Addr:      "127.0.0.1:8080",
-		Data:      "./streamrec-data",
-		LogLevel:  "info",
-		LogFormat: "text",
-		Preset:    event.PresetEcommerce,
+		Addr:          "127.0.0.1:8080",
+		Data:          "./streamrec-data",
+		LogLevel:      "info",
+		LogFormat:     "text",
+		Preset:        event.PresetEcommerce,
+		SnapshotEvery: 1_000_000,
 		Limits: Limits{
 			MaxBodyBytes:   10 << 20,
 			MaxBatchEvents: 10000,

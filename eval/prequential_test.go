@@ -22,27 +22,60 @@ func sharedDataset(t testing.TB, name string) string {
 	return dir
 }
 
-func TestPrequentialTune(t *testing.T) {
-	if os.Getenv("TUNE") == "" {
-		t.Skip("set TUNE=1")
-	}
-	d, err := dataset.Load(sharedDataset(t, "ml-100k"), nil)
+func loadRecords(t testing.TB, name string) ([]event.Record, *event.Table) {
+	t.Helper()
+	d, err := dataset.Load(sharedDataset(t, name), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	table, _ := event.Preset("ecommerce")
+	table, _ := event.Preset(event.PresetEcommerce)
 	p := pipeline.New(pipeline.DefaultConfig(table))
 	recs, _, err := Records(d.Items, d.Events, p, pipeline.NewDedup(pipeline.DefaultDedupConfig()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []itemknn.Config{
-		{Window: 10, Neighbors: 200, QueryItems: 15, Decay: 0.9},
-		{Window: 12, Neighbors: 200, QueryItems: 15, Decay: 0.9},
-		{Window: 20, Neighbors: 200, QueryItems: 15, Decay: 0.9},
+	return recs, table
+}
+
+// TestPrequentialDefaults replays the shared data sets in process with the
+// default configuration. On ml-100k it must beat the reference online
+// item-kNN over the user's last 20 items (HitRate@10 0.1735).
+func TestPrequentialDefaults(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		floor float64
+	}{
+		{"ml-100k", 0.1735},
+		{"ml-latest-small", 0},
 	} {
-		eng := recommend.New(recommend.Config{Table: table, ItemKNN: c})
-		res := Prequential(eng, recs, table, PrequentialConfig{WarmUp: 0.2, K: 10})
-		fmt.Printf("%+v -> %+v\n", c, res)
+		t.Run(tc.name, func(t *testing.T) {
+			recs, table := loadRecords(t, tc.name)
+			eng := recommend.New(recommend.Config{Table: table})
+			res := Prequential(eng, recs, table, PrequentialConfig{WarmUp: 0.2, K: 10})
+			t.Logf("%s prequential (warm-up 20%%, K=10): scored %d, HitRate@10 %.4f, MRR@10 %.4f, %.1fs",
+				tc.name, res.Scored, res.HitRate, res.MRR, res.Seconds)
+			if res.Scored == 0 || res.HitRate < tc.floor {
+				t.Fatalf("HitRate@10 %.4f below %.4f", res.HitRate, tc.floor)
+			}
+		})
+	}
+}
+
+// TestPrequentialGrid is the search behind the item-kNN defaults; run it with
+// STREAMREC_TUNE=1.
+func TestPrequentialGrid(t *testing.T) {
+	if os.Getenv("STREAMREC_TUNE") == "" {
+		t.Skip("set STREAMREC_TUNE=1 to run the item-kNN grid")
+	}
+	recs, table := loadRecords(t, "ml-100k")
+	for _, window := range []int{5, 10, 20, 50} {
+		for _, q := range []int{10, 15, 20} {
+			for _, decay := range []float32{1, 0.95, 0.9, 0.8} {
+				c := itemknn.Config{Window: window, Neighbors: 200, QueryItems: q, Decay: decay}
+				eng := recommend.New(recommend.Config{Table: table, ItemKNN: c})
+				res := Prequential(eng, recs, table, PrequentialConfig{WarmUp: 0.2, K: 10})
+				fmt.Printf("window=%d query_items=%d decay=%.2f  HitRate@10 %.4f  MRR@10 %.4f\n", window, q, decay, res.HitRate, res.MRR)
+			}
+		}
 	}
 }

@@ -6,6 +6,8 @@
 // concurrent mutation; callers hold their own lock.
 package ids
 
+import "github.com/streamrec/streamrec/snapshot"
+
 // Dict is a two-way mapping between strings and dense int32 ids.
 type Dict struct {
 	byName map[string]int32
@@ -37,3 +39,29 @@ func (d *Dict) Name(id int32) string { return d.names[id] }
 
 // Len is the number of ids handed out.
 func (d *Dict) Len() int { return len(d.names) }
+
+// Encode writes the names in id order.
+func (d *Dict) Encode(e *snapshot.Encoder) {
+	e.Uint(uint64(len(d.names)))
+	for _, n := range d.names {
+		e.String(n)
+	}
+}
+
+// Decode reads a Dict written by Encode.
+func Decode(dec *snapshot.Decoder) *Dict {
+	n := dec.Len(1)
+	d := &Dict{byName: make(map[string]int32, n), names: make([]string, 0, n)}
+	for range n {
+		s := dec.String()
+		if dec.Err() != nil {
+			break
+		}
+		if _, dup := d.byName[s]; dup {
+			dec.Check(false, "duplicate id "+s)
+			break
+		}
+		d.Intern(s)
+	}
+	return d
+}

@@ -51,7 +51,8 @@ type Writer struct {
 	eng      *recommend.Engine
 	dedup    *pipeline.Dedup
 	log      *slog.Logger
-	maxBatch int
+	cfg      Config
+	lastSnap uint64 // sequence number of the latest snapshot written or loaded
 
 	queue chan *request
 	stop  chan struct{}
@@ -64,16 +65,25 @@ type Writer struct {
 type Config struct {
 	// MaxBatch bounds how many records one group commit holds.
 	MaxBatch int
+	// DedupIDs is how many event ids the dedup window remembers: a restart
+	// from a snapshot replays at least that many records into it.
+	DedupIDs int
+	// SnapshotEvery writes a model snapshot after this many new records
+	// (0: only at shutdown).
+	SnapshotEvery uint64
 }
 
-// New rebuilds the engine and the dedup window from the store (replay of the
-// whole log) and starts the writer.
-func New(ctx context.Context, st *store.Store, eng *recommend.Engine, dedup *pipeline.Dedup, log *slog.Logger, cfg Config) (*Writer, error) {
+// New restores the models from the latest snapshot, if one fits the
+// configuration, replays the log after it (and enough of the log before it
+// to rebuild the dedup window), and starts the writer. newEngine makes an
+// empty engine.
+func New(ctx context.Context, st *store.Store, newEngine func() *recommend.Engine, dedup *pipeline.Dedup, log *slog.Logger, cfg Config) (*Writer, error) {
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 20000
 	}
-	w := &Writer{store: st, eng: eng, dedup: dedup, log: log, maxBatch: cfg.MaxBatch,
+	w := &Writer{store: st, dedup: dedup, log: log, cfg: cfg,
 		queue: make(chan *request, 1024), stop: make(chan struct{})}
+	w.eng = w.restore(newEngine)
 	if err := w.replay(ctx); err != nil {
 		return nil, err
 	}
@@ -82,19 +92,65 @@ func New(ctx context.Context, st *store.Store, eng *recommend.Engine, dedup *pip
 	return w, nil
 }
 
-func (w *Writer) replay(ctx context.Context) error {
-	total := w.store.LastSeq()
-	if total == 0 {
-		return nil
+// Engine is the engine the writer applies to.
+func (w *Writer) Engine() *recommend.Engine { return w.eng }
+
+// restore loads the latest snapshot into a new engine, or returns an empty
+// one when there is none or it cannot be used.
+func (w *Writer) restore(newEngine func() *recommend.Engine) *recommend.Engine {
+	f, size, seq, ok, err := w.store.LatestSnapshot()
+	if err != nil {
+		w.log.Warn("cannot open the model snapshot; replaying the whole log", "err", err)
+		return newEngine()
+	}
+	if !ok {
+		return newEngine()
+	}
+	defer f.Close()
+	if seq > w.store.LastSeq() {
+		w.log.Warn("the model snapshot is ahead of the log; replaying the whole log", "snapshot_seq", seq, "last_seq", w.store.LastSeq())
+		return newEngine()
 	}
 	start := time.Now()
-	w.log.Info("rebuilding models from the log", "records", total)
+	eng := newEngine()
+	if err := eng.ReadSnapshot(f, size); err != nil {
+		w.log.Warn("cannot use the model snapshot; replaying the whole log", "err", err)
+		return newEngine()
+	}
+	if eng.Applied() != seq {
+		w.log.Warn("the model snapshot's name and content disagree; replaying the whole log", "name_seq", seq, "content_seq", eng.Applied())
+		return newEngine()
+	}
+	w.lastSnap = seq
+	w.log.Info("models restored from snapshot", "seq", seq, "bytes", size, "seconds", time.Since(start).Seconds())
+	return eng
+}
+
+func (w *Writer) replay(ctx context.Context) error {
+	last := w.store.LastSeq()
+	applied := w.eng.Applied()
+	if last == 0 {
+		return nil
+	}
+	// The dedup window needs the last DedupIDs records, even those the
+	// snapshot already holds.
+	from := applied + 1
+	if n := uint64(max(w.cfg.DedupIDs, 0)); last > n && last-n+1 < from {
+		from = last - n + 1
+	} else if last <= n {
+		from = 1
+	}
+	start := time.Now()
+	w.log.Info("rebuilding models from the log", "records_to_apply", last-applied, "from_seq", applied+1)
 	batch := make([]event.Record, 0, 4096)
 	lastReport := start
 	var done uint64
-	err := w.store.Replay(1, func(seq uint64, r event.Record) error {
+	err := w.store.Replay(from, func(seq uint64, r event.Record) error {
 		if r.Kind == event.KindEvent {
 			w.dedup.Duplicate(&r.Event) // rebuilds the window; the log holds no duplicates
+		}
+		if seq <= applied {
+			return nil
 		}
 		batch = append(batch, r)
 		if len(batch) == cap(batch) {
@@ -106,8 +162,8 @@ func (w *Writer) replay(ctx context.Context) error {
 			}
 			if time.Since(lastReport) > 2*time.Second {
 				lastReport = time.Now()
-				w.log.Info("rebuild progress", "records", done, "of", total,
-					"percent", fmt.Sprintf("%.1f", 100*float64(done)/float64(total)))
+				w.log.Info("rebuild progress", "records", done, "of", last-applied,
+					"percent", fmt.Sprintf("%.1f", 100*float64(done)/float64(last-applied)))
 			}
 		}
 		return nil
@@ -117,8 +173,24 @@ func (w *Writer) replay(ctx context.Context) error {
 	}
 	w.eng.Apply(batch)
 	w.eng.Compact()
-	w.log.Info("models rebuilt", "records", total, "seconds", time.Since(start).Seconds())
+	if got := w.eng.Applied(); got != last {
+		return fmt.Errorf("ingest: rebuild: applied %d records, the log holds %d", got, last)
+	}
+	w.log.Info("models rebuilt", "records", last, "seconds", time.Since(start).Seconds())
 	return nil
+}
+
+// snapshot writes a model snapshot; a failure is logged, not fatal (the log
+// is the source of truth).
+func (w *Writer) snapshot() {
+	start := time.Now()
+	seq, err := w.store.SaveSnapshot(w.eng.WriteSnapshot)
+	if err != nil {
+		w.log.Error("model snapshot failed", "err", err)
+		return
+	}
+	w.lastSnap = seq
+	w.log.Info("model snapshot written", "seq", seq, "seconds", time.Since(start).Seconds())
 }
 
 // Submit stores and applies recs, returning when they are durable and
@@ -169,19 +241,22 @@ func (w *Writer) run() {
 		case r := <-w.queue:
 			group = append(group, r)
 		case <-w.stop:
-			// Drain what was queued before the stop.
+			// Drain what was queued before the stop, then snapshot.
 			for {
 				select {
 				case r := <-w.queue:
 					w.commit([]*request{r}, nil)
 				default:
+					if w.broken() == nil && w.eng.Applied() > w.lastSnap {
+						w.snapshot()
+					}
 					return
 				}
 			}
 		}
 		n := len(group[0].recs)
 	more:
-		for n < w.maxBatch {
+		for n < w.cfg.MaxBatch {
 			select {
 			case r := <-w.queue:
 				group = append(group, r)
@@ -191,6 +266,9 @@ func (w *Writer) run() {
 			}
 		}
 		recs = w.commit(group, recs[:0])
+		if every := w.cfg.SnapshotEvery; every > 0 && w.eng.Applied()-w.lastSnap >= every {
+			w.snapshot()
+		}
 	}
 }
 

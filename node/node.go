@@ -43,12 +43,18 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Node, erro
 	if err != nil {
 		return nil, err
 	}
-	eng := recommend.New(recommend.Config{Table: table, ItemKNN: cfg.ItemKNNConfig(), Trending: cfg.TrendingConfig()})
-	w, err := ingest.New(ctx, st, eng, pipeline.NewDedup(cfg.DedupConfig()), log, ingest.Config{})
+	newEngine := func() *recommend.Engine {
+		return recommend.New(recommend.Config{Table: table, ItemKNN: cfg.ItemKNNConfig(), Trending: cfg.TrendingConfig()})
+	}
+	w, err := ingest.New(ctx, st, newEngine, pipeline.NewDedup(cfg.DedupConfig()), log, ingest.Config{
+		DedupIDs:      cfg.Dedup.IDs,
+		SnapshotEvery: cfg.SnapshotEvery,
+	})
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
+	eng := w.Engine()
 	api := server.New(w, eng, st, pipeline.New(cfg.PipelineConfig(table)), server.Limits{
 		MaxBodyBytes:   cfg.Limits.MaxBodyBytes,
 		MaxBatchEvents: cfg.Limits.MaxBatchEvents,

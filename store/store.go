@@ -33,6 +33,7 @@ const (
 
 // Store is an open data directory.
 type Store struct {
+	dir  string
 	db   *pebble.DB
 	last atomic.Uint64 // last sequence number written; 0 when empty
 	buf  []byte
@@ -44,7 +45,7 @@ func Open(dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
-	s := &Store{db: db}
+	s := &Store{dir: dir, db: db}
 	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixLog}, UpperBound: []byte{prefixLog + 1}})
 	if err != nil {
 		db.Close()

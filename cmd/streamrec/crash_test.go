@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -47,7 +48,13 @@ func startChild(t *testing.T, bin, data string) *child {
 	t.Helper()
 	addr := freeAddr(t)
 	c := &child{url: "http://" + addr, logs: &bytes.Buffer{}}
-	c.cmd = exec.Command(bin, "serve", "--addr", addr, "--data", data)
+	// Snapshots every 700 records: a restart after SIGKILL loads the
+	// latest one and replays the log after it.
+	conf := filepath.Join(filepath.Dir(data), "streamrec.yaml")
+	if err := os.WriteFile(conf, []byte("snapshot_every: 700\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.cmd = exec.Command(bin, "serve", "--addr", addr, "--data", data, "--config", conf)
 	c.cmd.Stdout, c.cmd.Stderr = c.logs, c.logs
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -194,6 +201,9 @@ func TestCrashRestartLosesNothing(t *testing.T) {
 	}
 	if after := recommendations(t, c); after != want {
 		t.Fatalf("recommendations changed across the restart:\nbefore:\n%s\nafter:\n%s", want, after)
+	}
+	if !strings.Contains(c.logs.String(), "models restored from snapshot") {
+		t.Fatalf("the restart did not use the periodic snapshot:\n%s", c.logs)
 	}
 
 	// Kill with writes in flight.

@@ -6,7 +6,10 @@
 // lock the writer holds while appending.
 package history
 
-import "github.com/streamrec/streamrec/event"
+import (
+	"github.com/streamrec/streamrec/event"
+	"github.com/streamrec/streamrec/snapshot"
+)
 
 // Entry is one interaction of a user. Its size is 16 bytes.
 type Entry struct {
@@ -82,4 +85,57 @@ func (s *Store) Bytes() int64 {
 		n += int64(cap(h)) * 16
 	}
 	return n
+}
+
+// Encode writes the histories to a snapshot.
+func (s *Store) Encode(e *snapshot.Encoder) {
+	lens := make([]uint32, len(s.users))
+	items := make([]int32, 0, s.events)
+	times := make([]uint32, 0, s.events)
+	weights := make([]float32, 0, s.events)
+	types := make([]uint8, 0, s.events)
+	for u, h := range s.users {
+		lens[u] = uint32(len(h))
+		for _, x := range h {
+			items = append(items, x.Item)
+			times = append(times, x.Time)
+			weights = append(weights, x.Weight)
+			types = append(types, uint8(x.Type))
+		}
+	}
+	e.Slice(lens, len(lens))
+	e.Slice(items, len(items))
+	e.Slice(times, len(times))
+	e.Slice(weights, len(weights))
+	e.Slice(types, len(types))
+}
+
+// Decode reads histories written by Encode, compacted into one array.
+func Decode(d *snapshot.Decoder) *Store {
+	lens := snapshot.Uint32s(d)
+	items := snapshot.Int32s(d)
+	times := snapshot.Uint32s(d)
+	weights := snapshot.Float32s(d)
+	types := snapshot.Uint8s(d)
+	n := len(items)
+	d.Check(len(times) == n && len(weights) == n && len(types) == n, "history columns differ in length")
+	var total int
+	for _, l := range lens {
+		total += int(l)
+	}
+	d.Check(total == n, "history lengths do not add up")
+	if d.Err() != nil {
+		return &Store{}
+	}
+	slab := make([]Entry, n)
+	for i := range slab {
+		slab[i] = Entry{Item: items[i], Time: times[i], Weight: weights[i], Type: event.Type(types[i])}
+	}
+	s := &Store{users: make([][]Entry, len(lens)), events: n}
+	off := 0
+	for u, l := range lens {
+		s.users[u] = slab[off : off+int(l) : off+int(l)]
+		off += int(l)
+	}
+	return s
 }

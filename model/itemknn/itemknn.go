@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 
 	"github.com/streamrec/streamrec/model/history"
+	"github.com/streamrec/streamrec/snapshot"
 )
 
 // Config tunes the model.
@@ -337,4 +338,67 @@ func (m *Model) Bytes() int64 {
 		}
 	}
 	return n
+}
+
+// Encode writes the co-occurrence rows and norms to a snapshot (the
+// neighbour lists are recomputed on first read). Pending updates must have
+// been flushed.
+func (m *Model) Encode(e *snapshot.Encoder) {
+	sizes := make([]uint32, len(m.rows))
+	var keys []int32
+	var vals []float32
+	for i := range m.rows {
+		sizes[i] = uint32(len(m.rows[i].slots))
+		for _, s := range m.rows[i].slots {
+			keys = append(keys, s.key)
+			vals = append(vals, s.val)
+		}
+	}
+	e.Uint(uint64(m.pairs))
+	e.Slice(sizes, len(sizes))
+	e.Slice(keys, len(keys))
+	e.Slice(vals, len(vals))
+	e.Slice(m.norm, len(m.norm))
+}
+
+// Decode restores state written by Encode into a model made by New with the
+// same configuration.
+func (m *Model) Decode(d *snapshot.Decoder) {
+	m.pairs = int(d.Uint())
+	sizes := snapshot.Uint32s(d)
+	keys := snapshot.Int32s(d)
+	vals := snapshot.Float32s(d)
+	norm := snapshot.Float32s(d)
+	d.Check(len(keys) == len(vals) && len(norm) == len(sizes), "item-kNN columns differ in length")
+	if d.Err() != nil {
+		return
+	}
+	m.rows, m.norm, m.ver, m.cache = nil, nil, nil, nil
+	if len(sizes) > 0 {
+		m.grow(int32(len(sizes) - 1))
+	}
+	copy(m.norm, norm)
+	off := 0
+	for i, size := range sizes {
+		n := int(size)
+		if n&(n-1) != 0 || off+n > len(keys) {
+			d.Check(false, "item-kNN row size")
+			return
+		}
+		r := &m.rows[i]
+		r.slots = make([]slot, n)
+		for k := range r.slots {
+			key := keys[off+k]
+			if key >= int32(len(sizes)) || key < -1 {
+				d.Check(false, "item-kNN row names an unknown item")
+				return
+			}
+			r.slots[k] = slot{key: key, val: vals[off+k]}
+			if key >= 0 {
+				r.n++
+			}
+		}
+		off += n
+	}
+	d.Check(off == len(keys), "item-kNN rows do not add up")
 }

@@ -13,6 +13,8 @@ package trending
 import (
 	"math"
 	"sort"
+
+	"github.com/streamrec/streamrec/snapshot"
 )
 
 // Config tunes the model.
@@ -173,3 +175,34 @@ func (m *Model) Clock() float64 { return m.clock }
 func (m *Model) Bytes() int64 {
 	return int64(cap(m.score))*8 + int64(cap(m.inTop)) + int64(cap(m.top))*4
 }
+
+// Encode writes the model's state to a snapshot.
+func (m *Model) Encode(e *snapshot.Encoder) {
+	e.Float64(m.ref)
+	e.Float64(m.clock)
+	e.Slice(m.score, len(m.score))
+	e.Slice(m.top, len(m.top))
+}
+
+// Decode restores state written by Encode into a model made by New with the
+// same configuration.
+func (m *Model) Decode(d *snapshot.Decoder) {
+	m.ref = d.Float64()
+	m.clock = d.Float64()
+	m.score = snapshot.Float64s(d)
+	m.top = snapshot.Int32s(d)
+	m.inTop = make([]bool, len(m.score))
+	for _, it := range m.top {
+		if it < 0 || int(it) >= len(m.score) {
+			d.Check(false, "trending top list names an unknown item")
+			return
+		}
+		m.inTop[it] = true
+	}
+}
+
+// Config returns the model's configuration.
+func (m *Model) Config() Config { return m.cfg }
+
+// Items is the number of item slots.
+func (m *Model) Items() int { return len(m.score) }

@@ -1,0 +1,126 @@
+package recommend
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/streamrec/streamrec/ids"
+	"github.com/streamrec/streamrec/model/history"
+	"github.com/streamrec/streamrec/snapshot"
+)
+
+const snapshotMagic = "streamrec-engine-1"
+
+// ErrSnapshotConfig is returned when a snapshot was taken under another
+// model configuration: the log must be replayed instead.
+var ErrSnapshotConfig = errors.New("snapshot taken with another model configuration")
+
+// fingerprint names everything a snapshot's state depends on besides the log.
+func (e *Engine) fingerprint() string {
+	return fmt.Sprintf("%+v|%+v|%v", e.knn.Config(), e.trend.Config(), e.consumed)
+}
+
+// Applied is the number of records applied: the log sequence number the
+// state reflects.
+func (e *Engine) Applied() uint64 {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.applied
+}
+
+// WriteSnapshot writes the whole model state to w, under the read lock (so
+// writes wait while it runs), and returns the sequence number it reflects.
+func (e *Engine) WriteSnapshot(w io.Writer) (uint64, error) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	enc := snapshot.NewEncoder(w)
+	enc.String(snapshotMagic)
+	enc.String(e.fingerprint())
+	enc.Uint(e.applied)
+	e.users.Encode(enc)
+	e.items.Encode(enc)
+	e.cats.Encode(enc)
+	lens := make([]uint32, len(e.meta))
+	flags := make([]uint8, len(e.meta))
+	var cats []int32
+	for i, m := range e.meta {
+		lens[i] = uint32(len(m.cats))
+		cats = append(cats, m.cats...)
+		if m.hidden {
+			flags[i] |= 1
+		}
+		if m.deleted {
+			flags[i] |= 2
+		}
+	}
+	enc.Slice(lens, len(lens))
+	enc.Slice(flags, len(flags))
+	enc.Slice(cats, len(cats))
+	e.hist.Encode(enc)
+	e.trend.Encode(enc)
+	e.knn.Encode(enc)
+	return e.applied, enc.Flush()
+}
+
+// ReadSnapshot replaces the state of a new, empty engine with the snapshot
+// of size bytes in r. It fails with ErrSnapshotConfig when the snapshot was
+// taken under another configuration, and with snapshot.ErrCorrupt when it is
+// damaged; the engine is then unusable and a fresh one must replay the log.
+func (e *Engine) ReadSnapshot(r io.Reader, size int64) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	d := snapshot.NewDecoder(r, size)
+	if m := d.String(); d.Err() == nil && m != snapshotMagic {
+		return fmt.Errorf("%w: not an engine snapshot", snapshot.ErrCorrupt)
+	}
+	if fp := d.String(); d.Err() == nil && fp != e.fingerprint() {
+		return ErrSnapshotConfig
+	}
+	e.applied = d.Uint()
+	e.users = ids.Decode(d)
+	e.items = ids.Decode(d)
+	e.cats = ids.Decode(d)
+	lens := snapshot.Uint32s(d)
+	flags := snapshot.Uint8s(d)
+	cats := snapshot.Int32s(d)
+	d.Check(len(lens) == e.items.Len() && len(flags) == len(lens), "catalogue size")
+	if err := d.Err(); err != nil {
+		return err
+	}
+	e.meta = make([]itemMeta, len(lens))
+	e.members = make([][]int32, e.cats.Len())
+	off := 0
+	for i, l := range lens {
+		if off+int(l) > len(cats) {
+			return fmt.Errorf("%w: categories do not add up", snapshot.ErrCorrupt)
+		}
+		m := &e.meta[i]
+		m.cats = cats[off : off+int(l) : off+int(l)]
+		off += int(l)
+		m.hidden, m.deleted = flags[i]&1 != 0, flags[i]&2 != 0
+		for _, c := range m.cats {
+			if c < 0 || int(c) >= len(e.members) {
+				return fmt.Errorf("%w: unknown category", snapshot.ErrCorrupt)
+			}
+			e.members[c] = append(e.members[c], int32(i))
+		}
+	}
+	e.hist = *history.Decode(d)
+	e.trend.Decode(d)
+	e.knn.Decode(d)
+	if err := d.Err(); err != nil {
+		return err
+	}
+	if e.hist.Users() > e.users.Len() || e.knn.Items() > e.items.Len() || e.trend.Items() > e.items.Len() {
+		return fmt.Errorf("%w: models name unknown ids", snapshot.ErrCorrupt)
+	}
+	for u := range e.hist.Users() {
+		for _, h := range e.hist.User(int32(u)) {
+			if h.Item < 0 || int(h.Item) >= e.items.Len() || int(h.Type) >= len(e.consumed) {
+				return fmt.Errorf("%w: a history names an unknown item or type", snapshot.ErrCorrupt)
+			}
+		}
+	}
+	return nil
+}
