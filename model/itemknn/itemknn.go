@@ -41,7 +41,7 @@ type Config struct {
 // DefaultConfig returns the defaults, tuned by prequential replay of ml-100k
 // (docs/EVALUATION.md).
 func DefaultConfig() Config {
-	return Config{Window: 10, Neighbors: 200, QueryItems: 15, Decay: 0.9}
+	return Config{Window: 10, Neighbors: 200, QueryItems: 20, Decay: 0.8}
 }
 
 const chunk = 1024
