@@ -251,8 +251,15 @@ func BenchmarkRestart1MFromSnapshot(b *testing.B) {
 	st, w := open1M(b, dir, tb)
 	start := time.Now()
 	w.Close() // writes the snapshot
-	b.ReportMetric(time.Since(start).Seconds(), "s/snapshot-write")
+	write := time.Since(start)
 	st.Close()
+	fi, _ := os.ReadDir(filepath.Join(dir, "snapshots"))
+	var size int64
+	for _, f := range fi {
+		if info, err := f.Info(); err == nil {
+			size += info.Size()
+		}
+	}
 	for b.Loop() {
 		st, w := open1M(b, dir, tb)
 		b.StopTimer()
@@ -261,4 +268,6 @@ func BenchmarkRestart1MFromSnapshot(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/restart")
+	b.ReportMetric(write.Seconds(), "s/snapshot-write")
+	b.ReportMetric(float64(size)/1e6, "MB/snapshot")
 }
