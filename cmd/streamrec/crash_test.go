@@ -41,13 +41,32 @@ func freeAddr(t *testing.T) string {
 type child struct {
 	cmd  *exec.Cmd
 	url  string
-	logs *bytes.Buffer
+	logs *syncBuffer
+}
+
+// syncBuffer collects the child's output; the test reads it while the
+// child still writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func startChild(t *testing.T, bin, data string) *child {
 	t.Helper()
 	addr := freeAddr(t)
-	c := &child{url: "http://" + addr, logs: &bytes.Buffer{}}
+	c := &child{url: "http://" + addr, logs: &syncBuffer{}}
 	// Snapshots every 700 records: a restart after SIGKILL loads the
 	// latest one and replays the log after it.
 	conf := filepath.Join(filepath.Dir(data), "streamrec.yaml")
