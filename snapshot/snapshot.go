@@ -90,8 +90,13 @@ func (d *Decoder) Err() error { return d.err }
 
 func (d *Decoder) fail(err error) {
 	if d.err == nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		switch {
+		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 			err = fmt.Errorf("%w: truncated", ErrCorrupt)
+		case !errors.Is(err, ErrCorrupt):
+			// A read error or a malformed varint: either way this snapshot
+			// cannot be used.
+			err = fmt.Errorf("%w: %v", ErrCorrupt, err)
 		}
 		d.err = err
 	}
