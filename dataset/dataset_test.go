@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/streamrec/streamrec/internal/shared"
 )
 
 func TestLoadML1M(t *testing.T) {
@@ -36,10 +38,7 @@ func TestLoadSharedMovieLens(t *testing.T) {
 		{"ml-latest-small", "ml-latest", 100836, 9742},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := filepath.Join("..", "..", "shared", "datasets", tc.name)
-			if _, err := os.Stat(dir); err != nil {
-				t.Skipf("../shared/datasets/%s is absent: real-data tests need the shared data sets beside the repository", tc.name)
-			}
+			dir := shared.Dataset(t, tc.name)
 			var last int64
 			d, err := Load(dir, func(done, total int64) {
 				if done < last || done > total {

@@ -3,28 +3,19 @@ package eval
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/streamrec/streamrec/dataset"
 	"github.com/streamrec/streamrec/event"
+	"github.com/streamrec/streamrec/internal/shared"
 	"github.com/streamrec/streamrec/model/itemknn"
 	"github.com/streamrec/streamrec/pipeline"
 	"github.com/streamrec/streamrec/recommend"
 )
 
-func sharedDataset(t testing.TB, name string) string {
-	t.Helper()
-	dir := filepath.Join("..", "..", "shared", "datasets", name)
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("../shared/datasets/%s is absent (%v): real-data tests need the shared data sets beside the repository", name, err)
-	}
-	return dir
-}
-
 func loadRecords(t testing.TB, name string) ([]event.Record, *event.Table) {
 	t.Helper()
-	d, err := dataset.Load(sharedDataset(t, name), nil)
+	d, err := dataset.Load(shared.Dataset(t, name), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/streamrec/streamrec/dataset"
 	"github.com/streamrec/streamrec/event"
 	"github.com/streamrec/streamrec/ingest"
+	"github.com/streamrec/streamrec/internal/shared"
 	"github.com/streamrec/streamrec/pipeline"
 	"github.com/streamrec/streamrec/recommend"
 	"github.com/streamrec/streamrec/store"
@@ -72,7 +73,7 @@ func BenchmarkHTTPIngest(b *testing.B) {
 // queueing counts: no coordinated omission) and reports percentiles.
 func BenchmarkHTTPRecommendLatency(b *testing.B) {
 	const rate, seconds = 5000, 5
-	dir := sharedDataset(b, "ml-latest-small")
+	dir := shared.Dataset(b, "ml-latest-small")
 	d, err := dataset.Load(dir, nil)
 	if err != nil {
 		b.Fatal(err)

@@ -104,12 +104,3 @@ func call(t testing.TB, method, url string, body any, out any) int {
 	}
 	return resp.StatusCode
 }
-
-func sharedDataset(t testing.TB, name string) string {
-	t.Helper()
-	dir := filepath.Join("..", "..", "shared", "datasets", name)
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("../shared/datasets/%s is absent (%v): real-data tests need the shared data sets beside the repository", name, err)
-	}
-	return dir
-}

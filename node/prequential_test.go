@@ -10,6 +10,7 @@ import (
 
 	"github.com/streamrec/streamrec/dataset"
 	"github.com/streamrec/streamrec/event"
+	"github.com/streamrec/streamrec/internal/shared"
 )
 
 type recReply struct {
@@ -29,7 +30,7 @@ func TestPrequentialHTTP(t *testing.T) {
 	if testing.Short() {
 		t.Skip("replays 100,000 events over HTTP")
 	}
-	d, err := dataset.Load(sharedDataset(t, "ml-100k"), nil)
+	d, err := dataset.Load(shared.Dataset(t, "ml-100k"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,14 +2,13 @@ package recommend
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
 
 	"github.com/streamrec/streamrec/dataset"
 	"github.com/streamrec/streamrec/event"
+	"github.com/streamrec/streamrec/internal/shared"
 	"github.com/streamrec/streamrec/pipeline"
 )
 
@@ -95,11 +94,7 @@ func BenchmarkMemoryPerEvent(b *testing.B) {
 }
 
 func loadMLLatest(b *testing.B) (*Engine, []string) {
-	dir := filepath.Join("..", "..", "shared", "datasets", "ml-latest-small")
-	if _, err := os.Stat(dir); err != nil {
-		b.Skipf("../shared/datasets/ml-latest-small is absent: %v", err)
-	}
-	d, err := dataset.Load(dir, nil)
+	d, err := dataset.Load(shared.Dataset(b, "ml-latest-small"), nil)
 	if err != nil {
 		b.Fatal(err)
 	}

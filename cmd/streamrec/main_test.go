@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/streamrec/streamrec/event"
+	"github.com/streamrec/streamrec/internal/shared"
 	"github.com/streamrec/streamrec/store"
 )
 
@@ -93,10 +94,7 @@ func TestImportMovieLens(t *testing.T) {
 		{"ml-latest-small", 9742, 100836},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			src := filepath.Join("..", "..", "..", "shared", "datasets", tc.name)
-			if _, err := os.Stat(src); err != nil {
-				t.Skipf("../shared/datasets/%s is absent: real-data tests need the shared data sets beside the repository", tc.name)
-			}
+			src := shared.Dataset(t, tc.name)
 			data := filepath.Join(t.TempDir(), "data")
 			if _, _, err := runCmd(t, nil, "import", "--data", data, src); err != nil {
 				t.Fatal(err)
