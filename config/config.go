@@ -7,6 +7,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strings"
@@ -118,13 +119,11 @@ func (c *Config) LoadFile(path string) error {
 	}
 	dec := yaml.NewDecoder(strings.NewReader(string(b)))
 	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil && !errors.Is(err, errEOF) {
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) { // an empty file changes nothing
 		return fmt.Errorf("config: %s: %w", path, err)
 	}
 	return nil
 }
-
-var errEOF = fmt.Errorf("EOF")
 
 // LoadEnv reads STREAMREC_ADDR, STREAMREC_DATA, STREAMREC_PRESET and
 // STREAMREC_LOG_LEVEL.

@@ -3,6 +3,8 @@ package recommend
 import (
 	"slices"
 	"sort"
+
+	"github.com/streamrec/streamrec/model/history"
 )
 
 func cmpCand(a, b cand) int {
@@ -99,7 +101,7 @@ func (e *Engine) Recommend(req Request) []Scored {
 	defer e.scratch.Put(s)
 	out := make([]Scored, 0, req.N)
 
-	var hist = e.hist.User(-1)
+	var hist []history.Entry // an unknown user has none: trending only
 	if u, ok := e.users.Lookup(req.User); ok {
 		hist = e.hist.User(u)
 	}

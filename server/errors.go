@@ -31,8 +31,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v) // the client may be gone; nothing useful to do
 }
 
-// writeError maps any error to its status and JSON body, in one place.
-func writeError(w http.ResponseWriter, err error) {
+// writeError maps any error to its status and JSON body, in one place, and
+// returns the status.
+func writeError(w http.ResponseWriter, err error) int {
 	var ae *apiError
 	var mbe *http.MaxBytesError
 	var se *pipeline.SyntaxError
@@ -50,4 +51,5 @@ func writeError(w http.ResponseWriter, err error) {
 		ae = errorf(http.StatusInternalServerError, "internal", "internal error", nil)
 	}
 	writeJSON(w, ae.Status, map[string]*apiError{"error": ae})
+	return ae.Status
 }

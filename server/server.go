@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -122,13 +123,12 @@ func (s *Server) Handler() http.Handler {
 	return mux
 }
 
+// fail answers with the error; server-side failures are logged (client
+// errors are the client's to read).
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
-	var ae *apiError
-	if !errors.As(err, &ae) && !errors.As(err, new(*http.MaxBytesError)) && !errors.As(err, new(*pipeline.SyntaxError)) &&
-		!errors.Is(err, pipeline.ErrTooManyEvents) {
-		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	if status := writeError(w, err); status >= http.StatusInternalServerError {
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	}
-	writeError(w, err)
 }
 
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) error {
@@ -234,7 +234,7 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) error {
 		}
 		recs = append(recs, event.Record{Kind: event.KindEvent, Event: ev})
 	}
-	sortRejections(rejected)
+	slices.SortFunc(rejected, func(a, b pipeline.Rejection) int { return a.Index - b.Index })
 	if len(rejected) > 0 && (atomic || len(recs) == 0) {
 		msg := fmt.Sprintf("%d of %d events are invalid; nothing was stored", len(rejected), len(inputs))
 		return errorf(http.StatusUnprocessableEntity, "invalid_events", msg, map[string]any{"rejected": rejected})
@@ -253,14 +253,6 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, reply)
 	return nil
-}
-
-func sortRejections(r []pipeline.Rejection) {
-	for i := 1; i < len(r); i++ {
-		for j := i; j > 0 && r[j].Index < r[j-1].Index; j-- {
-			r[j], r[j-1] = r[j-1], r[j]
-		}
-	}
 }
 
 // checkItem validates an item document.
