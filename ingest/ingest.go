@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/streamrec/streamrec/event"
+	"github.com/streamrec/streamrec/metrics"
 	"github.com/streamrec/streamrec/pipeline"
 	"github.com/streamrec/streamrec/recommend"
 	"github.com/streamrec/streamrec/store"
@@ -71,6 +72,10 @@ type Config struct {
 	// SnapshotEvery writes a model snapshot after this many new records
 	// (0: only at shutdown).
 	SnapshotEvery uint64
+	// Metrics, when set, records commits, applies and snapshots.
+	Metrics *metrics.Metrics
+	// Progress, when set, is told how far the rebuild at start got.
+	Progress func(done, total uint64)
 }
 
 // New restores the models from the latest snapshot, if one fits the
@@ -160,6 +165,9 @@ func (w *Writer) replay(ctx context.Context) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
+			if w.cfg.Progress != nil {
+				w.cfg.Progress(done, last-applied)
+			}
 			if time.Since(lastReport) > 2*time.Second {
 				lastReport = time.Now()
 				w.log.Info("rebuild progress", "records", done, "of", last-applied,
@@ -189,6 +197,7 @@ func (w *Writer) snapshot() {
 		w.log.Error("model snapshot failed", "err", err)
 		return
 	}
+	w.cfg.Metrics.Snapshot(time.Since(start))
 	w.lastSnap = seq
 	w.log.Info("model snapshot written", "seq", seq, "seconds", time.Since(start).Seconds())
 }
@@ -297,7 +306,9 @@ func (w *Writer) commit(group []*request, recs []event.Record) []event.Record {
 	var first uint64
 	var err error
 	if len(recs) > 0 {
+		start := time.Now()
 		first, err = w.store.Append(recs)
+		w.cfg.Metrics.Commit(len(recs), time.Since(start))
 	}
 	if err != nil {
 		w.log.Error("store write failed; refusing writes until restart", "err", err)
@@ -310,7 +321,9 @@ func (w *Writer) commit(group []*request, recs []event.Record) []event.Record {
 		}
 		return recs[:0]
 	}
+	start := time.Now()
 	w.eng.Apply(recs)
+	w.cfg.Metrics.Apply(time.Since(start))
 	seq := first
 	for _, r := range group {
 		r.res.FirstSeq = seq

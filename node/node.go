@@ -1,6 +1,11 @@
 // Package node assembles one streamrec process from its configuration: the
 // Pebble store, the in-memory engine rebuilt from the log, the log's single
-// writer and the HTTP API. It owns their start and their orderly stop.
+// writer, the HTTP API and its metrics. It owns their start and their
+// orderly stop.
+//
+// The HTTP listener answers from the first moment: /healthz says the
+// process is up, /readyz answers 503 with the rebuild's progress until the
+// models are loaded, and the API answers 503 until then too.
 package node
 
 import (
@@ -10,10 +15,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/streamrec/streamrec/config"
 	"github.com/streamrec/streamrec/ingest"
+	"github.com/streamrec/streamrec/metrics"
 	"github.com/streamrec/streamrec/pipeline"
 	"github.com/streamrec/streamrec/recommend"
 	"github.com/streamrec/streamrec/server"
@@ -22,48 +29,49 @@ import (
 
 // Node is one running streamrec process.
 type Node struct {
-	Store  *store.Store
+	Store   *store.Store
+	Metrics *metrics.Metrics
+	// Engine, Writer and API are set once Ready is closed.
 	Engine *recommend.Engine
 	Writer *ingest.Writer
 	API    *server.Server
-	log    *slog.Logger
-	http   *http.Server
+
+	cfg      config.Config
+	log      *slog.Logger
+	http     *http.Server
+	api      atomic.Pointer[http.Handler]
+	ready    chan struct{}
+	progress atomic.Pointer[[2]uint64] // rebuild: done, total
 }
 
-// Open opens the store in cfg.Data and rebuilds the models from its log.
-func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Node, error) {
+// Routes lists the routes the node answers itself, beside the API's.
+func Routes() []string { return []string{"GET /healthz", "GET /readyz", "GET /metrics"} }
+
+// Open validates the configuration and opens the store. The models are
+// rebuilt by Serve, while the listener already answers health checks.
+func Open(cfg config.Config, log *slog.Logger) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	table, err := cfg.Table()
-	if err != nil {
 		return nil, err
 	}
 	st, err := store.Open(cfg.Data)
 	if err != nil {
 		return nil, err
 	}
-	newEngine := func() *recommend.Engine {
-		return recommend.New(recommend.Config{Table: table, ItemKNN: cfg.ItemKNNConfig(), Trending: cfg.TrendingConfig()})
-	}
-	w, err := ingest.New(ctx, st, newEngine, pipeline.NewDedup(cfg.DedupConfig()), log, ingest.Config{
-		DedupIDs:      cfg.Dedup.IDs,
-		SnapshotEvery: cfg.SnapshotEvery,
+	n := &Node{Store: st, Metrics: metrics.New(), cfg: cfg, log: log, ready: make(chan struct{})}
+	n.progress.Store(&[2]uint64{})
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", n.healthz)
+	mux.HandleFunc("GET /readyz", n.readyz)
+	mux.Handle("GET /metrics", n.Metrics.Handler())
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if h := n.api.Load(); h != nil {
+			(*h).ServeHTTP(w, r)
+			return
+		}
+		writeStarting(w, n.progress.Load())
 	})
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
-	eng := w.Engine()
-	api := server.New(w, eng, st, pipeline.New(cfg.PipelineConfig(table)), server.Limits{
-		MaxBodyBytes:   cfg.Limits.MaxBodyBytes,
-		MaxBatchEvents: cfg.Limits.MaxBatchEvents,
-		MaxN:           cfg.Limits.MaxN,
-		MaxIDBytes:     cfg.Limits.MaxIDBytes,
-	}, log)
-	n := &Node{Store: st, Engine: eng, Writer: w, API: api, log: log}
 	n.http = &http.Server{
-		Handler:           api.Handler(),
+		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -73,21 +81,113 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Node, erro
 	return n, nil
 }
 
-// Serve answers HTTP on l until ctx is done, then shuts down gracefully:
-// in-flight requests finish, the writer drains, the store closes.
+// Ready is closed once the models are loaded and the API answers.
+func (n *Node) Ready() <-chan struct{} { return n.ready }
+
+// start rebuilds the models and switches the API on.
+func (n *Node) start(ctx context.Context) error {
+	cfg := n.cfg
+	table, err := cfg.Table()
+	if err != nil {
+		return err
+	}
+	newEngine := func() *recommend.Engine {
+		return recommend.New(recommend.Config{Table: table, ItemKNN: cfg.ItemKNNConfig(), Trending: cfg.TrendingConfig()})
+	}
+	w, err := ingest.New(ctx, n.Store, newEngine, pipeline.NewDedup(cfg.DedupConfig()), n.log, ingest.Config{
+		DedupIDs:      cfg.Dedup.IDs,
+		SnapshotEvery: cfg.SnapshotEvery,
+		Metrics:       n.Metrics,
+		Progress:      func(done, total uint64) { n.progress.Store(&[2]uint64{done, total}) },
+	})
+	if err != nil {
+		return err
+	}
+	eng := w.Engine()
+	n.Engine, n.Writer = eng, w
+	n.API = server.New(w, eng, n.Store, pipeline.New(cfg.PipelineConfig(table)), server.Limits{
+		MaxBodyBytes:   cfg.Limits.MaxBodyBytes,
+		MaxBatchEvents: cfg.Limits.MaxBatchEvents,
+		MaxN:           cfg.Limits.MaxN,
+		MaxIDBytes:     cfg.Limits.MaxIDBytes,
+	}, n.log, n.Metrics)
+	n.Metrics.Gauge("streamrec_engine_users", "Users known to the models.", func() float64 { return float64(eng.Stats().Users) })
+	n.Metrics.Gauge("streamrec_engine_items", "Items known to the models.", func() float64 { return float64(eng.Stats().Items) })
+	n.Metrics.Gauge("streamrec_engine_events", "Interactions held in memory.", func() float64 { return float64(eng.Stats().Events) })
+	n.Metrics.Gauge("streamrec_log_last_sequence", "Sequence number of the last record in the log.", func() float64 { return float64(n.Store.LastSeq()) })
+	h := n.API.Handler()
+	n.api.Store(&h)
+	close(n.ready)
+	return nil
+}
+
+func (n *Node) isReady() bool {
+	select {
+	case <-n.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+func (n *Node) healthz(w http.ResponseWriter, _ *http.Request) {
+	body := map[string]any{"status": "ok", "ready": n.isReady(), "last_seq": n.Store.LastSeq()}
+	if n.isReady() {
+		body["engine"] = n.Engine.Stats()
+	}
+	server.WriteJSON(w, http.StatusOK, body)
+}
+
+func (n *Node) readyz(w http.ResponseWriter, _ *http.Request) {
+	if !n.isReady() {
+		writeStarting(w, n.progress.Load())
+		return
+	}
+	server.WriteJSON(w, http.StatusOK, map[string]any{"status": "ready", "last_seq": n.Store.LastSeq()})
+}
+
+func writeStarting(w http.ResponseWriter, p *[2]uint64) {
+	w.Header().Set("Retry-After", "1")
+	server.WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"error": map[string]any{
+		"code":    "starting",
+		"message": fmt.Sprintf("rebuilding the models from the log: %d of %d records", p[0], p[1]),
+	}})
+}
+
+// Serve answers HTTP on l, rebuilds the models (the API answers 503 until
+// then), and runs until ctx is done; then it shuts down gracefully:
+// in-flight requests finish, the writer drains and snapshots, the store
+// closes. A failed rebuild stops the node with its error.
 func (n *Node) Serve(ctx context.Context, l net.Listener) error {
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- n.http.Serve(l) }()
-	n.log.Info("serving", "addr", l.Addr().String())
+	n.log.Info("listening", "addr", l.Addr().String())
+	rctx, stopRebuild := context.WithCancel(ctx)
+	defer stopRebuild()
+	started := make(chan struct{})
+	go func() {
+		defer close(started)
+		if err := n.start(rctx); err != nil {
+			if rctx.Err() == nil {
+				errc <- fmt.Errorf("rebuild: %w", err)
+			}
+			return
+		}
+		n.log.Info("ready")
+	}()
 	var err error
 	select {
 	case err = <-errc:
 	case <-ctx.Done():
 		n.log.Info("shutting down")
-		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err = n.http.Shutdown(sctx)
-		cancel()
 	}
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	if serr := n.http.Shutdown(sctx); err == nil {
+		err = serr
+	}
+	cancel()
+	stopRebuild()
+	<-started // the rebuild reads the store: it must stop before the store closes
 	if cerr := n.Close(); err == nil {
 		err = cerr
 	}
@@ -97,9 +197,11 @@ func (n *Node) Serve(ctx context.Context, l net.Listener) error {
 	return err
 }
 
-// Close stops the writer and closes the store.
+// Close stops the writer (if the models were loaded) and closes the store.
 func (n *Node) Close() error {
-	n.Writer.Close()
+	if n.isReady() {
+		n.Writer.Close()
+	}
 	if err := n.Store.Close(); err != nil {
 		return fmt.Errorf("node: close store: %w", err)
 	}

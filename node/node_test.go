@@ -33,7 +33,7 @@ func startNode(t testing.TB, cfg config.Config) *testNode {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	n, err := Open(context.Background(), cfg, log)
+	n, err := Open(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,6 +45,12 @@ func startNode(t testing.TB, cfg config.Config) *testNode {
 	tn := &testNode{Node: n, URL: "http://" + l.Addr().String(), cancel: cancel, done: make(chan error, 1)}
 	go func() { tn.done <- n.Serve(ctx, l) }()
 	t.Cleanup(tn.stop)
+	select {
+	case <-n.Ready():
+	case err := <-tn.done:
+		tn.cancel = nil
+		t.Fatalf("node stopped before it was ready: %v", err)
+	}
 	return tn
 }
 

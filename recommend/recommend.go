@@ -3,6 +3,7 @@ package recommend
 import (
 	"slices"
 	"sort"
+	"time"
 
 	"github.com/streamrec/streamrec/model/history"
 )
@@ -29,6 +30,14 @@ type Request struct {
 	User     string
 	N        int
 	Category string // only items of this category, when set
+	Trace    *Trace // filled with per-source timings when not nil
+}
+
+// Trace says where one request's time went.
+type Trace struct {
+	ItemKNN    time.Duration // scoring the neighbours of the user's items
+	Trending   time.Duration // the trending backfill
+	Candidates int           // item-kNN candidates scored
 }
 
 type scratch struct {
@@ -110,6 +119,10 @@ func (e *Engine) Recommend(req Request) []Scored {
 			s.mark[h.Item] = s.stamp
 		}
 	}
+	var start time.Time
+	if req.Trace != nil {
+		start = time.Now()
+	}
 	s.touched = e.knn.Score(hist, s.acc, s.touched[:0])
 	s.cand = s.cand[:0]
 	for _, it := range s.touched {
@@ -125,8 +138,16 @@ func (e *Engine) Recommend(req Request) []Scored {
 		s.mark[c.item] = s.stamp
 		out = append(out, Scored{Item: e.items.Name(c.item), Score: float64(c.score), Source: SourceItemKNN})
 	}
+	if req.Trace != nil {
+		mid := time.Now()
+		req.Trace.ItemKNN, req.Trace.Candidates = mid.Sub(start), len(s.touched)
+		start = mid
+	}
 	if len(out) < req.N {
 		out = e.appendTrending(out, req.N, cat, s)
+	}
+	if req.Trace != nil {
+		req.Trace.Trending = time.Since(start)
 	}
 	return out
 }

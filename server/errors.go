@@ -24,6 +24,9 @@ func errorf(status int, code, msg string, details any) *apiError {
 	return &apiError{Status: status, Code: code, Message: msg, Details: details}
 }
 
+// WriteJSON writes v as the JSON body of a reply with the given status.
+func WriteJSON(w http.ResponseWriter, status int, v any) { writeJSON(w, status, v) }
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)

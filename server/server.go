@@ -25,6 +25,7 @@ import (
 
 	"github.com/streamrec/streamrec/event"
 	"github.com/streamrec/streamrec/ingest"
+	"github.com/streamrec/streamrec/metrics"
 	"github.com/streamrec/streamrec/pipeline"
 	"github.com/streamrec/streamrec/recommend"
 	"github.com/streamrec/streamrec/store"
@@ -40,18 +41,19 @@ type Limits struct {
 
 // Server serves the API.
 type Server struct {
-	writer *ingest.Writer
-	eng    *recommend.Engine
-	store  *store.Store
-	pipe   *pipeline.Pipeline
-	limits Limits
-	log    *slog.Logger
-	now    func() time.Time
+	writer  *ingest.Writer
+	eng     *recommend.Engine
+	store   *store.Store
+	pipe    *pipeline.Pipeline
+	limits  Limits
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	now     func() time.Time
 }
 
-// New returns a server over the given parts.
-func New(w *ingest.Writer, eng *recommend.Engine, st *store.Store, pipe *pipeline.Pipeline, limits Limits, log *slog.Logger) *Server {
-	return &Server{writer: w, eng: eng, store: st, pipe: pipe, limits: limits, log: log, now: time.Now}
+// New returns a server over the given parts; m may be nil.
+func New(w *ingest.Writer, eng *recommend.Engine, st *store.Store, pipe *pipeline.Pipeline, limits Limits, log *slog.Logger, m *metrics.Metrics) *Server {
+	return &Server{writer: w, eng: eng, store: st, pipe: pipe, limits: limits, log: log, metrics: m, now: time.Now}
 }
 
 // Route is one method on one path of the API.
@@ -65,7 +67,6 @@ type Route struct {
 // the same.
 func Routes() []Route {
 	return []Route{
-		{"GET", "/healthz", (*Server).healthz},
 		{"POST", "/v1/events", (*Server).postEvents},
 		{"PUT", "/v1/items", (*Server).putItems},
 		{"PUT", "/v1/items/{id}", (*Server).putItem},
@@ -101,7 +102,7 @@ func (s *Server) Handler() http.Handler {
 				allow = append(allow, m)
 			}
 		}
-		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		mux.HandleFunc(pattern, s.observe(pattern, func(w http.ResponseWriter, r *http.Request) {
 			h := methods[r.Method]
 			if h == nil && r.Method == http.MethodHead {
 				h = methods["GET"]
@@ -115,12 +116,47 @@ func (s *Server) Handler() http.Handler {
 			if err := h(s, w, r); err != nil {
 				s.fail(w, r, err)
 			}
-		})
+		}))
 	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("/", s.observe("unmatched", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, errorf(http.StatusNotFound, "not_found", fmt.Sprintf("no route %s %s", r.Method, r.URL.Path), nil))
-	})
+	}))
 	return mux
+}
+
+// statusRecorder remembers the status a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// observe counts and times every request by route, and logs one line per
+// request at debug level.
+func (s *Server) observe(route string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		h(rec, r)
+		d := time.Since(start)
+		s.metrics.HTTP(route, r.Method, rec.status, d)
+		if s.log.Enabled(r.Context(), slog.LevelDebug) {
+			s.log.Debug("request", "method", r.Method, "route", route, "status", rec.status, "seconds", d.Seconds(), "remote", r.RemoteAddr)
+		}
+	}
 }
 
 // fail answers with the error; server-side failures are logged (client
@@ -129,11 +165,6 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if status := writeError(w, err); status >= http.StatusInternalServerError {
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	}
-}
-
-func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) error {
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "engine": s.eng.Stats(), "last_seq": s.store.LastSeq()})
-	return nil
 }
 
 // readBody limits the body to the configured size.
@@ -209,8 +240,10 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) error {
 		}
 		atomic = b
 	}
+	start := time.Now()
 	inputs, rejected, err := pipeline.Decode(s.body(w, r), ndjson, s.limits.MaxBatchEvents)
 	if err != nil {
+		s.metrics.Rejected("body")
 		return err
 	}
 	bad := make(map[int]bool, len(rejected))
@@ -235,6 +268,14 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) error {
 		recs = append(recs, event.Record{Kind: event.KindEvent, Event: ev})
 	}
 	slices.SortFunc(rejected, func(a, b pipeline.Rejection) int { return a.Index - b.Index })
+	s.metrics.Pipeline(time.Since(start))
+	for _, rj := range rejected {
+		field := rj.Field
+		if field == "" {
+			field = "event"
+		}
+		s.metrics.Rejected(field)
+	}
 	if len(rejected) > 0 && (atomic || len(recs) == 0) {
 		msg := fmt.Sprintf("%d of %d events are invalid; nothing was stored", len(rejected), len(inputs))
 		return errorf(http.StatusUnprocessableEntity, "invalid_events", msg, map[string]any{"rejected": rejected})
@@ -250,6 +291,7 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) error {
 		}
 		reply.Accepted = res.Stored
 		reply.Duplicates = len(recs) - res.Stored
+		s.countAccepted(recs, res.Duplicate)
 	}
 	writeJSON(w, http.StatusOK, reply)
 	return nil
@@ -295,6 +337,32 @@ func decodeJSON(r io.Reader, v any) error {
 func (s *Server) submit(ctx context.Context, recs ...event.Record) error {
 	_, err := s.writer.Submit(ctx, recs)
 	return err
+}
+
+func (s *Server) countAccepted(recs []event.Record, dup []bool) {
+	if s.metrics == nil {
+		return
+	}
+	var byType [event.NumTypes]int
+	for i := range recs {
+		if !dup[i] {
+			byType[recs[i].Event.Type]++
+		}
+	}
+	for t, n := range byType {
+		if n > 0 {
+			s.metrics.Accepted(event.Type(t).String(), n)
+		}
+	}
+	s.metrics.Duplicates(len(dup) - sum(byType[:]))
+}
+
+func sum(v []int) int {
+	n := 0
+	for _, x := range v {
+		n += x
+	}
+	return n
 }
 
 func (s *Server) putItem(w http.ResponseWriter, r *http.Request) error {
@@ -443,7 +511,9 @@ func (s *Server) recommendations(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	items := s.eng.Recommend(recommend.Request{User: id, N: n, Category: r.URL.Query().Get("category")})
+	var trace recommend.Trace
+	items := s.eng.Recommend(recommend.Request{User: id, N: n, Category: r.URL.Query().Get("category"), Trace: &trace})
+	s.metrics.Recommend(trace.ItemKNN, trace.Trending, trace.Candidates)
 	writeItems(w, "user_id", id, items)
 	return nil
 }

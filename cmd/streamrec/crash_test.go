@@ -81,7 +81,7 @@ func startChild(t *testing.T, bin, data string) *child {
 	t.Cleanup(func() { c.cmd.Process.Kill(); c.cmd.Wait() })
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get(c.url + "/healthz")
+		resp, err := http.Get(c.url + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {

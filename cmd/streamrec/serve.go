@@ -22,7 +22,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(str
 		return err
 	}
 	log := newLogger(cfg, stderr)
-	n, err := node.Open(ctx, cfg, log)
+	n, err := node.Open(cfg, log)
 	if err != nil {
 		return err
 	}
