@@ -46,6 +46,18 @@ type Config struct {
 	// EventTypes overrides or adds rules of the preset's event-type table.
 	EventTypes map[string]event.TypeRule `yaml:"event_types"`
 
+	// AdminAddr, when set, serves pprof, expvar and /metrics on a separate
+	// listener (never on the public one).
+	AdminAddr string `yaml:"admin_addr"`
+	// APIKeys, when any, are required on every request but /healthz and
+	// /readyz. Without keys the server listens only on loopback unless
+	// Insecure is set.
+	APIKeys  []APIKey `yaml:"api_keys"`
+	Insecure bool     `yaml:"insecure"`
+	// TLS serves HTTPS when both files are given.
+	TLS      TLS      `yaml:"tls"`
+	Timeouts Timeouts `yaml:"timeouts"`
+
 	// SnapshotEvery writes a model snapshot after this many new log records
 	// (0: only at shutdown). A start loads the latest snapshot and replays
 	// the log after it.
@@ -57,8 +69,34 @@ type Config struct {
 	Trending Trending `yaml:"trending"`
 }
 
+// APIKey is a key and what it may do: read, ingest, admin.
+type APIKey struct {
+	Key    string   `yaml:"key"`
+	Scopes []string `yaml:"scopes"`
+}
+
+// TLS names the certificate and key files.
+type TLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Timeouts of the HTTP server.
+type Timeouts struct {
+	ReadHeader Duration `yaml:"read_header"`
+	Read       Duration `yaml:"read"`
+	Write      Duration `yaml:"write"`
+	Idle       Duration `yaml:"idle"`
+	Shutdown   Duration `yaml:"shutdown"`
+}
+
 // Limits bound what one request may ask.
 type Limits struct {
+	// RatePerSecond is the requests per second allowed to each API key (or
+	// each client address when there are no keys); 0 means unlimited.
+	RatePerSecond float64 `yaml:"rate_per_second"`
+	Burst         int     `yaml:"burst"`
+
 	MaxBodyBytes   int64    `yaml:"max_body_bytes"`
 	MaxBatchEvents int      `yaml:"max_batch_events"`
 	MaxN           int      `yaml:"max_n"`
@@ -98,7 +136,15 @@ func Default() Config {
 		LogFormat:     "text",
 		Preset:        event.PresetEcommerce,
 		SnapshotEvery: 1_000_000,
+		Timeouts: Timeouts{
+			ReadHeader: Duration(5 * time.Second),
+			Read:       Duration(60 * time.Second),
+			Write:      Duration(60 * time.Second),
+			Idle:       Duration(2 * time.Minute),
+			Shutdown:   Duration(30 * time.Second),
+		},
 		Limits: Limits{
+			Burst:          100,
 			MaxBodyBytes:   10 << 20,
 			MaxBatchEvents: 10000,
 			MaxN:           1000,
@@ -138,6 +184,15 @@ func (c *Config) LoadEnv(getenv func(string) string) {
 	set(&c.Preset, "STREAMREC_PRESET")
 	set(&c.LogLevel, "STREAMREC_LOG_LEVEL")
 	set(&c.LogFormat, "STREAMREC_LOG_FORMAT")
+	set(&c.AdminAddr, "STREAMREC_ADMIN_ADDR")
+	// STREAMREC_API_KEYS: "KEY:scope+scope,KEY2:scope".
+	if v := getenv("STREAMREC_API_KEYS"); v != "" {
+		c.APIKeys = nil
+		for _, part := range strings.Split(v, ",") {
+			key, scopes, _ := strings.Cut(strings.TrimSpace(part), ":")
+			c.APIKeys = append(c.APIKeys, APIKey{Key: key, Scopes: strings.Split(scopes, "+")})
+		}
+	}
 }
 
 // Table builds the event-type table: the preset, with EventTypes applied.
@@ -167,6 +222,17 @@ func (c *Config) Validate() error {
 	if c.Data == "" {
 		return errors.New("config: data: must not be empty")
 	}
+	if c.AdminAddr != "" {
+		if _, _, err := net.SplitHostPort(c.AdminAddr); err != nil {
+			return fmt.Errorf("config: admin_addr %q: %w", c.AdminAddr, err)
+		}
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		return errors.New("config: tls: give both cert_file and key_file, or neither")
+	}
+	if len(c.APIKeys) == 0 && !c.Insecure && !IsLoopback(c.Addr) {
+		return fmt.Errorf("config: addr %q is not a loopback address and no api_keys are configured: configure keys, or pass --insecure to serve everyone", c.Addr)
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -189,6 +255,9 @@ func (c *Config) Validate() error {
 		{"limits.max_n must be positive", c.Limits.MaxN > 0},
 		{"limits.max_id_bytes must be positive", c.Limits.MaxIDBytes > 0},
 		{"limits.max_future must be positive", c.Limits.MaxFuture > 0},
+		{"limits.rate_per_second must not be negative", c.Limits.RatePerSecond >= 0},
+		{"limits.burst must be positive", c.Limits.Burst > 0},
+		{"timeouts must be positive", c.Timeouts.ReadHeader > 0 && c.Timeouts.Read > 0 && c.Timeouts.Write > 0 && c.Timeouts.Idle > 0 && c.Timeouts.Shutdown > 0},
 		{"dedup.ids must be positive", c.Dedup.IDs > 0},
 		{"dedup.window must not be negative", c.Dedup.Window >= 0},
 		{"item_knn.window must be positive", c.ItemKNN.Window > 0},
@@ -231,3 +300,16 @@ func (d Duration) String() string { return time.Duration(d).String() }
 
 // MarshalYAML writes d as a duration string.
 func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// IsLoopback reports whether addr (host:port) listens only on loopback.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -11,10 +11,12 @@ package node
 import (
 	"context"
 	"errors"
+	"expvar"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync/atomic"
 	"time"
 
@@ -39,6 +41,7 @@ type Node struct {
 	cfg      config.Config
 	log      *slog.Logger
 	http     *http.Server
+	admin    *http.Server
 	api      atomic.Pointer[http.Handler]
 	ready    chan struct{}
 	progress atomic.Pointer[[2]uint64] // rebuild: done, total
@@ -57,6 +60,14 @@ func Open(cfg config.Config, log *slog.Logger) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	access, err := newAccess(cfg)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	if !access.Enabled() {
+		log.Warn("no API keys configured: anyone who can reach the listener may read and write", "addr", cfg.Addr)
+	}
 	n := &Node{Store: st, Metrics: metrics.New(), cfg: cfg, log: log, ready: make(chan struct{})}
 	n.progress.Store(&[2]uint64{})
 	mux := http.NewServeMux()
@@ -71,14 +82,46 @@ func Open(cfg config.Config, log *slog.Logger) (*Node, error) {
 		writeStarting(w, n.progress.Load())
 	})
 	n.http = &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		Handler:           access.Wrap(mux),
+		ReadHeaderTimeout: time.Duration(cfg.Timeouts.ReadHeader),
+		ReadTimeout:       time.Duration(cfg.Timeouts.Read),
+		WriteTimeout:      time.Duration(cfg.Timeouts.Write),
+		IdleTimeout:       time.Duration(cfg.Timeouts.Idle),
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	return n, nil
+}
+
+func newAccess(cfg config.Config) (*server.Access, error) {
+	ac := server.AccessConfig{Rate: cfg.Limits.RatePerSecond, Burst: cfg.Limits.Burst, Open: []string{"/healthz", "/readyz"}}
+	for _, k := range cfg.APIKeys {
+		key := server.Key{Secret: k.Key}
+		for _, s := range k.Scopes {
+			key.Scopes = append(key.Scopes, server.Scope(s))
+		}
+		ac.Keys = append(ac.Keys, key)
+	}
+	a, err := server.NewAccess(ac)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return a, nil
+}
+
+// ServeAdmin serves pprof, expvar and /metrics on l, a listener separate
+// from the API's, until Serve shuts down.
+func (n *Node) ServeAdmin(l net.Listener) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/debug/vars", expvar.Handler())
+	mux.Handle("/metrics", n.Metrics.Handler())
+	n.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	n.log.Info("admin listener (pprof, expvar, metrics)", "addr", l.Addr().String())
+	go n.admin.Serve(l)
 }
 
 // Ready is closed once the models are loaded and the API answers.
@@ -160,7 +203,13 @@ func writeStarting(w http.ResponseWriter, p *[2]uint64) {
 // closes. A failed rebuild stops the node with its error.
 func (n *Node) Serve(ctx context.Context, l net.Listener) error {
 	errc := make(chan error, 2)
-	go func() { errc <- n.http.Serve(l) }()
+	go func() {
+		if n.cfg.TLS.CertFile != "" {
+			errc <- n.http.ServeTLS(l, n.cfg.TLS.CertFile, n.cfg.TLS.KeyFile)
+			return
+		}
+		errc <- n.http.Serve(l)
+	}()
 	n.log.Info("listening", "addr", l.Addr().String())
 	rctx, stopRebuild := context.WithCancel(ctx)
 	defer stopRebuild()
@@ -181,9 +230,12 @@ func (n *Node) Serve(ctx context.Context, l net.Listener) error {
 	case <-ctx.Done():
 		n.log.Info("shutting down")
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(n.cfg.Timeouts.Shutdown))
 	if serr := n.http.Shutdown(sctx); err == nil {
 		err = serr
+	}
+	if n.admin != nil {
+		n.admin.Shutdown(sctx)
 	}
 	cancel()
 	stopRebuild()

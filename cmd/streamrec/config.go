@@ -16,6 +16,10 @@ type configFlags struct {
 	data   string
 	preset string
 	level  string
+
+	adminAddr       string
+	insecure        bool
+	tlsCert, tlsKey string
 }
 
 func newConfigFlags(name string, stderr io.Writer) *configFlags {
@@ -53,6 +57,14 @@ func (c *configFlags) load(getenv func(string) string) (config.Config, error) {
 			cfg.Preset = c.preset
 		case "log-level":
 			cfg.LogLevel = c.level
+		case "admin-addr":
+			cfg.AdminAddr = c.adminAddr
+		case "insecure":
+			cfg.Insecure = c.insecure
+		case "tls-cert":
+			cfg.TLS.CertFile = c.tlsCert
+		case "tls-key":
+			cfg.TLS.KeyFile = c.tlsKey
 		}
 	})
 	return cfg, cfg.Validate()

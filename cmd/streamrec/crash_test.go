@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -247,5 +248,64 @@ func TestCrashRestartLosesNothing(t *testing.T) {
 	t.Logf("second kill: %d events acknowledged before the kill, %d stored in all", len(acked2), len(got))
 	if len(acked2) == 4*200*50 {
 		t.Log("every write finished before the kill: the in-flight case was not exercised this time")
+	}
+}
+
+// TestSIGTERMShutsDownCleanly: SIGTERM finishes in-flight work, snapshots
+// the models and exits 0; the admin listener serves pprof and expvar, which
+// the public listener does not.
+func TestSIGTERMShutsDownCleanly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildBinary(t)
+	data := filepath.Join(t.TempDir(), "data")
+	admin := freeAddr(t)
+	addr := freeAddr(t)
+	logs := &syncBuffer{}
+	cmd := exec.Command(bin, "serve", "--addr", addr, "--data", data, "--admin-addr", admin)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	c := &child{cmd: cmd, url: "http://" + addr, logs: logs}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if resp, err := http.Get(c.url + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready:\n%s", logs)
+		}
+	}
+	acked, _ := ingest(c, 2, 5, 10, "term")
+	for _, path := range []string{"/debug/pprof/", "/debug/vars", "/metrics"} {
+		resp, err := http.Get("http://" + admin + path)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("admin %s: %v %v", path, err, resp)
+		}
+		resp.Body.Close()
+	}
+	if resp, err := http.Get(c.url + "/debug/pprof/"); err != nil || resp.StatusCode != 404 {
+		t.Fatalf("pprof exposed on the public listener: %v %v", err, resp)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, logs)
+	}
+	if !strings.Contains(logs.String(), "model snapshot written") {
+		t.Fatalf("no snapshot at shutdown:\n%s", logs)
+	}
+	c = startChild(t, bin, data)
+	if got := storedIDs(t, c, "term", 10); len(got) != len(acked) {
+		t.Fatalf("stored %d events after restart, acknowledged %d", len(got), len(acked))
+	}
+	if !strings.Contains(c.logs.String(), "models restored from snapshot") {
+		t.Fatalf("restart did not load the shutdown snapshot:\n%s", c.logs)
 	}
 }

@@ -14,6 +14,10 @@ import (
 func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
 	cf := newConfigFlags("serve", stderr)
 	cf.fs.StringVar(&cf.addr, "addr", config.Default().Addr, "listen address (env STREAMREC_ADDR)")
+	cf.fs.StringVar(&cf.adminAddr, "admin-addr", "", "separate listener for pprof, expvar and metrics; off when empty (env STREAMREC_ADMIN_ADDR)")
+	cf.fs.BoolVar(&cf.insecure, "insecure", false, "allow a non-loopback address without API keys")
+	cf.fs.StringVar(&cf.tlsCert, "tls-cert", "", "TLS certificate file (with --tls-key: serve HTTPS)")
+	cf.fs.StringVar(&cf.tlsKey, "tls-key", "", "TLS key file")
 	if err := cf.fs.Parse(args); err != nil {
 		return err
 	}
@@ -30,6 +34,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(str
 	if err != nil {
 		n.Close()
 		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
+	}
+	if cfg.AdminAddr != "" {
+		al, err := net.Listen("tcp", cfg.AdminAddr)
+		if err != nil {
+			l.Close()
+			n.Close()
+			return fmt.Errorf("listen %s: %w", cfg.AdminAddr, err)
+		}
+		n.ServeAdmin(al)
 	}
 	log.Info("streamrec started", "version", version, "data", cfg.Data, "preset", cfg.Preset)
 	return n.Serve(ctx, l)
