@@ -16,7 +16,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,20 +30,21 @@ type ServeConfig struct {
 	Conns    int           // keep-alive connections
 	Users    []string      // user ids to ask for, in turn
 	N        int           // n= of each request
+	Key      string        // API key, when the server needs one
 	// Progress, when set, is told how many requests were answered so far.
 	Progress func(done int)
 }
 
-// Result is what a serve run measured. Latencies are in milliseconds.
+// Result is what a serve run measured.
 type Result struct {
 	Requests int     `json:"requests"`
 	Errors   int     `json:"errors"`
 	Seconds  float64 `json:"seconds"`
 	Rate     float64 `json:"achieved_rate"`
-	// From each request's due time (includes queueing).
-	P50, P90, P99, P999, Max float64
-	// From the moment the request was written (service time).
-	ServiceP50, ServiceP99 float64
+	// Latency from each request's due time (includes queueing).
+	Latency Summary `json:"latency"`
+	// Service time: from the moment the request was written.
+	Service Summary `json:"service"`
 }
 
 // Serve runs the open-loop recommendation load.
@@ -57,11 +57,14 @@ func Serve(ctx context.Context, cfg ServeConfig) (Result, error) {
 		return Result{}, errors.New("bench: rate, duration, conns, n and users must all be positive")
 	}
 	total := int(float64(cfg.Rate) * cfg.Duration.Seconds())
-	lat := make([]time.Duration, total)
-	svc := make([]time.Duration, total)
-	failed := make([]bool, total)
+	lat, svc := NewLatency(), NewLatency()
+	var sent, errs atomic.Int64
 	jobs := make(chan int, total)
 	var done atomic.Int64
+	auth := ""
+	if cfg.Key != "" {
+		auth = "Authorization: Bearer " + cfg.Key + "\r\n"
+	}
 	conns := make([]net.Conn, cfg.Conns)
 	for i := range conns {
 		c, err := net.Dial("tcp", u.Host)
@@ -91,11 +94,17 @@ func Serve(ctx context.Context, cfg ServeConfig) (Result, error) {
 				due := start.Add(time.Duration(i) * interval)
 				req = append(req[:0], "GET /v1/users/"...)
 				req = append(req, url.PathEscape(cfg.Users[i%len(cfg.Users)])...)
-				req = fmt.Appendf(req, "/recommendations?n=%d HTTP/1.1\r\nHost: %s\r\n\r\n", cfg.N, u.Host)
-				sent := time.Now()
+				req = fmt.Appendf(req, "/recommendations?n=%d HTTP/1.1\r\nHost: %s\r\n%s\r\n", cfg.N, u.Host, auth)
+				at := time.Now()
 				ok := conn != nil && roundTrip(conn, br, req)
 				now := time.Now()
-				lat[i], svc[i], failed[i] = now.Sub(due), now.Sub(sent), !ok
+				sent.Add(1)
+				if ok {
+					lat.Record(now.Sub(due))
+					svc.Record(now.Sub(at))
+				} else {
+					errs.Add(1)
+				}
 				if !ok { // the connection is unusable: open a new one
 					if conn != nil {
 						conn.Close()
@@ -127,31 +136,13 @@ func Serve(ctx context.Context, cfg ServeConfig) (Result, error) {
 	close(jobs)
 	wg.Wait()
 	elapsed := time.Since(start)
-	var ok, okSvc []time.Duration
-	res := Result{Seconds: elapsed.Seconds()}
-	for i := range total {
-		if lat[i] == 0 && svc[i] == 0 && !failed[i] {
-			continue // never sent (cancelled)
-		}
-		res.Requests++
-		if failed[i] {
-			res.Errors++
-			continue
-		}
-		ok = append(ok, lat[i])
-		okSvc = append(okSvc, svc[i])
+	res := Result{
+		Requests: int(sent.Load()), Errors: int(errs.Load()), Seconds: elapsed.Seconds(),
+		Rate: float64(sent.Load()) / elapsed.Seconds(), Latency: lat.Summary(), Service: svc.Summary(),
 	}
-	res.Rate = float64(res.Requests) / elapsed.Seconds()
-	if len(ok) == 0 {
+	if res.Requests == res.Errors {
 		return res, errors.New("bench: no request succeeded")
 	}
-	slices.Sort(ok)
-	slices.Sort(okSvc)
-	q := func(s []time.Duration, p float64) float64 {
-		return float64(s[int(p*float64(len(s)-1))].Microseconds()) / 1000
-	}
-	res.P50, res.P90, res.P99, res.P999, res.Max = q(ok, 0.5), q(ok, 0.9), q(ok, 0.99), q(ok, 0.999), q(ok, 1)
-	res.ServiceP50, res.ServiceP99 = q(okSvc, 0.5), q(okSvc, 0.99)
 	return res, nil
 }
 
@@ -173,9 +164,17 @@ func roundTrip(conn net.Conn, br *bufio.Reader, req []byte) bool {
 // Table formats a result for people.
 func (r Result) Table() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "requests %d  errors %d  achieved %.0f req/s over %.1fs\n", r.Requests, r.Errors, r.Rate, r.Seconds)
-	fmt.Fprintf(&b, "%-26s %8s %8s %8s %8s %8s\n", "latency (ms)", "p50", "p90", "p99", "p99.9", "max")
-	fmt.Fprintf(&b, "%-26s %8.3f %8.3f %8.3f %8.3f %8.3f\n", "from due time (open loop)", r.P50, r.P90, r.P99, r.P999, r.Max)
-	fmt.Fprintf(&b, "%-26s %8.3f %8s %8.3f\n", "service time", r.ServiceP50, "", r.ServiceP99)
+	fmt.Fprintf(&b, "serve: requests %d  errors %d  achieved %.0f req/s over %.1fs\n", r.Requests, r.Errors, r.Rate, r.Seconds)
+	writeHeader(&b)
+	writeRow(&b, "from due time (open loop)", r.Latency)
+	writeRow(&b, "service time", r.Service)
 	return b.String()
+}
+
+func writeHeader(b *strings.Builder) {
+	fmt.Fprintf(b, "%-28s %9s %9s %9s %9s %9s\n", "latency (ms)", "p50", "p90", "p99", "p99.9", "max")
+}
+
+func writeRow(b *strings.Builder, name string, s Summary) {
+	fmt.Fprintf(b, "%-28s %9.3f %9.3f %9.3f %9.3f %9.3f\n", name, s.P50, s.P90, s.P99, s.P999, s.Max)
 }

@@ -18,7 +18,7 @@ const usage = `streamrec: a real-time recommendation engine
 Usage:
   streamrec serve  [--addr 127.0.0.1:8080] [--data ./streamrec-data] [--config FILE] [--preset ecommerce|video]
   streamrec import [--data ./streamrec-data] [--preset ecommerce|video] SOURCE
-  streamrec bench  [--url http://127.0.0.1:8080] [--rate 5000] [--duration 10s] [--users-from DIR]
+  streamrec bench  serve|ingest|freshness|mixed [--url http://127.0.0.1:8080] [--data-from DIR] ...
   streamrec version
 
 Run "streamrec COMMAND --help" for a command's flags.

@@ -122,6 +122,10 @@ func TestCommandErrors(t *testing.T) {
 		{"bad addr from env", map[string]string{"STREAMREC_ADDR": "nope"}, []string{"serve", "--data", "DATA"}, "addr"},
 		{"unknown key in config file", nil, []string{"serve", "--config", "testdata/bad.yaml", "--data", "DATA"}, "windw"},
 		{"bad log level", nil, []string{"serve", "--log-level", "loud", "--data", "DATA"}, "log_level"},
+		{"bench without a mode", nil, []string{"bench"}, "help requested"},
+		{"bench unknown mode", nil, []string{"bench", "warp"}, "unknown mode"},
+		{"bench bad url", nil, []string{"bench", "serve", "--url", "ftp://x", "--duration", "1s", "--zipf-users", "10", "--zipf-items", "10"}, "want http://host:port"},
+		{"bench no server", nil, []string{"bench", "ingest", "--url", "http://127.0.0.1:1", "--duration", "100ms", "--zipf-users", "10", "--zipf-items", "10"}, "no batch"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
