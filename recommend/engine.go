@@ -74,14 +74,24 @@ func New(cfg Config) *Engine {
 	return e
 }
 
-// Apply applies records in order, under one write lock.
+// applyChunk bounds how long readers wait for the write lock: a large group
+// is applied in chunks, the lock released between them. A reader may see
+// part of a group; that is fine, because nothing in it is acknowledged until
+// Apply returns.
+const applyChunk = 512
+
+// Apply applies records in order. When it returns, every read sees them.
 func (e *Engine) Apply(recs []event.Record) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for i := range recs {
-		e.apply(&recs[i])
+	for len(recs) > 0 {
+		n := min(len(recs), applyChunk)
+		e.mu.Lock()
+		for i := range recs[:n] {
+			e.apply(&recs[i])
+		}
+		e.knn.Flush()
+		e.mu.Unlock()
+		recs = recs[n:]
 	}
-	e.knn.Flush()
 }
 
 func (e *Engine) apply(r *event.Record) {
