@@ -167,7 +167,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 }
 
-// readBody limits the body to the configured size.
+// body limits the request body to the configured size.
 func (s *Server) body(w http.ResponseWriter, r *http.Request) io.Reader {
 	return http.MaxBytesReader(w, r.Body, s.limits.MaxBodyBytes)
 }

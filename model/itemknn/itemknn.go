@@ -31,7 +31,8 @@ type Config struct {
 	Window int
 	// Neighbors is how many neighbours are kept per item.
 	Neighbors int
-	// QueryItems is how many of the user's latest items score candidates.
+	// QueryItems is how many of the user's latest events score candidates
+	// (an item consumed twice among them counts twice).
 	QueryItems int
 	// Decay weighs the user's items by recency: the k-th latest counts
 	// Decay^k. 1 means no decay.
