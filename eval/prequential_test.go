@@ -41,12 +41,17 @@ func TestPrequentialDefaults(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			recs, table := loadRecords(t, tc.name)
-			eng := recommend.New(recommend.Config{Table: table})
-			res := Prequential(eng, recs, table, PrequentialConfig{WarmUp: 0.2, K: 10})
+			rep, err := Run(recs, table, func() *recommend.Engine { return recommend.New(recommend.Config{Table: table}) },
+				Config{Protocol: Prequential, Models: []string{ModelBlend}, Ks: []int{10}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := rep.Results[0]
+			m := res.Metrics[0]
 			t.Logf("%s prequential (warm-up 20%%, K=10): scored %d, HitRate@10 %.4f, MRR@10 %.4f, %.1fs",
-				tc.name, res.Scored, res.HitRate, res.MRR, res.Seconds)
-			if res.Scored == 0 || res.HitRate < tc.floor {
-				t.Fatalf("HitRate@10 %.4f below %.4f", res.HitRate, tc.floor)
+				tc.name, res.Scored, m.HitRate, m.MRR, rep.Seconds)
+			if res.Scored == 0 || m.HitRate < tc.floor {
+				t.Fatalf("HitRate@10 %.4f below %.4f", m.HitRate, tc.floor)
 			}
 		})
 	}
@@ -63,9 +68,13 @@ func TestPrequentialGrid(t *testing.T) {
 		for _, q := range []int{10, 15, 20} {
 			for _, decay := range []float32{1, 0.95, 0.9, 0.8} {
 				c := itemknn.Config{Window: window, Neighbors: 200, QueryItems: q, Decay: decay}
-				eng := recommend.New(recommend.Config{Table: table, ItemKNN: c})
-				res := Prequential(eng, recs, table, PrequentialConfig{WarmUp: 0.2, K: 10})
-				fmt.Printf("window=%d query_items=%d decay=%.2f  HitRate@10 %.4f  MRR@10 %.4f\n", window, q, decay, res.HitRate, res.MRR)
+				rep, err := Run(recs, table, func() *recommend.Engine { return recommend.New(recommend.Config{Table: table, ItemKNN: c}) },
+					Config{Protocol: Prequential, Models: []string{ModelBlend}, Ks: []int{10}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				m := rep.Results[0].Metrics[0]
+				fmt.Printf("window=%d query_items=%d decay=%.2f  HitRate@10 %.4f  MRR@10 %.4f\n", window, q, decay, m.HitRate, m.MRR)
 			}
 		}
 	}

@@ -30,7 +30,10 @@ type Request struct {
 	User     string
 	N        int
 	Category string // only items of this category, when set
-	Trace    *Trace // filled with per-source timings when not nil
+	// Source restricts the answer to one source (SourceItemKNN or
+	// SourceTrending), for evaluating each model alone; empty blends them.
+	Source string
+	Trace  *Trace // filled with per-source timings when not nil
 }
 
 // Trace says where one request's time went.
@@ -123,7 +126,10 @@ func (e *Engine) Recommend(req Request) []Scored {
 	if req.Trace != nil {
 		start = time.Now()
 	}
-	s.touched = e.knn.Score(hist, s.acc, s.touched[:0])
+	s.touched = s.touched[:0]
+	if req.Source != SourceTrending {
+		s.touched = e.knn.Score(hist, s.acc, s.touched)
+	}
 	s.cand = s.cand[:0]
 	for _, it := range s.touched {
 		sc := s.acc[it]
@@ -143,7 +149,7 @@ func (e *Engine) Recommend(req Request) []Scored {
 		req.Trace.ItemKNN, req.Trace.Candidates = mid.Sub(start), len(s.touched)
 		start = mid
 	}
-	if len(out) < req.N {
+	if len(out) < req.N && req.Source != SourceItemKNN {
 		out = e.appendTrending(out, req.N, cat, s)
 	}
 	if req.Trace != nil {

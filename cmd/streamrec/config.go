@@ -17,17 +17,22 @@ type configFlags struct {
 	preset string
 	level  string
 
+	withData        bool
 	adminAddr       string
 	insecure        bool
 	tlsCert, tlsKey string
 }
 
-func newConfigFlags(name string, stderr io.Writer) *configFlags {
-	c := &configFlags{fs: flag.NewFlagSet(name, flag.ContinueOnError)}
+// newConfigFlags registers --config, --preset, --log-level and, when
+// withData, --data (the data directory).
+func newConfigFlags(name string, stderr io.Writer, withData bool) *configFlags {
+	c := &configFlags{fs: flag.NewFlagSet(name, flag.ContinueOnError), withData: withData}
 	c.fs.SetOutput(stderr)
 	d := config.Default()
 	c.fs.StringVar(&c.file, "config", "", "YAML configuration file (env STREAMREC_CONFIG)")
-	c.fs.StringVar(&c.data, "data", d.Data, "data directory (env STREAMREC_DATA)")
+	if withData {
+		c.fs.StringVar(&c.data, "data", d.Data, "data directory (env STREAMREC_DATA)")
+	}
 	c.fs.StringVar(&c.preset, "preset", d.Preset, "scenario preset: ecommerce or video (env STREAMREC_PRESET)")
 	c.fs.StringVar(&c.level, "log-level", d.LogLevel, "log level: debug, info, warn, error (env STREAMREC_LOG_LEVEL)")
 	return c
@@ -52,7 +57,9 @@ func (c *configFlags) load(getenv func(string) string) (config.Config, error) {
 		case "addr":
 			cfg.Addr = c.addr
 		case "data":
-			cfg.Data = c.data
+			if c.withData {
+				cfg.Data = c.data
+			}
 		case "preset":
 			cfg.Preset = c.preset
 		case "log-level":

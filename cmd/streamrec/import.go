@@ -16,7 +16,7 @@ import (
 )
 
 func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	cf := newConfigFlags("import", stderr)
+	cf := newConfigFlags("import", stderr, true)
 	cf.fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: streamrec import [flags] SOURCE\n\nSOURCE is %s.\n\nFlags:\n", dataset.Formats)
 		cf.fs.PrintDefaults()

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -123,6 +124,12 @@ func TestCommandErrors(t *testing.T) {
 		{"unknown key in config file", nil, []string{"serve", "--config", "testdata/bad.yaml", "--data", "DATA"}, "windw"},
 		{"bad log level", nil, []string{"serve", "--log-level", "loud", "--data", "DATA"}, "log_level"},
 		{"bench without a mode", nil, []string{"bench"}, "help requested"},
+		{"eval without data", nil, []string{"eval"}, "--data"},
+		{"eval unknown protocol", nil, []string{"eval", "--data", "testdata/events.csv", "--protocol", "coinflip"}, "unknown protocol"},
+		{"eval unknown model", nil, []string{"eval", "--data", "testdata/events.csv", "--models", "oracle"}, "unknown model"},
+		{"eval K too large", nil, []string{"eval", "--data", "testdata/events.csv", "--k", "5"}, "not below"},
+		{"eval png plot", nil, []string{"eval", "--data", "testdata/events.csv", "--plot", "x.png"}, ".svg"},
+		{"eval unknown format", nil, []string{"eval", "--data", "EMPTY"}, "no known format"},
 		{"bench unknown mode", nil, []string{"bench", "warp"}, "unknown mode"},
 		{"bench bad url", nil, []string{"bench", "serve", "--url", "ftp://x", "--duration", "1s", "--zipf-users", "10", "--zipf-items", "10"}, "want http://host:port"},
 		{"bench no server", nil, []string{"bench", "ingest", "--url", "http://127.0.0.1:1", "--duration", "100ms", "--zipf-users", "10", "--zipf-items", "10"}, "no batch"},
@@ -146,7 +153,7 @@ func TestCommandErrors(t *testing.T) {
 }
 
 func TestConfigPrecedence(t *testing.T) {
-	cf := newConfigFlags("serve", &bytes.Buffer{})
+	cf := newConfigFlags("serve", &bytes.Buffer{}, true)
 	cf.fs.StringVar(&cf.addr, "addr", "", "")
 	if err := cf.fs.Parse([]string{"--config", "testdata/good.yaml", "--data", "/from/flag"}); err != nil {
 		t.Fatal(err)
@@ -166,5 +173,36 @@ func TestConfigPrecedence(t *testing.T) {
 	}
 	if w := tb.Weight(event.Watch, 0.5); w != 1 {
 		t.Fatalf("event_types override not applied: watch(0.5) weighs %v", w)
+	}
+}
+
+func TestEvalWritesTableJSONAndPlot(t *testing.T) {
+	src := shared.Dataset(t, "ml-100k")
+	dir := t.TempDir()
+	out, _, err := runCmd(t, nil, "eval", "--data", src, "--protocol", "chrono", "--json", filepath.Join(dir, "r.json"), "--plot", filepath.Join(dir, "r.svg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"protocol chrono", "trending", "item_knn", "blend", "ndcg"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("table lacks %q:\n%s", want, out)
+		}
+	}
+	var rep struct {
+		Protocol string
+		Results  []struct {
+			Model   string
+			Metrics []struct {
+				K    int
+				NDCG float64
+			}
+		}
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "r.json"))
+	if err := json.Unmarshal(b, &rep); err != nil || rep.Protocol != "chrono" || len(rep.Results) != 3 || len(rep.Results[0].Metrics) != 3 {
+		t.Fatalf("json: %v %+v", err, rep)
+	}
+	if svg, _ := os.ReadFile(filepath.Join(dir, "r.svg")); !bytes.HasPrefix(svg, []byte("<svg")) {
+		t.Fatalf("plot: %.60s", svg)
 	}
 }

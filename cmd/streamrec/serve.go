@@ -12,7 +12,7 @@ import (
 )
 
 func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
-	cf := newConfigFlags("serve", stderr)
+	cf := newConfigFlags("serve", stderr, true)
 	cf.fs.StringVar(&cf.addr, "addr", config.Default().Addr, "listen address (env STREAMREC_ADDR)")
 	cf.fs.StringVar(&cf.adminAddr, "admin-addr", "", "separate listener for pprof, expvar and metrics; off when empty (env STREAMREC_ADMIN_ADDR)")
 	cf.fs.BoolVar(&cf.insecure, "insecure", false, "allow a non-loopback address without API keys")

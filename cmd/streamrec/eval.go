@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/streamrec/streamrec/dataset"
+	"github.com/streamrec/streamrec/eval"
+	"github.com/streamrec/streamrec/pipeline"
+	"github.com/streamrec/streamrec/recommend"
+)
+
+func evalCmd(_ context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	cf := newConfigFlags("eval", stderr, false)
+	var data, protocol, models, ks, jsonOut, plotOut, plotMetric string
+	cf.fs.StringVar(&data, "data", "", "data set to evaluate on (anything streamrec import reads)")
+	cf.fs.StringVar(&protocol, "protocol", eval.Chrono, "chrono, leave-last or prequential")
+	cf.fs.StringVar(&models, "models", strings.Join(eval.AllModels, ","), "models to score, comma-separated")
+	cf.fs.StringVar(&ks, "k", "5,10,20", "cut-offs, comma-separated")
+	cf.fs.StringVar(&jsonOut, "json", "", "write the numbers as JSON to this file")
+	cf.fs.StringVar(&plotOut, "plot", "", "draw --plot-metric against K for every model into this .svg file")
+	cf.fs.StringVar(&plotMetric, "plot-metric", "ndcg", "metric to plot: precision, recall, ndcg, map, hit_rate, mrr, coverage, novelty")
+	if err := cf.fs.Parse(args); err != nil {
+		return err
+	}
+	if data == "" || cf.fs.NArg() > 0 {
+		cf.fs.Usage()
+		return errors.New("eval: give --data DIR and no other argument")
+	}
+	if plotOut != "" && strings.ToLower(filepath.Ext(plotOut)) != ".svg" {
+		return fmt.Errorf("eval: --plot writes SVG; name the file .svg, not %q", filepath.Ext(plotOut))
+	}
+	cfg, err := cf.load(getenv)
+	if err != nil {
+		return err
+	}
+	table, err := cfg.Table()
+	if err != nil {
+		return err
+	}
+	ec := eval.Config{Protocol: protocol}
+	for _, m := range strings.Split(models, ",") {
+		ec.Models = append(ec.Models, strings.TrimSpace(m))
+	}
+	for _, k := range strings.Split(ks, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(k))
+		if err != nil {
+			return fmt.Errorf("eval: --k: %q is not a number", k)
+		}
+		ec.Ks = append(ec.Ks, v)
+	}
+	bar := newBar(stderr, -1, "reading", true)
+	d, err := dataset.Load(data, func(done, total int64) {
+		if total > 0 && bar.GetMax64() != total {
+			bar.ChangeMax64(total)
+		}
+		_ = bar.Set64(done)
+	})
+	_ = bar.Finish()
+	if err != nil {
+		return err
+	}
+	recs, _, err := eval.Records(d.Items, d.Events, pipeline.New(cfg.PipelineConfig(table)), pipeline.NewDedup(cfg.DedupConfig()))
+	if err != nil {
+		return err
+	}
+	sbar := newBar(stderr, 1, "scoring "+protocol, false)
+	ec.Progress = func(done, total int) {
+		if sbar.GetMax() != total {
+			sbar.ChangeMax(total)
+		}
+		_ = sbar.Set(done)
+	}
+	rep, err := eval.Run(recs, table, func() *recommend.Engine {
+		return recommend.New(recommend.Config{Table: table, ItemKNN: cfg.ItemKNNConfig(), Trending: cfg.TrendingConfig()})
+	}, ec)
+	_ = sbar.Finish()
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(stdout, rep.Table())
+	if jsonOut != "" {
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		if err := os.WriteFile(jsonOut, append(b, '\n'), 0o644); err != nil {
+			return fmt.Errorf("eval: %w", err)
+		}
+	}
+	if plotOut != "" {
+		f, err := os.Create(plotOut)
+		if err != nil {
+			return fmt.Errorf("eval: %w", err)
+		}
+		err = eval.WriteSVG(f, rep, plotMetric)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,285 @@
+package eval
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/streamrec/streamrec/event"
+	"github.com/streamrec/streamrec/recommend"
+)
+
+// Protocol names.
+const (
+	Chrono      = "chrono"
+	LeaveLast   = "leave-last"
+	Prequential = "prequential"
+)
+
+// Model names: each source alone, and the blend the server answers with.
+const (
+	ModelTrending = "trending"
+	ModelItemKNN  = "item_knn"
+	ModelBlend    = "blend"
+)
+
+// AllModels lists the models every protocol runs by default.
+var AllModels = []string{ModelTrending, ModelItemKNN, ModelBlend}
+
+// Config configures a run.
+type Config struct {
+	Protocol      string
+	Models        []string
+	Ks            []int
+	TrainFraction float64 // chrono: share of events (by time) that train
+	HoldOut       int     // leave-last: interactions held out per user
+	WarmUp        float64 // prequential: share of events applied before scoring
+	Progress      func(done, total int)
+}
+
+// ModelResult is one model's metrics at each K.
+type ModelResult struct {
+	Model   string    `json:"model"`
+	Scored  int       `json:"scored"` // users (chrono, leave-last) or events (prequential)
+	Metrics []Metrics `json:"metrics"`
+}
+
+// Report is the outcome of a run.
+type Report struct {
+	Protocol string        `json:"protocol"`
+	Users    int           `json:"users"`
+	Items    int           `json:"items"`
+	Events   int           `json:"events"`
+	Seconds  float64       `json:"seconds"`
+	Results  []ModelResult `json:"results"`
+}
+
+func source(model string) string {
+	switch model {
+	case ModelTrending:
+		return recommend.SourceTrending
+	case ModelItemKNN:
+		return recommend.SourceItemKNN
+	}
+	return ""
+}
+
+func (c *Config) check() error {
+	switch c.Protocol {
+	case Chrono, LeaveLast, Prequential:
+	default:
+		return fmt.Errorf("eval: unknown protocol %q (chrono, leave-last, prequential)", c.Protocol)
+	}
+	if len(c.Models) == 0 {
+		c.Models = AllModels
+	}
+	for _, m := range c.Models {
+		if !slices.Contains(AllModels, m) {
+			return fmt.Errorf("eval: unknown model %q (%s)", m, strings.Join(AllModels, ", "))
+		}
+	}
+	if len(c.Ks) == 0 {
+		c.Ks = Ks
+	}
+	for _, k := range c.Ks {
+		if k <= 0 {
+			return fmt.Errorf("eval: K must be positive, got %d", k)
+		}
+	}
+	if c.TrainFraction <= 0 || c.TrainFraction >= 1 {
+		c.TrainFraction = 0.8
+	}
+	if c.HoldOut <= 0 {
+		c.HoldOut = 1
+	}
+	if c.WarmUp <= 0 || c.WarmUp >= 1 {
+		c.WarmUp = 0.2
+	}
+	return nil
+}
+
+// Run evaluates the models on recs (catalogue records first, then events in
+// time order, as Records returns them) with a fresh engine from newEngine.
+func Run(recs []event.Record, table *event.Table, newEngine func() *recommend.Engine, cfg Config) (Report, error) {
+	if err := cfg.check(); err != nil {
+		return Report{}, err
+	}
+	var events []event.Record
+	var catalogue []event.Record
+	users, items := map[string]bool{}, map[string]bool{}
+	for _, r := range recs {
+		if r.Kind == event.KindEvent && r.Event.Item != "" && r.Event.Weight > 0 {
+			events = append(events, r)
+			users[r.Event.User], items[r.Event.Item] = true, true
+		} else if r.Kind != event.KindEvent {
+			catalogue = append(catalogue, r)
+		}
+	}
+	switch {
+	case len(events) == 0:
+		return Report{}, errors.New("eval: the data holds no interactions")
+	case len(users) < 2:
+		return Report{}, fmt.Errorf("eval: the data holds %d user; at least 2 are needed", len(users))
+	case maxK(cfg.Ks) >= len(items):
+		return Report{}, fmt.Errorf("eval: K = %d is not below the %d items of the catalogue", maxK(cfg.Ks), len(items))
+	}
+	start := time.Now()
+	rep := Report{Protocol: cfg.Protocol, Users: len(users), Items: len(items), Events: len(events)}
+	var err error
+	switch cfg.Protocol {
+	case Prequential:
+		rep.Results = runPrequential(catalogue, events, table, newEngine(), cfg)
+	default:
+		rep.Results, err = runHoldout(catalogue, events, table, newEngine(), cfg)
+	}
+	rep.Seconds = time.Since(start).Seconds()
+	return rep, err
+}
+
+// runHoldout trains on a split and scores each test user's held-out items.
+func runHoldout(catalogue, events []event.Record, table *event.Table, eng *recommend.Engine, cfg Config) ([]ModelResult, error) {
+	var train, test []event.Record
+	if cfg.Protocol == Chrono {
+		cut := int(float64(len(events)) * cfg.TrainFraction)
+		train, test = events[:cut], events[cut:]
+	} else {
+		// The last HoldOut interactions of each user are held out.
+		count := map[string]int{}
+		for _, r := range events {
+			count[r.Event.User]++
+		}
+		seen := map[string]int{}
+		for _, r := range events {
+			u := r.Event.User
+			seen[u]++
+			if count[u]-seen[u] < cfg.HoldOut {
+				test = append(test, r)
+			} else {
+				train = append(train, r)
+			}
+		}
+	}
+	eng.Apply(catalogue)
+	eng.Apply(train)
+	trained := map[[2]string]bool{}
+	popularity := map[string]int{}
+	trainItems, trainUsers := map[string]bool{}, map[string]bool{}
+	for _, r := range train {
+		k := [2]string{r.Event.User, r.Event.Item}
+		if !trained[k] {
+			trained[k] = true
+			popularity[r.Event.Item]++
+		}
+		trainItems[r.Event.Item], trainUsers[r.Event.User] = true, true
+	}
+	relevant := map[string]map[string]bool{}
+	var order []string
+	for _, r := range test {
+		u := r.Event.User
+		if !trainUsers[u] || trained[[2]string{u, r.Event.Item}] {
+			continue
+		}
+		if relevant[u] == nil {
+			relevant[u] = map[string]bool{}
+			order = append(order, u)
+		}
+		relevant[u][r.Event.Item] = true
+	}
+	if len(order) == 0 {
+		return nil, errors.New("eval: no test user has both training history and new items to find")
+	}
+	results := make([]ModelResult, len(cfg.Models))
+	for mi, model := range cfg.Models {
+		accs := make([]*accumulator, len(cfg.Ks))
+		for i, k := range cfg.Ks {
+			accs[i] = newAccumulator(k, len(trainItems), func() int { return len(trainUsers) }, popularity)
+		}
+		for n, u := range order {
+			list := names(eng.Recommend(recommend.Request{User: u, N: maxK(cfg.Ks), Source: source(model)}))
+			for _, a := range accs {
+				a.add(list, relevant[u])
+			}
+			if cfg.Progress != nil && n%100 == 0 {
+				cfg.Progress(mi*len(order)+n, len(cfg.Models)*len(order))
+			}
+		}
+		results[mi] = ModelResult{Model: model, Scored: len(order), Metrics: collect(accs)}
+	}
+	return results, nil
+}
+
+// runPrequential replays every event in time order; before each event after
+// the warm-up, each model's top-K for that user is scored against the
+// event's item (repeat consumptions are not scored), then the event is
+// applied.
+func runPrequential(catalogue, events []event.Record, table *event.Table, eng *recommend.Engine, cfg Config) []ModelResult {
+	warm := int(float64(len(events)) * cfg.WarmUp)
+	eng.Apply(catalogue)
+	eng.Apply(events[:warm])
+	consumed := map[[2]string]bool{}
+	popularity := map[string]int{}
+	users := map[string]bool{}
+	note := func(r *event.Record) {
+		k := [2]string{r.Event.User, r.Event.Item}
+		if !consumed[k] {
+			popularity[r.Event.Item]++
+		}
+		consumed[k] = true
+		users[r.Event.User] = true
+	}
+	for i := range events[:warm] {
+		note(&events[i])
+	}
+	allItems := map[string]bool{}
+	for _, r := range events {
+		allItems[r.Event.Item] = true
+	}
+	accs := make([][]*accumulator, len(cfg.Models))
+	for mi := range cfg.Models {
+		for _, k := range cfg.Ks {
+			accs[mi] = append(accs[mi], newAccumulator(k, len(allItems), func() int { return len(users) }, popularity))
+		}
+	}
+	scored := 0
+	for i := warm; i < len(events); i++ {
+		r := &events[i]
+		if !consumed[[2]string{r.Event.User, r.Event.Item}] {
+			scored++
+			rel := map[string]bool{r.Event.Item: true}
+			for mi, model := range cfg.Models {
+				list := names(eng.Recommend(recommend.Request{User: r.Event.User, N: maxK(cfg.Ks), Source: source(model)}))
+				for _, a := range accs[mi] {
+					a.add(list, rel)
+				}
+			}
+		}
+		note(r)
+		eng.Apply(events[i : i+1])
+		if cfg.Progress != nil && i%1000 == 0 {
+			cfg.Progress(i-warm, len(events)-warm)
+		}
+	}
+	results := make([]ModelResult, len(cfg.Models))
+	for mi, model := range cfg.Models {
+		results[mi] = ModelResult{Model: model, Scored: scored, Metrics: collect(accs[mi])}
+	}
+	return results
+}
+
+func names(s []recommend.Scored) []string {
+	out := make([]string, len(s))
+	for i, x := range s {
+		out[i] = x.Item
+	}
+	return out
+}
+
+func collect(accs []*accumulator) []Metrics {
+	out := make([]Metrics, len(accs))
+	for i, a := range accs {
+		out[i] = a.metrics()
+	}
+	return out
+}
