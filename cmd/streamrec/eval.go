@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/streamrec/streamrec/dataset"
 	"github.com/streamrec/streamrec/eval"
 	"github.com/streamrec/streamrec/pipeline"
 	"github.com/streamrec/streamrec/recommend"
@@ -56,14 +55,7 @@ func evalCmd(_ context.Context, args []string, stdout, stderr io.Writer, getenv 
 		}
 		ec.Ks = append(ec.Ks, v)
 	}
-	bar := newBar(stderr, -1, "reading", true)
-	d, err := dataset.Load(data, func(done, total int64) {
-		if total > 0 && bar.GetMax64() != total {
-			bar.ChangeMax64(total)
-		}
-		_ = bar.Set64(done)
-	})
-	_ = bar.Finish()
+	d, err := loadDataset(data, stderr)
 	if err != nil {
 		return err
 	}

@@ -39,14 +39,7 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		return err
 	}
 	src := cf.fs.Arg(0)
-	bar := newBar(stderr, -1, "reading", true)
-	d, err := dataset.Load(src, func(done, total int64) {
-		if total > 0 && bar.GetMax64() != total {
-			bar.ChangeMax64(total)
-		}
-		_ = bar.Set64(done)
-	})
-	_ = bar.Finish()
+	d, err := loadDataset(src, stderr)
 	if err != nil {
 		return err
 	}
@@ -143,4 +136,17 @@ func newBar(w io.Writer, max int64, what string, bytes bool) *progressbar.Progre
 		progressbar.OptionThrottle(100*time.Millisecond),
 		progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }),
 	)
+}
+
+// loadDataset reads a data set with a progress bar on stderr.
+func loadDataset(src string, stderr io.Writer) (*dataset.Data, error) {
+	bar := newBar(stderr, -1, "reading", true)
+	d, err := dataset.Load(src, func(done, total int64) {
+		if total > 0 && bar.GetMax64() != total {
+			bar.ChangeMax64(total)
+		}
+		_ = bar.Set64(done)
+	})
+	_ = bar.Finish()
+	return d, err
 }
