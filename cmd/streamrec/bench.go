@@ -107,8 +107,16 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	runIngest := func(progress bool) error {
 		cfg := bench.IngestConfig{URL: f.cfgURL, Events: events, BatchSize: f.batch, Concurrency: f.concurrency, Duration: f.duration, Key: f.key}
 		if progress {
-			bar := newBar(stderr, -1, "ingest (events)", false)
-			cfg.Progress = func(n int) { _ = bar.Set(n) }
+			// Progress in tenths of a second of the run: the number of
+			// events it will reach is not known in advance.
+			start := time.Now()
+			bar := newBar(stderr, int64(f.duration/(100*time.Millisecond)), "ingest", false)
+			var mu sync.Mutex
+			cfg.Progress = func(int) {
+				mu.Lock()
+				defer mu.Unlock()
+				_ = bar.Set64(min(int64(time.Since(start)/(100*time.Millisecond)), bar.GetMax64()))
+			}
 			defer bar.Finish()
 		}
 		res, err := bench.Ingest(ctx, cfg)

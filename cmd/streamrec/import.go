@@ -138,15 +138,20 @@ func newBar(w io.Writer, max int64, what string, bytes bool) *progressbar.Progre
 	)
 }
 
-// loadDataset reads a data set with a progress bar on stderr.
+// loadDataset reads a data set with a progress bar on stderr (made once the
+// size is known: the library's spinner for unknown sizes races with Finish).
 func loadDataset(src string, stderr io.Writer) (*dataset.Data, error) {
-	bar := newBar(stderr, -1, "reading", true)
+	var bar *progressbar.ProgressBar
 	d, err := dataset.Load(src, func(done, total int64) {
-		if total > 0 && bar.GetMax64() != total {
+		if bar == nil {
+			bar = newBar(stderr, max(total, done, 1), "reading", true)
+		} else if total > bar.GetMax64() {
 			bar.ChangeMax64(total)
 		}
 		_ = bar.Set64(done)
 	})
-	_ = bar.Finish()
+	if bar != nil {
+		_ = bar.Finish()
+	}
 	return d, err
 }
