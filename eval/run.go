@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/streamrec/streamrec/event"
+	"github.com/streamrec/streamrec/model/als"
 	"github.com/streamrec/streamrec/recommend"
 )
 
@@ -28,6 +29,9 @@ const (
 // AllModels lists the models every protocol runs by default.
 var AllModels = []string{ModelTrending, ModelItemKNN, ModelBlend}
 
+// knownModels adds the ones run only on request.
+var knownModels = append(slices.Clone(AllModels), ModelMF)
+
 // Config configures a run.
 type Config struct {
 	Protocol      string
@@ -36,7 +40,11 @@ type Config struct {
 	TrainFraction float64 // chrono: share of events (by time) that train
 	HoldOut       int     // leave-last: interactions held out per user
 	WarmUp        float64 // prequential: share of events applied before scoring
-	Progress      func(done, total int)
+	ALS           als.Config
+	// Validation, when set, carves the last share of the training events
+	// (by time) out as the test: the real test events are never touched.
+	Validation float64
+	Progress   func(done, total int)
 }
 
 // ModelResult is one model's metrics at each K.
@@ -76,8 +84,11 @@ func (c *Config) check() error {
 		c.Models = AllModels
 	}
 	for _, m := range c.Models {
-		if !slices.Contains(AllModels, m) {
-			return fmt.Errorf("eval: unknown model %q (%s)", m, strings.Join(AllModels, ", "))
+		if !slices.Contains(knownModels, m) {
+			return fmt.Errorf("eval: unknown model %q (%s)", m, strings.Join(knownModels, ", "))
+		}
+		if m == ModelMF && c.Protocol == Prequential {
+			return fmt.Errorf("eval: model mf is scored under chrono and leave-last; prequential needs per-event fold-in, not built yet")
 		}
 	}
 	if len(c.Ks) == 0 {
@@ -140,27 +151,7 @@ func Run(recs []event.Record, table *event.Table, newEngine func() *recommend.En
 
 // runHoldout trains on a split and scores each test user's held-out items.
 func runHoldout(catalogue, events []event.Record, table *event.Table, eng *recommend.Engine, cfg Config) ([]ModelResult, error) {
-	var train, test []event.Record
-	if cfg.Protocol == Chrono {
-		cut := int(float64(len(events)) * cfg.TrainFraction)
-		train, test = events[:cut], events[cut:]
-	} else {
-		// The last HoldOut interactions of each user are held out.
-		count := map[string]int{}
-		for _, r := range events {
-			count[r.Event.User]++
-		}
-		seen := map[string]int{}
-		for _, r := range events {
-			u := r.Event.User
-			seen[u]++
-			if count[u]-seen[u] < cfg.HoldOut {
-				test = append(test, r)
-			} else {
-				train = append(train, r)
-			}
-		}
-	}
+	train, test := split(events, cfg)
 	eng.Apply(catalogue)
 	eng.Apply(train)
 	trained := map[[2]string]bool{}
@@ -190,6 +181,13 @@ func runHoldout(catalogue, events []event.Record, table *event.Table, eng *recom
 	if len(order) == 0 {
 		return nil, errors.New("eval: no test user has both training history and new items to find")
 	}
+	var mf *mfRanker
+	if slices.Contains(cfg.Models, ModelMF) {
+		var err error
+		if mf, err = trainMF(train, cfg.ALS); err != nil {
+			return nil, err
+		}
+	}
 	results := make([]ModelResult, len(cfg.Models))
 	for mi, model := range cfg.Models {
 		accs := make([]*accumulator, len(cfg.Ks))
@@ -197,7 +195,12 @@ func runHoldout(catalogue, events []event.Record, table *event.Table, eng *recom
 			accs[i] = newAccumulator(k, len(trainItems), func() int { return len(trainUsers) }, popularity)
 		}
 		for n, u := range order {
-			list := names(eng.Recommend(recommend.Request{User: u, N: maxK(cfg.Ks), Source: source(model)}))
+			var list []string
+			if model == ModelMF {
+				list = mf.recommend(u, maxK(cfg.Ks))
+			} else {
+				list = names(eng.Recommend(recommend.Request{User: u, N: maxK(cfg.Ks), Source: source(model)}))
+			}
 			for _, a := range accs {
 				a.add(list, relevant[u])
 			}
@@ -208,6 +211,37 @@ func runHoldout(catalogue, events []event.Record, table *event.Table, eng *recom
 		results[mi] = ModelResult{Model: model, Scored: len(order), Metrics: collect(accs)}
 	}
 	return results, nil
+}
+
+// split divides the events for chrono or leave-last. With Validation set
+// (chrono), both parts come from the training period: the test events are
+// never looked at.
+func split(events []event.Record, cfg Config) (train, test []event.Record) {
+	if cfg.Protocol == Chrono {
+		cut := int(float64(len(events)) * cfg.TrainFraction)
+		train, test = events[:cut], events[cut:]
+		if cfg.Validation > 0 {
+			vcut := int(float64(cut) * (1 - cfg.Validation))
+			train, test = events[:vcut], events[vcut:cut]
+		}
+	} else {
+		// The last HoldOut interactions of each user are held out.
+		count := map[string]int{}
+		for _, r := range events {
+			count[r.Event.User]++
+		}
+		seen := map[string]int{}
+		for _, r := range events {
+			u := r.Event.User
+			seen[u]++
+			if count[u]-seen[u] < cfg.HoldOut {
+				test = append(test, r)
+			} else {
+				train = append(train, r)
+			}
+		}
+	}
+	return train, test
 }
 
 // runPrequential replays every event in time order; before each event after

@@ -110,3 +110,45 @@ func TestItemKNNBeatsTrendingLeaveLast(t *testing.T) {
 		t.Fatalf("item_knn %.4f does not beat trending %.4f", knn.NDCG, tr.NDCG)
 	}
 }
+
+func TestMFRunsUnderHoldoutOnly(t *testing.T) {
+	recs, tb, newEngine := tiny(t, [][3]string{
+		{"e", "x", ""}, {"e", "y", ""}, {"e", "w", ""}, {"f", "x", ""}, {"f", "y", ""}, {"f", "w", ""},
+		{"a", "x", ""}, {"a", "y", ""}, {"b", "x", ""}, {"b", "y", ""}, {"c", "x", ""}, {"c", "y", ""}, {"d", "z", ""},
+	})
+	rep, err := Run(recs, tb, newEngine, Config{Protocol: LeaveLast, Ks: []int{2}, Models: []string{ModelMF}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := rep.Results[0]; r.Model != ModelMF || r.Scored != 5 || r.Metrics[0].HitRate == 0 {
+		t.Fatalf("%+v", r)
+	}
+	if _, err := Run(recs, tb, newEngine, Config{Protocol: Prequential, Ks: []int{2}, Models: []string{ModelMF}}); err == nil || !strings.Contains(err.Error(), "fold-in") {
+		t.Fatalf("mf under prequential: %v", err)
+	}
+}
+
+// TestValidationNeverTouchesTheTest: with Validation set, neither part of
+// the split holds an event of the test period.
+func TestValidationNeverTouchesTheTest(t *testing.T) {
+	var evs [][3]string
+	for i := range 100 {
+		evs = append(evs, [3]string{string(rune('a' + i%7)), string(rune('A' + i%11)), ""})
+	}
+	recs, _, _ := tiny(t, evs)
+	cfg := Config{Protocol: Chrono, TrainFraction: 0.8, Validation: 0.25}
+	train, test := split(recs, cfg)
+	if len(train) != 60 || len(test) != 20 {
+		t.Fatalf("train %d, validation %d; want 60 and 20 of the first 80 events", len(train), len(test))
+	}
+	last := recs[79].Event.Time
+	for _, r := range append(train, test...) {
+		if r.Event.Time.After(last) {
+			t.Fatalf("an event of the test period (%v) was used", r.Event.Time)
+		}
+	}
+	cfg.Validation = 0
+	if train, test := split(recs, cfg); len(train) != 80 || len(test) != 20 || !test[0].Event.Time.After(last) {
+		t.Fatalf("plain chrono: train %d test %d", len(train), len(test))
+	}
+}

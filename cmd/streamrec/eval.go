@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/streamrec/streamrec/eval"
+	"github.com/streamrec/streamrec/model/als"
 	"github.com/streamrec/streamrec/pipeline"
 	"github.com/streamrec/streamrec/recommend"
 )
@@ -21,11 +22,19 @@ func evalCmd(_ context.Context, args []string, stdout, stderr io.Writer, getenv 
 	var data, protocol, models, ks, jsonOut, plotOut, plotMetric string
 	cf.fs.StringVar(&data, "data", "", "data set to evaluate on (anything streamrec import reads)")
 	cf.fs.StringVar(&protocol, "protocol", eval.Chrono, "chrono, leave-last or prequential")
-	cf.fs.StringVar(&models, "models", strings.Join(eval.AllModels, ","), "models to score, comma-separated")
+	cf.fs.StringVar(&models, "models", strings.Join(eval.AllModels, ","), "models to score, comma-separated (trending, item_knn, blend; mf under chrono and leave-last)")
 	cf.fs.StringVar(&ks, "k", "5,10,20", "cut-offs, comma-separated")
 	cf.fs.StringVar(&jsonOut, "json", "", "write the numbers as JSON to this file")
 	cf.fs.StringVar(&plotOut, "plot", "", "draw --plot-metric against K for every model into this .svg file")
 	cf.fs.StringVar(&plotMetric, "plot-metric", "ndcg", "metric to plot: precision, recall, ndcg, map, hit_rate, mrr, coverage, novelty")
+	ac := als.DefaultConfig()
+	var lambda, alpha float64
+	cf.fs.IntVar(&ac.Factors, "factors", ac.Factors, "mf: factors")
+	cf.fs.IntVar(&ac.Iterations, "iterations", ac.Iterations, "mf: ALS iterations")
+	cf.fs.Float64Var(&lambda, "lambda", float64(ac.Lambda), "mf: regularisation")
+	cf.fs.Float64Var(&alpha, "alpha", float64(ac.Alpha), "mf: confidence weight")
+	var validation float64
+	cf.fs.Float64Var(&validation, "validation", 0, "chrono: score on this last share of the training events instead of the test events (for tuning)")
 	if err := cf.fs.Parse(args); err != nil {
 		return err
 	}
@@ -44,7 +53,8 @@ func evalCmd(_ context.Context, args []string, stdout, stderr io.Writer, getenv 
 	if err != nil {
 		return err
 	}
-	ec := eval.Config{Protocol: protocol}
+	ac.Lambda, ac.Alpha = float32(lambda), float32(alpha)
+	ec := eval.Config{Protocol: protocol, ALS: ac, Validation: validation}
 	for _, m := range strings.Split(models, ",") {
 		ec.Models = append(ec.Models, strings.TrimSpace(m))
 	}
