@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/streamrec/streamrec/event"
+	"github.com/streamrec/streamrec/model/als"
 	"github.com/streamrec/streamrec/recommend"
 )
 
@@ -150,5 +151,39 @@ func TestValidationNeverTouchesTheTest(t *testing.T) {
 	cfg.Validation = 0
 	if train, test := split(recs, cfg); len(train) != 80 || len(test) != 20 || !test[0].Event.Time.After(last) {
 		t.Fatalf("plain chrono: train %d test %d", len(train), len(test))
+	}
+}
+
+// TestGridPicksTheBestValidationSetting: the chosen setting is the row with
+// the highest validation score, and every row was scored on validation.
+func TestGridPicksTheBestValidationSetting(t *testing.T) {
+	var evs [][3]string
+	for i := range 300 {
+		u := i % 20
+		evs = append(evs, [3]string{string(rune('a' + u)), string(rune('A' + (u/4*3+i/20)%26)), ""})
+	}
+	recs, tb, newEngine := tiny(t, evs)
+	grid := Grid{Factors: []int{2, 4}, Lambda: []float32{0.1, 10}, Alpha: []float32{1, 5}}
+	rows, best, err := GridMF(recs, tb, newEngine, als.Config{Iterations: 3}, grid, 0.3, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 8 {
+		t.Fatalf("%d rows, want 8", len(rows))
+	}
+	top := rows[0]
+	for _, r := range rows {
+		if r.Validation > top.Validation {
+			top = r
+		}
+	}
+	if best.Factors != top.Factors || best.Lambda != top.Lambda || best.Alpha != top.Alpha {
+		t.Fatalf("best %+v, top row %+v", best, top)
+	}
+	if !strings.Contains(GridTable(rows, best, 2), "<- best") {
+		t.Fatal(GridTable(rows, best, 2))
+	}
+	if _, _, err := GridMF(recs, tb, newEngine, als.Config{}, grid, 0, 2); err == nil {
+		t.Fatal("a grid without a validation share must be refused")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -34,7 +35,9 @@ func evalCmd(_ context.Context, args []string, stdout, stderr io.Writer, getenv 
 	cf.fs.Float64Var(&lambda, "lambda", float64(ac.Lambda), "mf: regularisation")
 	cf.fs.Float64Var(&alpha, "alpha", float64(ac.Alpha), "mf: confidence weight")
 	var validation float64
+	var grid bool
 	cf.fs.Float64Var(&validation, "validation", 0, "chrono: score on this last share of the training events instead of the test events (for tuning)")
+	cf.fs.BoolVar(&grid, "grid", false, "tune mf on a validation split of the training events (never the test events), then score the best setting")
 	if err := cf.fs.Parse(args); err != nil {
 		return err
 	}
@@ -73,6 +76,25 @@ func evalCmd(_ context.Context, args []string, stdout, stderr io.Writer, getenv 
 	if err != nil {
 		return err
 	}
+	newEngine := func() *recommend.Engine {
+		return recommend.New(recommend.Config{Table: table, ItemKNN: cfg.ItemKNNConfig(), Trending: cfg.TrendingConfig()})
+	}
+	if grid {
+		if validation == 0 {
+			validation = 0.2
+		}
+		k := ec.Ks[min(1, len(ec.Ks)-1)]
+		rows, best, err := eval.GridMF(recs, table, newEngine, ac, eval.DefaultGrid, validation, k)
+		if err != nil {
+			return err
+		}
+		fmt.Fprint(stdout, eval.GridTable(rows, best, k))
+		fmt.Fprintf(stdout, "best: --factors %d --lambda %g --alpha %g\n\n", best.Factors, best.Lambda, best.Alpha)
+		ec.ALS, ec.Validation = best, 0
+		if !slices.Contains(ec.Models, eval.ModelMF) && ec.Protocol != eval.Prequential {
+			ec.Models = append(ec.Models, eval.ModelMF)
+		}
+	}
 	sbar := newBar(stderr, 1, "scoring "+protocol, false)
 	ec.Progress = func(done, total int) {
 		if sbar.GetMax() != total {
@@ -80,9 +102,7 @@ func evalCmd(_ context.Context, args []string, stdout, stderr io.Writer, getenv 
 		}
 		_ = sbar.Set(done)
 	}
-	rep, err := eval.Run(recs, table, func() *recommend.Engine {
-		return recommend.New(recommend.Config{Table: table, ItemKNN: cfg.ItemKNNConfig(), Trending: cfg.TrendingConfig()})
-	}, ec)
+	rep, err := eval.Run(recs, table, newEngine, ec)
 	_ = sbar.Finish()
 	if err != nil {
 		return err
