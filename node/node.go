@@ -191,10 +191,8 @@ func (n *Node) readyz(w http.ResponseWriter, _ *http.Request) {
 
 func writeStarting(w http.ResponseWriter, p *[2]uint64) {
 	w.Header().Set("Retry-After", "1")
-	server.WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"error": map[string]any{
-		"code":    "starting",
-		"message": fmt.Sprintf("rebuilding the models from the log: %d of %d records", p[0], p[1]),
-	}})
+	server.WriteError(w, http.StatusServiceUnavailable, "starting",
+		fmt.Sprintf("rebuilding the models from the log: %d of %d records", p[0], p[1]))
 }
 
 // Serve answers HTTP on l, rebuilds the models (the API answers 503 until

@@ -24,6 +24,11 @@ func errorf(status int, code, msg string, details any) *apiError {
 	return &apiError{Status: status, Code: code, Message: msg, Details: details}
 }
 
+// WriteError writes the API's error shape with the given status and code.
+func WriteError(w http.ResponseWriter, status int, code, message string) {
+	writeError(w, errorf(status, code, message, nil))
+}
+
 // WriteJSON writes v as the JSON body of a reply with the given status.
 func WriteJSON(w http.ResponseWriter, status int, v any) { writeJSON(w, status, v) }
 

@@ -61,15 +61,6 @@ func (s *Store) User(user int32) []Entry {
 	return s.users[user]
 }
 
-// Recent returns at most the last n entries of user, oldest first.
-func (s *Store) Recent(user int32, n int) []Entry {
-	h := s.User(user)
-	if len(h) > n {
-		h = h[len(h)-n:]
-	}
-	return h
-}
-
 // Users is the number of user slots.
 func (s *Store) Users() int { return len(s.users) }
 

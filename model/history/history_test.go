@@ -19,11 +19,11 @@ func TestAppendRecent(t *testing.T) {
 	if s.Users() != 4 || s.Events() != 5 {
 		t.Fatalf("users %d events %d", s.Users(), s.Events())
 	}
-	r := s.Recent(3, 2)
-	if len(r) != 2 || r[0].Item != 3 || r[1].Item != 4 {
-		t.Fatalf("recent %v", r)
+	h := s.User(3)
+	if len(h) != 5 || h[0].Item != 0 || h[4].Item != 4 {
+		t.Fatalf("history %v", h)
 	}
-	if s.User(99) != nil || s.User(-1) != nil || len(s.Recent(0, 5)) != 0 {
+	if s.User(99) != nil || s.User(-1) != nil || len(s.User(0)) != 0 {
 		t.Fatal("unknown users must have no history")
 	}
 }

@@ -160,3 +160,19 @@ func TestParallelFlushIsDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// get returns the count of k (a test helper: the model only scans rows).
+func (r *row) get(k int32) float32 {
+	if len(r.slots) == 0 {
+		return 0
+	}
+	mask := uint32(len(r.slots) - 1)
+	for i := hash32(k) & mask; ; i = (i + 1) & mask {
+		switch r.slots[i].key {
+		case k:
+			return r.slots[i].val
+		case -1:
+			return 0
+		}
+	}
+}

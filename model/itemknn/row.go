@@ -53,19 +53,3 @@ func (r *row) grow() {
 		}
 	}
 }
-
-// get returns the count of k.
-func (r *row) get(k int32) float32 {
-	if len(r.slots) == 0 {
-		return 0
-	}
-	mask := uint32(len(r.slots) - 1)
-	for i := hash32(k) & mask; ; i = (i + 1) & mask {
-		switch r.slots[i].key {
-		case k:
-			return r.slots[i].val
-		case -1:
-			return 0
-		}
-	}
-}

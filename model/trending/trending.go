@@ -168,9 +168,6 @@ func (m *Model) Raw(item int32) float64 {
 // modified and is valid until the next Apply.
 func (m *Model) Top() []int32 { return m.top }
 
-// Clock is the latest event time applied, in unix seconds.
-func (m *Model) Clock() float64 { return m.clock }
-
 // Bytes is the memory held by the model.
 func (m *Model) Bytes() int64 {
 	return int64(cap(m.score))*8 + int64(cap(m.inTop)) + int64(cap(m.top))*4
