@@ -10,15 +10,20 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/streamrec/streamrec/event"
+	"github.com/streamrec/streamrec/model/als"
+	"github.com/streamrec/streamrec/model/ann"
 	"github.com/streamrec/streamrec/model/itemknn"
+	"github.com/streamrec/streamrec/model/mf"
 	"github.com/streamrec/streamrec/model/trending"
 	"github.com/streamrec/streamrec/pipeline"
+	"github.com/streamrec/streamrec/recommend"
 )
 
 // Duration is a time.Duration written as "10s", "2h" in files.
@@ -67,6 +72,39 @@ type Config struct {
 	Dedup    Dedup    `yaml:"dedup"`
 	ItemKNN  ItemKNN  `yaml:"item_knn"`
 	Trending Trending `yaml:"trending"`
+	MF       MF       `yaml:"mf"`
+	Blend    Blend    `yaml:"blend"`
+}
+
+// MF configures matrix factorisation: training, its schedule, fold-in and
+// retrieval.
+type MF struct {
+	Factors    int     `yaml:"factors"`
+	Lambda     float32 `yaml:"lambda"`
+	Alpha      float32 `yaml:"alpha"`
+	Iterations int     `yaml:"iterations"`
+	CGSteps    int     `yaml:"cg_steps"`
+	// Workers is how many cores training may use (0: half of them, at least
+	// one, so that serving and ingestion keep a core).
+	Workers int `yaml:"workers"`
+	// TrainEveryEvents retrains after this many new log records; TrainEvery
+	// retrains after this long when there is anything new (0 turns either
+	// trigger off; both 0: never in the background).
+	TrainEveryEvents uint64   `yaml:"train_every_events"`
+	TrainEvery       Duration `yaml:"train_every"`
+	FoldInSteps      int      `yaml:"fold_in_steps"`
+	// ANNThreshold is the trained-catalogue size from which retrieval uses
+	// the HNSW index (negative: always exact).
+	ANNThreshold int `yaml:"ann_threshold"`
+	ANNM         int `yaml:"ann_m"`
+	ANNEfSearch  int `yaml:"ann_ef_search"`
+}
+
+// Blend weighs the sources of a blended answer.
+type Blend struct {
+	ItemKNN  float32 `yaml:"item_knn"`
+	MF       float32 `yaml:"mf"`
+	Trending float32 `yaml:"trending"`
 }
 
 // APIKey is a key and what it may do: read, ingest, admin.
@@ -129,6 +167,8 @@ func Default() Config {
 	k := itemknn.DefaultConfig()
 	t := trending.DefaultConfig()
 	d := pipeline.DefaultDedupConfig()
+	m := mf.DefaultConfig()
+	b := recommend.DefaultBlend()
 	return Config{
 		Addr:          "127.0.0.1:8080",
 		Data:          "./streamrec-data",
@@ -154,6 +194,12 @@ func Default() Config {
 		Dedup:    Dedup{IDs: d.IDs, Window: Duration(d.Window)},
 		ItemKNN:  ItemKNN{Window: k.Window, Neighbors: k.Neighbors, QueryItems: k.QueryItems, Decay: k.Decay},
 		Trending: Trending{HalfLife: Duration(time.Duration(t.HalfLifeSeconds) * time.Second), TopSize: t.TopSize},
+		MF: MF{
+			Factors: m.ALS.Factors, Lambda: m.ALS.Lambda, Alpha: m.ALS.Alpha, Iterations: m.ALS.Iterations, CGSteps: m.ALS.CGSteps,
+			TrainEveryEvents: 100_000, TrainEvery: Duration(10 * time.Minute),
+			FoldInSteps: m.FoldInSteps, ANNThreshold: m.ANNThreshold, ANNM: 16, ANNEfSearch: 128,
+		},
+		Blend: Blend{ItemKNN: b.ItemKNN, MF: b.MF, Trending: b.Trending},
 	}
 }
 
@@ -266,6 +312,18 @@ func (c *Config) Validate() error {
 		{"item_knn.decay must be in (0, 1]", c.ItemKNN.Decay > 0 && c.ItemKNN.Decay <= 1},
 		{"trending.half_life must be positive", c.Trending.HalfLife > 0},
 		{"trending.top_size must be positive", c.Trending.TopSize > 0},
+		{"mf.factors must be in [1, 1024]", c.MF.Factors > 0 && c.MF.Factors <= 1024},
+		{"mf.lambda must be positive", c.MF.Lambda > 0},
+		{"mf.alpha must be positive", c.MF.Alpha > 0},
+		{"mf.iterations must be positive", c.MF.Iterations > 0},
+		{"mf.cg_steps must be positive", c.MF.CGSteps > 0},
+		{"mf.workers must not be negative", c.MF.Workers >= 0},
+		{"mf.train_every must not be negative", c.MF.TrainEvery >= 0},
+		{"mf.fold_in_steps must be positive", c.MF.FoldInSteps > 0},
+		{"mf.ann_m must be positive", c.MF.ANNM > 0},
+		{"mf.ann_ef_search must be positive", c.MF.ANNEfSearch > 0},
+		{"blend weights must not be negative", c.Blend.ItemKNN >= 0 && c.Blend.MF >= 0 && c.Blend.Trending >= 0},
+		{"blend: at least one weight must be positive", c.Blend.ItemKNN > 0 || c.Blend.MF > 0 || c.Blend.Trending > 0},
 	}
 	for _, ch := range checks {
 		if !ch.ok {
@@ -293,6 +351,27 @@ func (c *Config) ItemKNNConfig() itemknn.Config {
 // TrendingConfig is the trending part.
 func (c *Config) TrendingConfig() trending.Config {
 	return trending.Config{HalfLifeSeconds: time.Duration(c.Trending.HalfLife).Seconds(), TopSize: c.Trending.TopSize}
+}
+
+// MFConfig is the matrix-factorisation part.
+func (c *Config) MFConfig() mf.Config {
+	workers := c.MF.Workers
+	if workers == 0 {
+		workers = max(1, runtime.GOMAXPROCS(0)/2)
+	}
+	return mf.Config{
+		ALS: als.Config{Factors: c.MF.Factors, Lambda: c.MF.Lambda, Alpha: c.MF.Alpha, Iterations: c.MF.Iterations,
+			CGSteps: c.MF.CGSteps, Seed: 1, Workers: workers},
+		FoldInSteps:  c.MF.FoldInSteps,
+		ANNThreshold: c.MF.ANNThreshold,
+		ANN:          ann.Config{M: c.MF.ANNM, EfSearch: c.MF.ANNEfSearch},
+	}
+}
+
+// EngineConfig is the engine's part: every model's settings and the blend.
+func (c *Config) EngineConfig(tb *event.Table) recommend.Config {
+	return recommend.Config{Table: tb, ItemKNN: c.ItemKNNConfig(), Trending: c.TrendingConfig(), MF: c.MFConfig(),
+		Blend: recommend.Blend{ItemKNN: c.Blend.ItemKNN, MF: c.Blend.MF, Trending: c.Blend.Trending}}
 }
 
 // String formats d like time.Duration.

@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/streamrec/streamrec/event"
-	"github.com/streamrec/streamrec/model/als"
+	"github.com/streamrec/streamrec/model/mf"
 	"github.com/streamrec/streamrec/recommend"
 )
 
@@ -31,7 +31,7 @@ var DefaultGrid = Grid{Factors: []int{16, 32, 64}, Lambda: []float32{1, 5, 20, 5
 // GridMF tunes mf on a validation split carved from the chrono training
 // events (the last `validation` share of them): the test events are never
 // scored. It returns every row and the best setting (by NDCG at K).
-func GridMF(recs []event.Record, table *event.Table, newEngine func() *recommend.Engine, base als.Config, grid Grid, validation float64, k int) ([]GridRow, als.Config, error) {
+func GridMF(recs []event.Record, table *event.Table, newEngine func() *recommend.Engine, base mf.Config, grid Grid, validation float64, k int) ([]GridRow, mf.Config, error) {
 	if validation <= 0 || validation >= 1 {
 		return nil, base, errors.New("eval: grid: the validation share must be in (0, 1)")
 	}
@@ -42,8 +42,8 @@ func GridMF(recs []event.Record, table *event.Table, newEngine func() *recommend
 		for _, l := range grid.Lambda {
 			for _, a := range grid.Alpha {
 				c := base
-				c.Factors, c.Lambda, c.Alpha = f, l, a
-				rep, err := Run(recs, table, newEngine, Config{Protocol: Chrono, Models: []string{ModelMF}, Ks: []int{k}, ALS: c, Validation: validation})
+				c.ALS.Factors, c.ALS.Lambda, c.ALS.Alpha = f, l, a
+				rep, err := Run(recs, table, newEngine, Config{Protocol: Chrono, Models: []string{ModelMF}, Ks: []int{k}, MF: &c, Validation: validation})
 				if err != nil {
 					return nil, base, err
 				}
@@ -59,12 +59,12 @@ func GridMF(recs []event.Record, table *event.Table, newEngine func() *recommend
 }
 
 // GridTable formats the rows for people, the best first marked.
-func GridTable(rows []GridRow, best als.Config, k int) string {
+func GridTable(rows []GridRow, best mf.Config, k int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "mf grid on the validation split (NDCG@%d)\n%8s %8s %8s %12s\n", k, "factors", "lambda", "alpha", "validation")
 	for _, r := range rows {
 		mark := ""
-		if r.Factors == best.Factors && r.Lambda == best.Lambda && r.Alpha == best.Alpha {
+		if r.Factors == best.ALS.Factors && r.Lambda == best.ALS.Lambda && r.Alpha == best.ALS.Alpha {
 			mark = "  <- best"
 		}
 		fmt.Fprintf(&b, "%8d %8g %8g %12.4f%s\n", r.Factors, r.Lambda, r.Alpha, r.Validation, mark)

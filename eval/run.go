@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/streamrec/streamrec/event"
 	"github.com/streamrec/streamrec/model/als"
+	"github.com/streamrec/streamrec/model/mf"
 	"github.com/streamrec/streamrec/recommend"
 )
 
@@ -23,14 +25,12 @@ const (
 const (
 	ModelTrending = "trending"
 	ModelItemKNN  = "item_knn"
+	ModelMF       = "mf"
 	ModelBlend    = "blend"
 )
 
 // AllModels lists the models every protocol runs by default.
-var AllModels = []string{ModelTrending, ModelItemKNN, ModelBlend}
-
-// knownModels adds the ones run only on request.
-var knownModels = append(slices.Clone(AllModels), ModelMF)
+var AllModels = []string{ModelTrending, ModelItemKNN, ModelMF, ModelBlend}
 
 // Config configures a run.
 type Config struct {
@@ -40,7 +40,12 @@ type Config struct {
 	TrainFraction float64 // chrono: share of events (by time) that train
 	HoldOut       int     // leave-last: interactions held out per user
 	WarmUp        float64 // prequential: share of events applied before scoring
-	ALS           als.Config
+	// MF, when set, replaces the engine's matrix-factorisation settings.
+	MF *mf.Config
+	// RetrainEvery is, in prequential, how many events pass between two
+	// trainings of mf (as the server's schedule would); between them every
+	// event is folded in. Default 10,000.
+	RetrainEvery int
 	// Validation, when set, carves the last share of the training events
 	// (by time) out as the test: the real test events are never touched.
 	Validation float64
@@ -70,6 +75,8 @@ func source(model string) string {
 		return recommend.SourceTrending
 	case ModelItemKNN:
 		return recommend.SourceItemKNN
+	case ModelMF:
+		return recommend.SourceMF
 	}
 	return ""
 }
@@ -84,11 +91,8 @@ func (c *Config) check() error {
 		c.Models = AllModels
 	}
 	for _, m := range c.Models {
-		if !slices.Contains(knownModels, m) {
-			return fmt.Errorf("eval: unknown model %q (%s)", m, strings.Join(knownModels, ", "))
-		}
-		if m == ModelMF && c.Protocol == Prequential {
-			return fmt.Errorf("eval: model mf is scored under chrono and leave-last; prequential needs per-event fold-in, not built yet")
+		if !slices.Contains(AllModels, m) {
+			return fmt.Errorf("eval: unknown model %q (%s)", m, strings.Join(AllModels, ", "))
 		}
 	}
 	if len(c.Ks) == 0 {
@@ -107,6 +111,9 @@ func (c *Config) check() error {
 	}
 	if c.WarmUp <= 0 || c.WarmUp >= 1 {
 		c.WarmUp = 0.2
+	}
+	if c.RetrainEvery <= 0 {
+		c.RetrainEvery = 10_000
 	}
 	return nil
 }
@@ -141,7 +148,7 @@ func Run(recs []event.Record, table *event.Table, newEngine func() *recommend.En
 	var err error
 	switch cfg.Protocol {
 	case Prequential:
-		rep.Results = runPrequential(catalogue, events, table, newEngine(), cfg)
+		rep.Results, err = runPrequential(catalogue, events, table, newEngine(), cfg)
 	default:
 		rep.Results, err = runHoldout(catalogue, events, table, newEngine(), cfg)
 	}
@@ -181,12 +188,8 @@ func runHoldout(catalogue, events []event.Record, table *event.Table, eng *recom
 	if len(order) == 0 {
 		return nil, errors.New("eval: no test user has both training history and new items to find")
 	}
-	var mf *mfRanker
-	if slices.Contains(cfg.Models, ModelMF) {
-		var err error
-		if mf, err = trainMF(train, cfg.ALS); err != nil {
-			return nil, err
-		}
+	if err := trainMF(eng, cfg); err != nil {
+		return nil, err
 	}
 	results := make([]ModelResult, len(cfg.Models))
 	for mi, model := range cfg.Models {
@@ -195,12 +198,7 @@ func runHoldout(catalogue, events []event.Record, table *event.Table, eng *recom
 			accs[i] = newAccumulator(k, len(trainItems), func() int { return len(trainUsers) }, popularity)
 		}
 		for n, u := range order {
-			var list []string
-			if model == ModelMF {
-				list = mf.recommend(u, maxK(cfg.Ks))
-			} else {
-				list = names(eng.Recommend(recommend.Request{User: u, N: maxK(cfg.Ks), Source: source(model)}))
-			}
+			list := names(eng.Recommend(recommend.Request{User: u, N: maxK(cfg.Ks), Source: source(model)}))
 			for _, a := range accs {
 				a.add(list, relevant[u])
 			}
@@ -248,7 +246,7 @@ func split(events []event.Record, cfg Config) (train, test []event.Record) {
 // the warm-up, each model's top-K for that user is scored against the
 // event's item (repeat consumptions are not scored), then the event is
 // applied.
-func runPrequential(catalogue, events []event.Record, table *event.Table, eng *recommend.Engine, cfg Config) []ModelResult {
+func runPrequential(catalogue, events []event.Record, table *event.Table, eng *recommend.Engine, cfg Config) ([]ModelResult, error) {
 	warm := int(float64(len(events)) * cfg.WarmUp)
 	eng.Apply(catalogue)
 	eng.Apply(events[:warm])
@@ -266,6 +264,9 @@ func runPrequential(catalogue, events []event.Record, table *event.Table, eng *r
 	for i := range events[:warm] {
 		note(&events[i])
 	}
+	if err := trainMF(eng, cfg); err != nil {
+		return nil, err
+	}
 	allItems := map[string]bool{}
 	for _, r := range events {
 		allItems[r.Event.Item] = true
@@ -276,21 +277,29 @@ func runPrequential(catalogue, events []event.Record, table *event.Table, eng *r
 			accs[mi] = append(accs[mi], newAccumulator(k, len(allItems), func() int { return len(users) }, popularity))
 		}
 	}
+	sources := make([]string, len(cfg.Models))
+	for mi, model := range cfg.Models {
+		sources[mi] = source(model)
+	}
 	scored := 0
 	for i := warm; i < len(events); i++ {
 		r := &events[i]
 		if !consumed[[2]string{r.Event.User, r.Event.Item}] {
 			scored++
 			rel := map[string]bool{r.Event.Item: true}
-			for mi, model := range cfg.Models {
-				list := names(eng.Recommend(recommend.Request{User: r.Event.User, N: maxK(cfg.Ks), Source: source(model)}))
+			for mi, list := range eng.RecommendEach(r.Event.User, maxK(cfg.Ks), sources) {
 				for _, a := range accs[mi] {
-					a.add(list, rel)
+					a.add(names(list), rel)
 				}
 			}
 		}
 		note(r)
 		eng.Apply(events[i : i+1])
+		if (i+1-warm)%cfg.RetrainEvery == 0 {
+			if err := trainMF(eng, cfg); err != nil {
+				return nil, err
+			}
+		}
 		if cfg.Progress != nil && i%1000 == 0 {
 			cfg.Progress(i-warm, len(events)-warm)
 		}
@@ -299,7 +308,20 @@ func runPrequential(catalogue, events []event.Record, table *event.Table, eng *r
 	for mi, model := range cfg.Models {
 		results[mi] = ModelResult{Model: model, Scored: scored, Metrics: collect(accs[mi])}
 	}
-	return results
+	return results, nil
+}
+
+// trainMF trains the engine's mf on what it has applied, when a model to
+// score needs it.
+func trainMF(eng *recommend.Engine, cfg Config) error {
+	if !slices.Contains(cfg.Models, ModelMF) && !slices.Contains(cfg.Models, ModelBlend) {
+		return nil
+	}
+	_, err := eng.TrainMF(context.Background(), cfg.MF, nil)
+	if errors.Is(err, als.ErrNothing) {
+		return nil // nothing to learn from yet: mf recommends nothing
+	}
+	return err
 }
 
 func names(s []recommend.Scored) []string {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/streamrec/streamrec/event"
 	"github.com/streamrec/streamrec/model/als"
+	"github.com/streamrec/streamrec/model/mf"
 	"github.com/streamrec/streamrec/recommend"
 )
 
@@ -112,7 +113,9 @@ func TestItemKNNBeatsTrendingLeaveLast(t *testing.T) {
 	}
 }
 
-func TestMFRunsUnderHoldoutOnly(t *testing.T) {
+// TestMFRunsUnderEveryProtocol: mf is trained on the training part (and,
+// in prequential, folds every event in) under each protocol.
+func TestMFRunsUnderEveryProtocol(t *testing.T) {
 	recs, tb, newEngine := tiny(t, [][3]string{
 		{"e", "x", ""}, {"e", "y", ""}, {"e", "w", ""}, {"f", "x", ""}, {"f", "y", ""}, {"f", "w", ""},
 		{"a", "x", ""}, {"a", "y", ""}, {"b", "x", ""}, {"b", "y", ""}, {"c", "x", ""}, {"c", "y", ""}, {"d", "z", ""},
@@ -124,8 +127,12 @@ func TestMFRunsUnderHoldoutOnly(t *testing.T) {
 	if r := rep.Results[0]; r.Model != ModelMF || r.Scored != 5 || r.Metrics[0].HitRate == 0 {
 		t.Fatalf("%+v", r)
 	}
-	if _, err := Run(recs, tb, newEngine, Config{Protocol: Prequential, Ks: []int{2}, Models: []string{ModelMF}}); err == nil || !strings.Contains(err.Error(), "fold-in") {
-		t.Fatalf("mf under prequential: %v", err)
+	rep, err = Run(recs, tb, newEngine, Config{Protocol: Prequential, Ks: []int{2}, Models: []string{ModelMF}, WarmUp: 0.5, RetrainEvery: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := rep.Results[0]; r.Model != ModelMF || r.Scored == 0 {
+		t.Fatalf("prequential: %+v", r)
 	}
 }
 
@@ -164,7 +171,7 @@ func TestGridPicksTheBestValidationSetting(t *testing.T) {
 	}
 	recs, tb, newEngine := tiny(t, evs)
 	grid := Grid{Factors: []int{2, 4}, Lambda: []float32{0.1, 10}, Alpha: []float32{1, 5}}
-	rows, best, err := GridMF(recs, tb, newEngine, als.Config{Iterations: 3}, grid, 0.3, 2)
+	rows, best, err := GridMF(recs, tb, newEngine, mf.Config{ALS: als.Config{Iterations: 3}}, grid, 0.3, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,13 +184,13 @@ func TestGridPicksTheBestValidationSetting(t *testing.T) {
 			top = r
 		}
 	}
-	if best.Factors != top.Factors || best.Lambda != top.Lambda || best.Alpha != top.Alpha {
+	if best.ALS.Factors != top.Factors || best.ALS.Lambda != top.Lambda || best.ALS.Alpha != top.Alpha {
 		t.Fatalf("best %+v, top row %+v", best, top)
 	}
 	if !strings.Contains(GridTable(rows, best, 2), "<- best") {
 		t.Fatal(GridTable(rows, best, 2))
 	}
-	if _, _, err := GridMF(recs, tb, newEngine, als.Config{}, grid, 0, 2); err == nil {
+	if _, _, err := GridMF(recs, tb, newEngine, mf.Config{}, grid, 0, 2); err == nil {
 		t.Fatal("a grid without a validation share must be refused")
 	}
 }

@@ -11,17 +11,20 @@ package recommend
 import (
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/streamrec/streamrec/event"
 	"github.com/streamrec/streamrec/ids"
 	"github.com/streamrec/streamrec/model/history"
 	"github.com/streamrec/streamrec/model/itemknn"
+	"github.com/streamrec/streamrec/model/mf"
 	"github.com/streamrec/streamrec/model/trending"
 )
 
 // Source names, reported with every recommended item.
 const (
 	SourceItemKNN  = "item_knn"
+	SourceMF       = "mf"
 	SourceTrending = "trending"
 )
 
@@ -33,7 +36,24 @@ type Config struct {
 	Table    *event.Table
 	ItemKNN  itemknn.Config
 	Trending trending.Config
+	MF       mf.Config
+	// Blend weighs the sources in a blended answer; all zero means
+	// DefaultBlend.
+	Blend Blend
 }
+
+// Blend is the weight of each source in a blended answer. Each source's
+// candidate scores are scaled to [0, 1] for the user at hand, then the
+// weighted sum ranks them; an item's source is the one that added most.
+type Blend struct {
+	ItemKNN  float32 `json:"item_knn"`
+	MF       float32 `json:"mf"`
+	Trending float32 `json:"trending"`
+}
+
+// DefaultBlend returns the default weights, tuned by prequential replay of
+// ml-100k (docs/EVALUATION.md).
+func DefaultBlend() Blend { return Blend{ItemKNN: 1, MF: 0.5, Trending: 0.05} }
 
 type itemMeta struct {
 	cats    []int32
@@ -53,6 +73,8 @@ type Engine struct {
 	hist     history.Store
 	knn      *itemknn.Model
 	trend    *trending.Model
+	mf       *mf.Model
+	blend    Blend
 	applied  uint64 // records applied
 	scratch  sync.Pool
 }
@@ -65,6 +87,11 @@ func New(cfg Config) *Engine {
 		cats:  ids.New(),
 		knn:   itemknn.New(cfg.ItemKNN),
 		trend: trending.New(cfg.Trending),
+		mf:    mf.New(cfg.MF),
+		blend: cfg.Blend,
+	}
+	if e.blend == (Blend{}) {
+		e.blend = DefaultBlend()
 	}
 	for t := range event.NumTypes {
 		if r, ok := cfg.Table.Rule(event.Type(t)); ok {
@@ -111,6 +138,8 @@ func (e *Engine) apply(r *event.Record) {
 		e.knn.Apply(it, ev.Weight, e.hist.User(u))
 		e.trend.Apply(it, ev.Weight, float64(ev.Time.UnixMilli())/1000)
 		e.hist.Append(u, history.Entry{Item: it, Time: uint32(t), Weight: ev.Weight, Type: ev.Type})
+		e.mf.Grow(e.users.Len())
+		e.mf.Apply(u, it, ev.Weight)
 	case event.KindItemPut:
 		it := e.item(r.Item.ID)
 		m := &e.meta[it]
@@ -169,11 +198,24 @@ func contains(s []int32, v int32) bool {
 
 // Stats describes the engine's size.
 type Stats struct {
-	Applied      uint64 `json:"records_applied"`
-	Users        int    `json:"users"`
-	Items        int    `json:"items"`
-	Events       int    `json:"events_in_memory"`
-	ItemKNNPairs int    `json:"item_knn_pairs"`
+	Applied      uint64  `json:"records_applied"`
+	Users        int     `json:"users"`
+	Items        int     `json:"items"`
+	Events       int     `json:"events_in_memory"`
+	ItemKNNPairs int     `json:"item_knn_pairs"`
+	MF           MFStats `json:"mf"`
+}
+
+// MFStats describes the served matrix-factorisation model.
+type MFStats struct {
+	Trained    bool      `json:"trained"`
+	TrainedAt  time.Time `json:"trained_at,omitzero"`
+	Seq        uint64    `json:"trained_through_seq"`   // log records it was trained on
+	Events     int       `json:"trained_interactions"`  // interactions it was trained on
+	Seconds    float64   `json:"training_seconds"`      // how long that training took
+	FreshItems int       `json:"items_folded_in"`       // items with a vector solved since
+	FoldIns    uint64    `json:"fold_ins"`              // user and item fold-ins since start
+	ANN        bool      `json:"approximate_retrieval"` // served from the HNSW index
 }
 
 // Stats returns the engine's size.
@@ -186,7 +228,17 @@ func (e *Engine) Stats() Stats {
 		Items:        e.items.Len(),
 		Events:       e.hist.Events(),
 		ItemKNNPairs: e.knn.Pairs(),
+		MF:           e.mfStats(),
 	}
+}
+
+func (e *Engine) mfStats() MFStats {
+	t := e.mf.Current()
+	if t == nil {
+		return MFStats{}
+	}
+	return MFStats{Trained: true, TrainedAt: t.At, Seq: t.Seq, Events: t.Events, Seconds: t.Took.Seconds(),
+		FreshItems: e.mf.Fresh(), FoldIns: e.mf.FoldIns(), ANN: t.Index != nil}
 }
 
 // KnowsItem reports whether the engine has seen item (in an event or the
@@ -203,13 +255,14 @@ type Memory struct {
 	History  int64 `json:"history_bytes"`
 	ItemKNN  int64 `json:"item_knn_bytes"`
 	Trending int64 `json:"trending_bytes"`
+	MF       int64 `json:"mf_bytes"`
 }
 
 // Memory estimates the engine's memory by part, from slice capacities.
 func (e *Engine) Memory() Memory {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	return Memory{History: e.hist.Bytes(), ItemKNN: e.knn.Bytes(), Trending: e.trend.Bytes()}
+	return Memory{History: e.hist.Bytes(), ItemKNN: e.knn.Bytes(), Trending: e.trend.Bytes(), MF: e.mf.Bytes()}
 }
 
 // Compact trims the histories to their length, after a rebuild.

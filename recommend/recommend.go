@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/streamrec/streamrec/model/history"
+	"github.com/streamrec/streamrec/model/mf"
 )
 
 func cmpCand(a, b cand) int {
@@ -30,7 +31,7 @@ type Request struct {
 	User     string
 	N        int
 	Category string // only items of this category, when set
-	// Source restricts the answer to one source (SourceItemKNN or
+	// Source restricts the answer to one source (SourceItemKNN, SourceMF or
 	// SourceTrending), for evaluating each model alone; empty blends them.
 	Source string
 	Trace  *Trace // filled with per-source timings when not nil
@@ -39,7 +40,8 @@ type Request struct {
 // Trace says where one request's time went.
 type Trace struct {
 	ItemKNN    time.Duration // scoring the neighbours of the user's items
-	Trending   time.Duration // the trending backfill
+	MF         time.Duration // fold-in (when stale) and retrieval
+	Trending   time.Duration // the trending candidates
 	Candidates int           // item-kNN candidates scored
 }
 
@@ -49,6 +51,13 @@ type scratch struct {
 	mark    []uint32 // mark[item] == stamp: excluded for this request
 	stamp   uint32
 	cand    []cand
+	knn     []cand
+	mf      []mf.Scored
+	tr      []cand
+	blend   []float32 // per item: blended score
+	best    []float32 // per item: the largest weighted part
+	src     []uint8   // per item: the source of that part
+	merged  []int32
 }
 
 type cand struct {
@@ -63,8 +72,12 @@ func (e *Engine) getScratch() *scratch {
 	}
 	n := e.items.Len()
 	if len(s.acc) < n {
-		s.acc = make([]float32, n+n/4+16)
-		s.mark = make([]uint32, len(s.acc))
+		size := n + n/4 + 16
+		s.acc = make([]float32, size)
+		s.mark = make([]uint32, size)
+		s.blend = make([]float32, size)
+		s.best = make([]float32, size)
+		s.src = make([]uint8, size)
 		s.stamp = 0
 	}
 	s.stamp++
@@ -95,10 +108,31 @@ func (e *Engine) eligible(it int32, cat int32) bool {
 	return cat < 0 || contains(m.cats, cat)
 }
 
-// Recommend returns up to req.N items for the user, best first: neighbours of
-// the user's recent items (item_knn), backfilled with trending items. Items
-// the user consumed, hidden and deleted items never appear. An unknown user
-// gets trending items (cold start).
+// weights is the blend for a request: the configured one, or one source
+// alone when the request names it.
+func (e *Engine) weights(source string) Blend {
+	switch source {
+	case SourceItemKNN:
+		return Blend{ItemKNN: 1}
+	case SourceMF:
+		return Blend{MF: 1}
+	case SourceTrending:
+		return Blend{Trending: 1}
+	}
+	return e.blend
+}
+
+// perSource is how many candidates mf and trending each bring to a blend of
+// n: enough that the blend can reorder, not so many that it costs.
+func perSource(n int) int { return max(3*n, 50) }
+
+// Recommend returns up to req.N items for the user, best first. Candidates
+// come from each source with a weight: neighbours of the user's recent
+// items (item_knn), the user's vector against the item vectors (mf, once a
+// model is trained) and the trending items; each source's scores are scaled
+// to [0, 1] for this user and the weighted sum ranks them. Items the user
+// consumed, hidden and deleted items never appear. An unknown user gets
+// trending items (cold start).
 func (e *Engine) Recommend(req Request) []Scored {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
@@ -111,10 +145,37 @@ func (e *Engine) Recommend(req Request) []Scored {
 	}
 	s := e.getScratch()
 	defer e.scratch.Put(s)
-	out := make([]Scored, 0, req.N)
+	w := e.weights(req.Source)
+	e.gather(s, req.User, req.N, cat, w, req.Trace)
+	return e.answer(s, req.Source, w, req.N)
+}
 
+// RecommendEach answers one user for several sources at once (each as
+// Recommend with that Source would, "" for the blend), gathering every
+// source's candidates once: what an offline evaluation of all models needs.
+func (e *Engine) RecommendEach(user string, n int, sources []string) [][]Scored {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	s := e.getScratch()
+	defer e.scratch.Put(s)
+	var need Blend
+	for _, src := range sources {
+		w := e.weights(src)
+		need.ItemKNN, need.MF, need.Trending = max(need.ItemKNN, w.ItemKNN), max(need.MF, w.MF), max(need.Trending, w.Trending)
+	}
+	e.gather(s, user, n, -1, need, nil)
+	out := make([][]Scored, len(sources))
+	for i, src := range sources {
+		out[i] = e.answer(s, src, e.weights(src), n)
+	}
+	return out
+}
+
+// gather fills s with the candidates of each source w weighs, for user.
+func (e *Engine) gather(s *scratch, user string, n int, cat int32, w Blend, trace *Trace) {
 	var hist []history.Entry // an unknown user has none: trending only
-	if u, ok := e.users.Lookup(req.User); ok {
+	u, known := e.users.Lookup(user)
+	if known {
 		hist = e.hist.User(u)
 	}
 	for _, h := range hist {
@@ -122,40 +183,164 @@ func (e *Engine) Recommend(req Request) []Scored {
 			s.mark[h.Item] = s.stamp
 		}
 	}
+	skip := func(it int32) bool { return s.mark[it] == s.stamp || !e.eligible(it, cat) }
 	var start time.Time
-	if req.Trace != nil {
+	lap := func(d *time.Duration) {
+		if trace != nil {
+			now := time.Now()
+			*d, start = now.Sub(start), now
+		}
+	}
+	if trace != nil {
 		start = time.Now()
 	}
-	s.touched = s.touched[:0]
-	if req.Source != SourceTrending {
-		s.touched = e.knn.Score(hist, s.acc, s.touched)
+
+	// item_knn: every item scored by the neighbours of the user's items.
+	s.knn = s.knn[:0]
+	if w.ItemKNN > 0 {
+		s.touched = e.knn.Score(hist, s.acc, s.touched[:0])
+		for _, it := range s.touched {
+			sc := s.acc[it]
+			s.acc[it] = 0
+			if sc > 0 && !skip(it) {
+				s.knn = append(s.knn, cand{it, sc})
+			}
+		}
+		if trace != nil {
+			trace.Candidates = len(s.touched)
+		}
+	}
+	lap(&e.traceSink(trace).ItemKNN)
+
+	// mf: the user's vector, folded in first if they acted since.
+	s.mf = s.mf[:0]
+	if w.MF > 0 && known {
+		if x := e.mf.UserVector(u, hist); x != nil {
+			s.mf = e.mf.Candidates(x, perSource(n), skip, s.mf)
+		}
+	}
+	lap(&e.traceSink(trace).MF)
+
+	// trending: the most popular eligible items right now.
+	s.tr = s.tr[:0]
+	if w.Trending > 0 {
+		s.tr = e.trendingCands(s.tr, perSource(n), cat, skip)
+	}
+	lap(&e.traceSink(trace).Trending)
+}
+
+// answer turns the gathered candidates into the answer for source ("" for
+// the blend by w); the candidate lists are left as they were, for the next
+// answer.
+func (e *Engine) answer(s *scratch, source string, w Blend, n int) []Scored {
+	out := make([]Scored, 0, n)
+	switch source {
+	case SourceItemKNN:
+		s.cand = append(s.cand[:0], s.knn...)
+		for _, c := range topN(s.cand, n) {
+			out = append(out, Scored{Item: e.items.Name(c.item), Score: float64(c.score), Source: SourceItemKNN})
+		}
+		return out
+	case SourceMF:
+		for _, c := range s.mf[:min(n, len(s.mf))] {
+			out = append(out, Scored{Item: e.items.Name(c.Item), Score: float64(c.Score), Source: SourceMF})
+		}
+		return out
+	case SourceTrending:
+		for _, c := range s.tr[:min(n, len(s.tr))] {
+			out = append(out, Scored{Item: e.items.Name(c.item), Score: e.trend.Score(c.item), Source: SourceTrending})
+		}
+		return out
+	}
+	return e.merge(s, w, n, out)
+}
+
+// traceSink lets the timing code run unconditionally.
+func (e *Engine) traceSink(t *Trace) *Trace {
+	if t == nil {
+		return &Trace{}
+	}
+	return t
+}
+
+var sourceNames = [...]string{SourceItemKNN, SourceMF, SourceTrending}
+
+// merge blends the three candidate lists in s into out.
+func (e *Engine) merge(s *scratch, w Blend, n int, out []Scored) []Scored {
+	s.merged = s.merged[:0]
+	add := func(it int32, v float32, src uint8) {
+		if s.blend[it] == 0 && s.best[it] == 0 {
+			s.merged = append(s.merged, it)
+		}
+		s.blend[it] += v
+		if v > s.best[it] {
+			s.best[it], s.src[it] = v, src
+		}
+	}
+	var top float32
+	for _, c := range s.knn {
+		top = max(top, c.score)
+	}
+	for _, c := range s.knn {
+		add(c.item, w.ItemKNN*c.score/top, 0)
+	}
+	if len(s.mf) > 0 {
+		hi, lo := s.mf[0].Score, s.mf[len(s.mf)-1].Score
+		for _, c := range s.mf {
+			v := float32(1)
+			if hi > lo {
+				v = (c.Score - lo) / (hi - lo)
+			}
+			add(c.Item, w.MF*v+1e-9, 1) // +ε: the last one still counts as a candidate
+		}
+	}
+	if len(s.tr) > 0 {
+		hi := s.tr[0].score
+		for _, c := range s.tr {
+			v := float32(0)
+			if hi > 0 {
+				v = c.score / hi
+			}
+			add(c.item, w.Trending*v+1e-9, 2)
+		}
 	}
 	s.cand = s.cand[:0]
-	for _, it := range s.touched {
-		sc := s.acc[it]
-		s.acc[it] = 0
-		if sc <= 0 || s.mark[it] == s.stamp || !e.eligible(it, cat) {
-			continue
-		}
-		s.cand = append(s.cand, cand{it, sc})
+	for _, it := range s.merged {
+		s.cand = append(s.cand, cand{it, s.blend[it]})
 	}
-	top := topN(s.cand, req.N)
-	for _, c := range top {
-		s.mark[c.item] = s.stamp
-		out = append(out, Scored{Item: e.items.Name(c.item), Score: float64(c.score), Source: SourceItemKNN})
+	for _, c := range topN(s.cand, n) {
+		out = append(out, Scored{Item: e.items.Name(c.item), Score: float64(c.score), Source: sourceNames[s.src[c.item]]})
 	}
-	if req.Trace != nil {
-		mid := time.Now()
-		req.Trace.ItemKNN, req.Trace.Candidates = mid.Sub(start), len(s.touched)
-		start = mid
-	}
-	if len(out) < req.N && req.Source != SourceItemKNN {
-		out = e.appendTrending(out, req.N, cat, s)
-	}
-	if req.Trace != nil {
-		req.Trace.Trending = time.Since(start)
+	for _, it := range s.merged {
+		s.blend[it], s.best[it] = 0, 0
 	}
 	return out
+}
+
+// trendingCands appends up to n trending items that skip does not reject,
+// best first, with their raw (undecayed-to-now) scores.
+func (e *Engine) trendingCands(out []cand, n int, cat int32, skip func(int32) bool) []cand {
+	if cat < 0 {
+		for _, it := range e.trend.Top() {
+			if len(out) >= n {
+				break
+			}
+			if !skip(it) {
+				out = append(out, cand{it, float32(e.trend.Raw(it))})
+			}
+		}
+		return out
+	}
+	base := len(out)
+	for _, it := range e.members[cat] {
+		if skip(it) {
+			continue
+		}
+		if sc := e.trend.Raw(it); sc > 0 {
+			out = append(out, cand{it, float32(sc)})
+		}
+	}
+	return out[:base+len(topN(out[base:], n))]
 }
 
 // appendTrending backfills out with trending items not marked in s.

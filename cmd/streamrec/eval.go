@@ -13,7 +13,6 @@ import (
 	"strings"
 
 	"github.com/streamrec/streamrec/eval"
-	"github.com/streamrec/streamrec/model/als"
 	"github.com/streamrec/streamrec/pipeline"
 	"github.com/streamrec/streamrec/recommend"
 )
@@ -23,17 +22,18 @@ func evalCmd(_ context.Context, args []string, stdout, stderr io.Writer, getenv 
 	var data, protocol, models, ks, jsonOut, plotOut, plotMetric string
 	cf.fs.StringVar(&data, "data", "", "data set to evaluate on (anything streamrec import reads)")
 	cf.fs.StringVar(&protocol, "protocol", eval.Chrono, "chrono, leave-last or prequential")
-	cf.fs.StringVar(&models, "models", strings.Join(eval.AllModels, ","), "models to score, comma-separated (trending, item_knn, blend; mf under chrono and leave-last)")
+	cf.fs.StringVar(&models, "models", strings.Join(eval.AllModels, ","), "models to score, comma-separated (trending, item_knn, mf, blend)")
 	cf.fs.StringVar(&ks, "k", "5,10,20", "cut-offs, comma-separated")
 	cf.fs.StringVar(&jsonOut, "json", "", "write the numbers as JSON to this file")
 	cf.fs.StringVar(&plotOut, "plot", "", "draw --plot-metric against K for every model into this .svg file")
 	cf.fs.StringVar(&plotMetric, "plot-metric", "ndcg", "metric to plot: precision, recall, ndcg, map, hit_rate, mrr, coverage, novelty")
-	ac := als.DefaultConfig()
+	var factors, iterations, retrain int
 	var lambda, alpha float64
-	cf.fs.IntVar(&ac.Factors, "factors", ac.Factors, "mf: factors")
-	cf.fs.IntVar(&ac.Iterations, "iterations", ac.Iterations, "mf: ALS iterations")
-	cf.fs.Float64Var(&lambda, "lambda", float64(ac.Lambda), "mf: regularisation")
-	cf.fs.Float64Var(&alpha, "alpha", float64(ac.Alpha), "mf: confidence weight")
+	cf.fs.IntVar(&factors, "factors", 0, "mf: factors (default: the configuration's)")
+	cf.fs.IntVar(&iterations, "iterations", 0, "mf: ALS iterations (default: the configuration's)")
+	cf.fs.Float64Var(&lambda, "lambda", 0, "mf: regularisation (default: the configuration's)")
+	cf.fs.Float64Var(&alpha, "alpha", 0, "mf: confidence weight (default: the configuration's)")
+	cf.fs.IntVar(&retrain, "retrain-every", 10_000, "prequential: events between two trainings of mf (each event is folded in between)")
 	var validation float64
 	var grid bool
 	cf.fs.Float64Var(&validation, "validation", 0, "chrono: score on this last share of the training events instead of the test events (for tuning)")
@@ -56,8 +56,20 @@ func evalCmd(_ context.Context, args []string, stdout, stderr io.Writer, getenv 
 	if err != nil {
 		return err
 	}
-	ac.Lambda, ac.Alpha = float32(lambda), float32(alpha)
-	ec := eval.Config{Protocol: protocol, ALS: ac, Validation: validation}
+	mc := cfg.MFConfig()
+	if factors > 0 {
+		mc.ALS.Factors = factors
+	}
+	if iterations > 0 {
+		mc.ALS.Iterations = iterations
+	}
+	if lambda > 0 {
+		mc.ALS.Lambda = float32(lambda)
+	}
+	if alpha > 0 {
+		mc.ALS.Alpha = float32(alpha)
+	}
+	ec := eval.Config{Protocol: protocol, MF: &mc, Validation: validation, RetrainEvery: retrain}
 	for _, m := range strings.Split(models, ",") {
 		ec.Models = append(ec.Models, strings.TrimSpace(m))
 	}
@@ -77,21 +89,21 @@ func evalCmd(_ context.Context, args []string, stdout, stderr io.Writer, getenv 
 		return err
 	}
 	newEngine := func() *recommend.Engine {
-		return recommend.New(recommend.Config{Table: table, ItemKNN: cfg.ItemKNNConfig(), Trending: cfg.TrendingConfig()})
+		return recommend.New(cfg.EngineConfig(table))
 	}
 	if grid {
 		if validation == 0 {
 			validation = 0.2
 		}
 		k := ec.Ks[min(1, len(ec.Ks)-1)]
-		rows, best, err := eval.GridMF(recs, table, newEngine, ac, eval.DefaultGrid, validation, k)
+		rows, best, err := eval.GridMF(recs, table, newEngine, mc, eval.DefaultGrid, validation, k)
 		if err != nil {
 			return err
 		}
 		fmt.Fprint(stdout, eval.GridTable(rows, best, k))
-		fmt.Fprintf(stdout, "best: --factors %d --lambda %g --alpha %g\n\n", best.Factors, best.Lambda, best.Alpha)
-		ec.ALS, ec.Validation = best, 0
-		if !slices.Contains(ec.Models, eval.ModelMF) && ec.Protocol != eval.Prequential {
+		fmt.Fprintf(stdout, "best: --factors %d --lambda %g --alpha %g\n\n", best.ALS.Factors, best.ALS.Lambda, best.ALS.Alpha)
+		ec.MF, ec.Validation = &best, 0
+		if !slices.Contains(ec.Models, eval.ModelMF) {
 			ec.Models = append(ec.Models, eval.ModelMF)
 		}
 	}

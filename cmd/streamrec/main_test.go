@@ -183,7 +183,7 @@ func TestEvalWritesTableJSONAndPlot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"protocol chrono", "trending", "item_knn", "blend", "ndcg"} {
+	for _, want := range []string{"protocol chrono", "trending", "item_knn", "mf", "blend", "ndcg"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("table lacks %q:\n%s", want, out)
 		}
@@ -199,7 +199,7 @@ func TestEvalWritesTableJSONAndPlot(t *testing.T) {
 		}
 	}
 	b, _ := os.ReadFile(filepath.Join(dir, "r.json"))
-	if err := json.Unmarshal(b, &rep); err != nil || rep.Protocol != "chrono" || len(rep.Results) != 3 || len(rep.Results[0].Metrics) != 3 {
+	if err := json.Unmarshal(b, &rep); err != nil || rep.Protocol != "chrono" || len(rep.Results) != 4 || len(rep.Results[0].Metrics) != 3 {
 		t.Fatalf("json: %v %+v", err, rep)
 	}
 	if svg, _ := os.ReadFile(filepath.Join(dir, "r.svg")); !bytes.HasPrefix(svg, []byte("<svg")) {

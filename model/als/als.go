@@ -9,6 +9,7 @@
 package als
 
 import (
+	"context"
 	"errors"
 	"math"
 	"math/rand/v2"
@@ -145,11 +146,17 @@ func (m *Model) ItemVec(i int) []float32 {
 	return m.Items[i*k : (i+1)*k]
 }
 
-// Train factorises the users × items matrix of entries.
-func Train(users, items int, entries []Entry, cfg Config, progress func(iteration int)) (*Model, error) {
+// ErrNothing is returned by Train when there is no interaction to learn from.
+var ErrNothing = errors.New("als: nothing to train on")
+
+// Train factorises the users × items matrix of entries. progress, when not
+// nil, is told after every half-step (users solved, then items solved) how
+// many of the 2·Iterations half-steps are done. Train stops early with
+// ctx's error when ctx is done.
+func Train(ctx context.Context, users, items int, entries []Entry, cfg Config, progress func(done, total int)) (*Model, error) {
 	cfg.fill()
 	if users == 0 || items == 0 || len(entries) == 0 {
-		return nil, errors.New("als: nothing to train on")
+		return nil, ErrNothing
 	}
 	byUser := NewMatrix(users, entries, false)
 	byItem := NewMatrix(items, entries, true)
@@ -164,10 +171,17 @@ func Train(users, items int, entries []Entry, cfg Config, progress func(iteratio
 		m.Items[i] = (rng.Float32()*2 - 1) * scale
 	}
 	for it := range cfg.Iterations {
-		solveAll(m.Users, m.Items, byUser, gram(m.Items, k), cfg)
-		solveAll(m.Items, m.Users, byItem, gram(m.Users, k), cfg)
-		if progress != nil {
-			progress(it + 1)
+		for half, side := range [2]struct {
+			x, y []float32
+			mat  *Matrix
+		}{{m.Users, m.Items, byUser}, {m.Items, m.Users, byItem}} {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			solveAll(side.x, side.y, side.mat, gram(side.y, k), cfg)
+			if progress != nil {
+				progress(2*it+half+1, 2*cfg.Iterations)
+			}
 		}
 	}
 	m.gram = gram(m.Items, k)
@@ -237,24 +251,63 @@ func newSolver(k int) *solver {
 func (s *solver) mul(out, v []float64, y []float32, cols []int32, w []float32, g []float64, cfg Config) {
 	k := s.k
 	for a := range k {
-		sum := float64(cfg.Lambda) * v[a]
-		row := g[a*k : (a+1)*k]
-		for b := range k {
-			sum += row[b] * v[b]
-		}
-		out[a] = sum
+		out[a] = float64(cfg.Lambda)*v[a] + dot64(g[a*k:(a+1)*k], v)
 	}
 	for n, c := range cols {
 		yi := y[int(c)*k : (int(c)+1)*k]
-		var dot float64
-		for a := range k {
-			dot += float64(yi[a]) * v[a]
-		}
-		f := float64(cfg.Alpha*w[n]) * dot
-		for a := range k {
-			out[a] += f * float64(yi[a])
-		}
+		f := float64(cfg.Alpha*w[n]) * dot32x64(yi, v)
+		axpy(out, yi, f)
 	}
+}
+
+// dot32x64 is Σ a[i]·b[i], four accumulators so the loads overlap.
+func dot32x64(a []float32, b []float64) float64 {
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float64
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		s0 += float64(a[i]) * b[i]
+		s1 += float64(a[i+1]) * b[i+1]
+		s2 += float64(a[i+2]) * b[i+2]
+		s3 += float64(a[i+3]) * b[i+3]
+	}
+	for ; i < len(a); i++ {
+		s0 += float64(a[i]) * b[i]
+	}
+	return s0 + s1 + s2 + s3
+}
+
+// axpy adds f·y to out.
+func axpy(out []float64, y []float32, f float64) {
+	out = out[:len(y)]
+	i := 0
+	for ; i+4 <= len(y); i += 4 {
+		out[i] += f * float64(y[i])
+		out[i+1] += f * float64(y[i+1])
+		out[i+2] += f * float64(y[i+2])
+		out[i+3] += f * float64(y[i+3])
+	}
+	for ; i < len(y); i++ {
+		out[i] += f * float64(y[i])
+	}
+}
+
+// Dot is Σ a[i]·b[i] over float32 vectors of the same length, with four
+// accumulators.
+func Dot(a, b []float32) float32 {
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		s0 += a[i] * b[i]
+		s1 += a[i+1] * b[i+1]
+		s2 += a[i+2] * b[i+2]
+		s3 += a[i+3] * b[i+3]
+	}
+	for ; i < len(a); i++ {
+		s0 += a[i] * b[i]
+	}
+	return s0 + s1 + s2 + s3
 }
 
 // solve runs steps of conjugate gradient on A x = b, b = Σ_i c_i y_i,
@@ -301,23 +354,74 @@ func (s *solver) solve(x []float32, y []float32, cols []int32, w []float32, g []
 	}
 }
 
-func dot(a, b []float64) float64 {
-	var s float64
-	for i := range a {
-		s += a[i] * b[i]
+func dot(a, b []float64) float64 { return dot64(a, b) }
+
+func dot64(a, b []float64) float64 {
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float64
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		s0 += a[i] * b[i]
+		s1 += a[i+1] * b[i+1]
+		s2 += a[i+2] * b[i+2]
+		s3 += a[i+3] * b[i+3]
 	}
-	return s
+	for ; i < len(a); i++ {
+		s0 += a[i] * b[i]
+	}
+	return s0 + s1 + s2 + s3
 }
+
+// NewModel wraps trained factors (users × Factors and items × Factors, row
+// major) as a Model, e.g. after reading them from a file.
+func NewModel(cfg Config, users, items []float32) (*Model, error) {
+	cfg.fill()
+	k := cfg.Factors
+	if len(users)%k != 0 || len(items)%k != 0 {
+		return nil, errors.New("als: factor arrays are not a whole number of vectors")
+	}
+	return &Model{cfg: cfg, Users: users, Items: items, gram: gram(items, k), nu: len(users) / k, ni: len(items) / k}, nil
+}
+
+// Config is the configuration the model was trained with (defaults filled).
+func (m *Model) Config() Config { return m.cfg }
+
+// NumUsers and NumItems are the rows of the two factor matrices.
+func (m *Model) NumUsers() int { return m.nu }
+
+// NumItems is the number of item vectors.
+func (m *Model) NumItems() int { return m.ni }
+
+// UserGram computes XᵀX of the user factors, which FoldInItem needs; it is
+// computed once and passed in because it costs users × Factors².
+func (m *Model) UserGram() []float64 { return gram(m.Users, m.cfg.Factors) }
 
 // FoldIn solves a user vector against the trained item factors from the
 // user's weighted items (repeated items summed), with steps of conjugate
 // gradient from zero; steps = Factors gives the exact least-squares answer
 // up to rounding.
 func (m *Model) FoldIn(items []int32, weights []float32, steps int) []float32 {
-	sum := map[int32]float32{}
-	var cols []int32
+	return m.FoldInFrom(nil, items, weights, steps)
+}
+
+// FoldInFrom is FoldIn warm-started from x0 (a previous answer for the same
+// user; nil starts from zero): a few steps then refine rather than restart.
+func (m *Model) FoldInFrom(x0 []float32, items []int32, weights []float32, steps int) []float32 {
+	return foldIn(m.Items, m.ni, m.gram, m.cfg, x0, items, weights, steps)
+}
+
+// FoldInItem solves an item vector against the trained user factors from the
+// users who touched it (weights summed per user), the mirror of FoldIn: it
+// gives items that arrived after training a vector. g is UserGram().
+func (m *Model) FoldInItem(g []float64, users []int32, weights []float32, steps int) []float32 {
+	return foldIn(m.Users, m.nu, g, m.cfg, nil, users, weights, steps)
+}
+
+func foldIn(y []float32, rows int, g []float64, cfg Config, x0 []float32, items []int32, weights []float32, steps int) []float32 {
+	sum := make(map[int32]float32, len(items))
+	cols := make([]int32, 0, len(items))
 	for n, it := range items {
-		if int(it) >= m.ni || it < 0 {
+		if int(it) >= rows || it < 0 {
 			continue
 		}
 		if _, ok := sum[it]; !ok {
@@ -325,25 +429,19 @@ func (m *Model) FoldIn(items []int32, weights []float32, steps int) []float32 {
 		}
 		sum[it] += weights[n]
 	}
-	var kept []int32
-	var w []float32
+	kept := cols[:0]
+	w := make([]float32, 0, len(cols))
 	for _, c := range cols {
 		if sum[c] > 0 {
 			kept = append(kept, c)
 			w = append(w, sum[c])
 		}
 	}
-	x := make([]float32, m.cfg.Factors)
-	newSolver(m.cfg.Factors).solve(x, m.Items, kept, w, m.gram, m.cfg, steps)
+	x := make([]float32, cfg.Factors)
+	copy(x, x0)
+	newSolver(cfg.Factors).solve(x, y, kept, w, g, cfg, steps)
 	return x
 }
 
 // Score is the dot product of a user vector and item i.
-func (m *Model) Score(x []float32, i int) float32 {
-	yi := m.ItemVec(i)
-	var s float32
-	for a := range x {
-		s += x[a] * yi[a]
-	}
-	return s
-}
+func (m *Model) Score(x []float32, i int) float32 { return Dot(x, m.ItemVec(i)) }

@@ -1,6 +1,7 @@
 package als
 
 import (
+	"context"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -67,7 +68,7 @@ func randomEntries(users, items, n int, seed uint64) []Entry {
 // TestFoldInMatchesExactSolve: folding a user in with as many CG steps as
 // factors gives the exact least-squares answer.
 func TestFoldInMatchesExactSolve(t *testing.T) {
-	m, err := Train(60, 40, randomEntries(60, 40, 900, 3), Config{Factors: 8, Iterations: 5, CGSteps: 3}, nil)
+	m, err := Train(context.Background(), 60, 40, randomEntries(60, 40, 900, 3), Config{Factors: 8, Iterations: 5, CGSteps: 3}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +92,7 @@ func TestTrainingFitsTheData(t *testing.T) {
 		seen[[2]int32{e.User, e.Item}] = true
 	}
 	gap := func(iters int) float64 {
-		m, err := Train(80, 50, entries, Config{Factors: 16, Iterations: iters}, nil)
+		m, err := Train(context.Background(), 80, 50, entries, Config{Factors: 16, Iterations: iters}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -118,13 +119,13 @@ func TestTrainingFitsTheData(t *testing.T) {
 }
 
 func TestTrainRefusesEmpty(t *testing.T) {
-	if _, err := Train(0, 0, nil, Config{}, nil); err == nil {
+	if _, err := Train(context.Background(), 0, 0, nil, Config{}, nil); err == nil {
 		t.Fatal("empty data accepted")
 	}
 }
 
 func BenchmarkFoldIn100(b *testing.B) {
-	m, err := Train(500, 3000, randomEntries(500, 3000, 50000, 11), Config{Factors: 64, Iterations: 2}, nil)
+	m, err := Train(context.Background(), 500, 3000, randomEntries(500, 3000, 50000, 11), Config{Factors: 64, Iterations: 2}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -144,7 +145,7 @@ func BenchmarkFoldIn100(b *testing.B) {
 func BenchmarkTrain1M(b *testing.B) {
 	entries := randomEntries(6000, 3700, 1_000_000, 13)
 	for b.Loop() {
-		if _, err := Train(6000, 3700, entries, Config{Factors: 64, Iterations: 10}, nil); err != nil {
+		if _, err := Train(context.Background(), 6000, 3700, entries, Config{Factors: 64, Iterations: 10}, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

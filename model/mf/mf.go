@@ -1,0 +1,407 @@
+// Package mf serves implicit matrix factorisation in real time: a model
+// trained in the background (package als) plus, between trainings, a fold-in
+// of every user whose history changed since their vector was solved, and a
+// vector for every item that arrived after training, solved from the users
+// who touched it.
+//
+// Freshness without work on the write path: each user vector remembers the
+// length of the history it was solved from (its version). A read whose user
+// has a longer history now re-solves that user against the fixed item
+// factors, warm-started from the old vector, and caches the answer. So every
+// event acknowledged before a request is reflected in it.
+//
+// Concurrency: Apply and Install need the caller's write lock; UserVector,
+// Candidates and the rest need only its read lock. Cached vectors are
+// published through atomic pointers, so concurrent readers may fold the
+// same user in at once and either answer is kept.
+package mf
+
+import (
+	"context"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/streamrec/streamrec/model/als"
+	"github.com/streamrec/streamrec/model/ann"
+	"github.com/streamrec/streamrec/model/history"
+)
+
+// Config tunes the served model.
+type Config struct {
+	ALS als.Config
+	// FoldInSteps is the conjugate-gradient steps of one fold-in, warm
+	// started from the user's previous vector (default 3).
+	FoldInSteps int
+	// ANNThreshold is the catalogue size (trained items) from which
+	// retrieval uses the HNSW index instead of scoring every item (default
+	// 50,000; negative: always exact).
+	ANNThreshold int
+	ANN          ann.Config
+}
+
+// DefaultConfig returns the defaults (factors, regularisation and confidence
+// chosen on a validation split of ml-100k, docs/EVALUATION.md).
+func DefaultConfig() Config {
+	a := als.DefaultConfig()
+	a.Factors, a.Lambda, a.Alpha, a.Iterations = 64, 5, 3, 10
+	return Config{ALS: a, FoldInSteps: 3, ANNThreshold: 50_000}
+}
+
+func (c *Config) fill() {
+	d := DefaultConfig()
+	if c.ALS.Factors <= 0 {
+		c.ALS.Factors = d.ALS.Factors
+	}
+	if c.ALS.Lambda <= 0 {
+		c.ALS.Lambda = d.ALS.Lambda
+	}
+	if c.ALS.Alpha <= 0 {
+		c.ALS.Alpha = d.ALS.Alpha
+	}
+	if c.ALS.Iterations <= 0 {
+		c.ALS.Iterations = d.ALS.Iterations
+	}
+	if c.FoldInSteps <= 0 {
+		c.FoldInSteps = d.FoldInSteps
+	}
+	if c.ANNThreshold == 0 {
+		c.ANNThreshold = d.ANNThreshold
+	}
+}
+
+// Data is a training set read from the histories: dense user and item ids
+// as the engine numbers them.
+type Data struct {
+	Users, Items int
+	Entries      []als.Entry
+	// Versions is each user's history length when read: that user's trained
+	// vector reflects exactly that many events.
+	Versions []uint32
+	Seq      uint64 // log records applied when the reading ended
+}
+
+// Trained is a finished training, ready to Install.
+type Trained struct {
+	Model    *als.Model
+	Versions []uint32 // per user, as in Data
+	HasData  []bool   // per item: it had interactions in training
+	Index    *ann.Index
+	Seq      uint64
+	Events   int
+	At       time.Time     // when training ended
+	Took     time.Duration // how long it took
+	userGram []float64
+}
+
+// Train fits a model to data. progress is told how many of total steps are
+// done (the ALS half-steps, then the index build when there is one).
+func Train(ctx context.Context, data Data, cfg Config, progress func(done, total int)) (*Trained, error) {
+	cfg.fill()
+	start := time.Now()
+	steps := 2 * cfg.ALS.Iterations
+	big := cfg.ANNThreshold > 0 && data.Items >= cfg.ANNThreshold
+	if big {
+		steps++
+	}
+	m, err := als.Train(ctx, data.Users, data.Items, data.Entries, cfg.ALS, func(done, _ int) {
+		if progress != nil {
+			progress(done, steps)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	has := make([]bool, data.Items)
+	for _, e := range data.Entries {
+		has[e.Item] = true
+	}
+	t := &Trained{Model: m, Versions: data.Versions, HasData: has, Seq: data.Seq, Events: len(data.Entries)}
+	if err := t.finish(ctx, cfg, big); err != nil {
+		return nil, err
+	}
+	if progress != nil {
+		progress(steps, steps)
+	}
+	t.At = time.Now()
+	t.Took = t.At.Sub(start)
+	return t, nil
+}
+
+// finish computes what serving needs beside the factors.
+func (t *Trained) finish(ctx context.Context, cfg Config, index bool) error {
+	t.userGram = t.Model.UserGram()
+	if !index {
+		return nil
+	}
+	k := t.Model.Factors()
+	vecs := slices.Clone(t.Model.Items)
+	for i, ok := range t.HasData {
+		if !ok {
+			clear(vecs[i*k : (i+1)*k]) // never returned by the index
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	t.Index = ann.Build(vecs, k, cfg.ANN)
+	return nil
+}
+
+type vec struct {
+	version uint32
+	x       []float32
+}
+
+// freshItem is an item with no trained vector: the users who touched it
+// since, and its vector solved from them.
+type freshItem struct {
+	users   []int32
+	weights []float32
+	v       atomic.Pointer[vec]
+}
+
+// Model is the served state.
+type Model struct {
+	cfg   Config
+	cur   *Trained
+	users []atomic.Pointer[vec] // by dense user id
+	fresh map[int32]*freshItem
+	folds atomic.Uint64
+}
+
+// New returns a model with nothing trained: it recommends nothing until the
+// first Install.
+func New(cfg Config) *Model {
+	cfg.fill()
+	return &Model{cfg: cfg, fresh: map[int32]*freshItem{}}
+}
+
+// Config returns the configuration, defaults filled.
+func (m *Model) Config() Config { return m.cfg }
+
+// Current is the installed training, nil before the first.
+func (m *Model) Current() *Trained { return m.cur }
+
+// FoldIns counts user and item fold-ins done since start.
+func (m *Model) FoldIns() uint64 { return m.folds.Load() }
+
+// Fresh is the number of items served by a vector solved after training.
+func (m *Model) Fresh() int { return len(m.fresh) }
+
+func (m *Model) trained(it int32) bool {
+	return m.cur != nil && int(it) < len(m.cur.HasData) && m.cur.HasData[it]
+}
+
+// Apply notes one event of user on item (write lock held). Only an item
+// without a trained vector needs the note; the user's vector goes stale by
+// itself, as their history grows.
+func (m *Model) Apply(user, item int32, w float32) {
+	if m.cur == nil || m.trained(item) {
+		return
+	}
+	f := m.fresh[item]
+	if f == nil {
+		f = &freshItem{}
+		m.fresh[item] = f
+	}
+	f.users = append(f.users, user)
+	f.weights = append(f.weights, w)
+}
+
+// Install makes t the served model (write lock held). hist gives each
+// user's current history: the events after a user's version are the ones
+// training did not see, and they seed the items that have no vector.
+func (m *Model) Install(t *Trained, users int, hist func(u int32) []history.Entry) {
+	if t.userGram == nil {
+		t.userGram = t.Model.UserGram()
+	}
+	m.cur = t
+	m.users = make([]atomic.Pointer[vec], max(users, len(t.Versions)))
+	for u, v := range t.Versions {
+		if u < t.Model.NumUsers() {
+			m.users[u].Store(&vec{version: v, x: t.Model.UserVec(u)})
+		}
+	}
+	m.fresh = map[int32]*freshItem{}
+	for u := range users {
+		h := hist(int32(u))
+		from := 0
+		if u < len(t.Versions) {
+			from = min(int(t.Versions[u]), len(h))
+		}
+		for _, e := range h[from:] {
+			m.Apply(int32(u), e.Item, e.Weight)
+		}
+	}
+}
+
+// Grow makes room for user ids below n (write lock held).
+func (m *Model) Grow(n int) {
+	if n <= len(m.users) || m.cur == nil {
+		return
+	}
+	grown := make([]atomic.Pointer[vec], n+n/4+16)
+	for u := range m.users {
+		grown[u].Store(m.users[u].Load())
+	}
+	m.users = grown
+}
+
+// UserVector returns the user's vector for hist, their whole history, folding
+// them in first when their history grew since it was solved; nil before the
+// first training or for a user with nothing to go on. Read lock held.
+func (m *Model) UserVector(u int32, hist []history.Entry) []float32 {
+	if m.cur == nil || u < 0 || int(u) >= len(m.users) {
+		return nil
+	}
+	p := m.users[u].Load()
+	if p != nil && int(p.version) == len(hist) {
+		return p.x
+	}
+	items := make([]int32, 0, len(hist))
+	weights := make([]float32, 0, len(hist))
+	for _, e := range hist {
+		if m.trained(e.Item) {
+			items = append(items, e.Item)
+			weights = append(weights, e.Weight)
+		}
+	}
+	var x0 []float32
+	if p != nil {
+		x0 = p.x
+	}
+	var x []float32
+	if len(items) > 0 {
+		x = m.cur.Model.FoldInFrom(x0, items, weights, m.cfg.FoldInSteps)
+		m.folds.Add(1)
+	}
+	m.users[u].Store(&vec{version: uint32(len(hist)), x: x})
+	return x
+}
+
+// itemVector is a fresh item's vector, solved again when users touched it
+// since.
+func (m *Model) itemVector(f *freshItem) []float32 {
+	p := f.v.Load()
+	if p != nil && int(p.version) == len(f.users) {
+		return p.x
+	}
+	x := m.cur.Model.FoldInItem(m.cur.userGram, f.users, f.weights, m.cfg.FoldInSteps)
+	m.folds.Add(1)
+	f.v.Store(&vec{version: uint32(len(f.users)), x: x})
+	return x
+}
+
+// Scored is one candidate.
+type Scored struct {
+	Item  int32
+	Score float32
+}
+
+// Candidates appends to out up to n items with the largest dot product with
+// x, best first, skipping those skip rejects. Above the configured
+// catalogue size the trained items come from the HNSW index; items with a
+// vector solved since training are always scored exactly. Read lock held.
+func (m *Model) Candidates(x []float32, n int, skip func(int32) bool, out []Scored) []Scored {
+	if m.cur == nil || x == nil || n <= 0 {
+		return out
+	}
+	base := len(out)
+	if idx := m.cur.Index; idx != nil {
+		out = m.annCandidates(idx, x, n, skip, out)
+	} else {
+		ni := len(m.cur.HasData)
+		for i := range ni {
+			it := int32(i)
+			if !m.cur.HasData[i] || skip(it) {
+				continue
+			}
+			out = append(out, Scored{it, m.cur.Model.Score(x, i)})
+		}
+	}
+	for it, f := range m.fresh {
+		if skip(it) {
+			continue
+		}
+		out = append(out, Scored{it, dot(x, m.itemVector(f))})
+	}
+	return out[:base+len(Top(out[base:], n))]
+}
+
+func cmpScored(a, b Scored) int {
+	switch {
+	case a.Score > b.Score:
+		return -1
+	case a.Score < b.Score:
+		return 1
+	}
+	return int(a.Item - b.Item)
+}
+
+// Top moves the best n of c to its front, sorted best first (ties to the
+// lower id), and returns them: a partial selection, O(len(c)·log n) plus
+// shifts, instead of sorting everything.
+func Top(c []Scored, n int) []Scored {
+	if n <= 0 {
+		return c[:0]
+	}
+	if len(c) <= n {
+		slices.SortFunc(c, cmpScored)
+		return c
+	}
+	best := c[:n]
+	slices.SortFunc(best, cmpScored)
+	for _, x := range c[n:] {
+		if cmpScored(x, best[n-1]) >= 0 {
+			continue
+		}
+		pos, _ := slices.BinarySearchFunc(best, x, cmpScored)
+		copy(best[pos+1:], best[pos:n-1])
+		best[pos] = x
+	}
+	return best
+}
+
+// annCandidates asks the index for more than n items, enough to keep n after
+// skipping, widening the search when too many were skipped.
+func (m *Model) annCandidates(idx *ann.Index, x []float32, n int, skip func(int32) bool, out []Scored) []Scored {
+	base := len(out)
+	for k := 2*n + 16; ; k *= 4 {
+		out = out[:base]
+		for _, it := range idx.Search(x, k) {
+			if !skip(it) {
+				out = append(out, Scored{it, m.cur.Model.Score(x, int(it))})
+			}
+		}
+		if len(out)-base >= n || k >= idx.Len() {
+			return out
+		}
+	}
+}
+
+// ItemVector returns the vector of item it (trained or fresh), nil if it
+// has none. Read lock held.
+func (m *Model) ItemVector(it int32) []float32 {
+	if m.trained(it) {
+		return m.cur.Model.ItemVec(int(it))
+	}
+	if f := m.fresh[it]; f != nil && m.cur != nil {
+		return m.itemVector(f)
+	}
+	return nil
+}
+
+func dot(a, b []float32) float32 { return als.Dot(a, b) }
+
+// Bytes estimates the memory held: factors, per-user slots, fresh items.
+func (m *Model) Bytes() int64 {
+	var n int64 = int64(len(m.users)) * 8
+	if m.cur != nil {
+		n += int64(len(m.cur.Model.Users)+len(m.cur.Model.Items))*4 + int64(len(m.cur.Versions))*4 + int64(len(m.cur.HasData))
+	}
+	for _, f := range m.fresh {
+		n += int64(cap(f.users))*8 + 64
+	}
+	return n
+}

@@ -1,0 +1,123 @@
+package recommend
+
+import (
+	"context"
+	"io"
+
+	"github.com/streamrec/streamrec/model/als"
+	"github.com/streamrec/streamrec/model/mf"
+)
+
+// readChunk is how many users' histories are copied per read-lock hold while
+// gathering training data, so writers never wait long.
+const readChunk = 4096
+
+// MFData copies the interactions of every user into a training set, a chunk
+// of users at a time under the read lock; writes go on between chunks, and
+// each user's version records exactly how much of their history was copied.
+func (e *Engine) MFData(ctx context.Context) (mf.Data, error) {
+	var d mf.Data
+	e.mu.RLock()
+	users := e.users.Len()
+	d.Entries = make([]als.Entry, 0, e.hist.Events())
+	e.mu.RUnlock()
+	d.Versions = make([]uint32, users)
+	for lo := 0; lo < users; lo += readChunk {
+		if err := ctx.Err(); err != nil {
+			return d, err
+		}
+		e.mu.RLock()
+		for u := lo; u < min(lo+readChunk, users); u++ {
+			h := e.hist.User(int32(u))
+			for _, x := range h {
+				d.Entries = append(d.Entries, als.Entry{User: int32(u), Item: x.Item, Weight: x.Weight})
+			}
+			d.Versions[u] = uint32(len(h))
+		}
+		e.mu.RUnlock()
+	}
+	e.mu.RLock()
+	d.Users, d.Items, d.Seq = users, e.items.Len(), e.applied
+	e.mu.RUnlock()
+	return d, nil
+}
+
+// TrainMF trains matrix factorisation on everything applied so far and
+// installs it, without holding any lock while it trains; cfg nil means the
+// engine's configuration. progress is told the steps done.
+func (e *Engine) TrainMF(ctx context.Context, cfg *mf.Config, progress func(done, total int)) (*mf.Trained, error) {
+	c := e.mf.Config()
+	if cfg != nil {
+		c = *cfg
+	}
+	d, err := e.MFData(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t, err := mf.Train(ctx, d, c, progress)
+	if err != nil {
+		return nil, err
+	}
+	e.InstallMF(t, cfg)
+	return t, nil
+}
+
+// InstallMF makes t the served model at once (under the write lock); cfg,
+// when not nil, also replaces the serving configuration (fold-in steps,
+// index threshold).
+func (e *Engine) InstallMF(t *mf.Trained, cfg *mf.Config) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if cfg != nil {
+		e.mf = mf.New(*cfg)
+	}
+	e.mf.Install(t, e.users.Len(), e.hist.User)
+}
+
+// MFTrained is the installed training, nil before the first.
+func (e *Engine) MFTrained() *mf.Trained {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.mf.Current()
+}
+
+// WriteMF saves the installed model to w under external ids; false when
+// none is installed.
+func (e *Engine) WriteMF(w io.Writer) (bool, error) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	t := e.mf.Current()
+	if t == nil {
+		return false, nil
+	}
+	return true, t.Write(w, e.users.Name, e.items.Name)
+}
+
+// LoadMF reads a model saved by WriteMF (or `streamrec train`) and installs
+// it; users and items the engine does not know are dropped, the others'
+// vectors are refreshed by fold-in as their histories differ.
+func (e *Engine) LoadMF(ctx context.Context, r io.Reader, size int64) (*mf.Trained, error) {
+	f, err := mf.ReadFile(r, size)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.RLock()
+	nu, ni := e.users.Len(), e.items.Len()
+	cfg := e.mf.Config()
+	e.mu.RUnlock()
+	// Name lookups run without the lock held for long: a dict is only
+	// appended to, and ids below nu and ni never change.
+	lookup := func(lookup func(string) (int32, bool)) func(string) (int32, bool) {
+		return func(name string) (int32, bool) {
+			e.mu.RLock()
+			defer e.mu.RUnlock()
+			return lookup(name)
+		}
+	}
+	t, err := f.Trained(ctx, cfg, lookup(e.users.Lookup), lookup(e.items.Lookup), nu, ni)
+	if err != nil {
+		return nil, err
+	}
+	e.InstallMF(t, nil)
+	return t, nil
+}
