@@ -30,6 +30,8 @@ type Metrics struct {
 	recommend      *prometheus.HistogramVec
 	candidates     prometheus.Histogram
 	snapshot       prometheus.Histogram
+	training       prometheus.Histogram
+	trainings      *prometheus.CounterVec
 }
 
 // latency buckets from 10 µs to about 1.3 s.
@@ -77,9 +79,15 @@ func New() *Metrics {
 		snapshot: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "streamrec_snapshot_duration_seconds", Help: "Time to write a model snapshot.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
 		}),
+		training: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "streamrec_mf_training_duration_seconds", Help: "Time one background training of matrix factorisation took, reading the data to installing the model.", Buckets: prometheus.ExponentialBuckets(0.01, 4, 10),
+		}),
+		trainings: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "streamrec_mf_trainings_total", Help: "Background trainings of matrix factorisation, by outcome (ok, error).",
+		}, []string{"outcome"}),
 	}
 	reg.MustRegister(m.httpRequests, m.httpDuration, m.eventsAccepted, m.eventsRejected, m.eventsDup,
-		m.pipeline, m.commit, m.commitRecords, m.apply, m.recommend, m.candidates, m.snapshot,
+		m.pipeline, m.commit, m.commitRecords, m.apply, m.recommend, m.candidates, m.snapshot, m.training, m.trainings,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -93,6 +101,13 @@ func (m *Metrics) Handler() http.Handler {
 func (m *Metrics) Gauge(name, help string, f func() float64) {
 	if m != nil {
 		m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+	}
+}
+
+// Counter registers a counter whose value is read from f at each scrape.
+func (m *Metrics) Counter(name, help string, f func() float64) {
+	if m != nil {
+		m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f))
 	}
 }
 
@@ -158,11 +173,12 @@ func (m *Metrics) Apply(d time.Duration) {
 }
 
 // Recommend records one request's per-source time and candidate count.
-func (m *Metrics) Recommend(itemKNN, trending time.Duration, candidates int) {
+func (m *Metrics) Recommend(itemKNN, mf, trending time.Duration, candidates int) {
 	if m == nil {
 		return
 	}
 	m.recommend.WithLabelValues("item_knn").Observe(itemKNN.Seconds())
+	m.recommend.WithLabelValues("mf").Observe(mf.Seconds())
 	m.recommend.WithLabelValues("trending").Observe(trending.Seconds())
 	m.candidates.Observe(float64(candidates))
 }
@@ -172,4 +188,18 @@ func (m *Metrics) Snapshot(d time.Duration) {
 	if m != nil {
 		m.snapshot.Observe(d.Seconds())
 	}
+}
+
+// Training records one finished background training (err nil) or a failed
+// one.
+func (m *Metrics) Training(d time.Duration, err error) {
+	if m == nil {
+		return
+	}
+	if err != nil {
+		m.trainings.WithLabelValues("error").Inc()
+		return
+	}
+	m.trainings.WithLabelValues("ok").Inc()
+	m.training.Observe(d.Seconds())
 }

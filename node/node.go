@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -45,6 +46,7 @@ type Node struct {
 	api      atomic.Pointer[http.Handler]
 	ready    chan struct{}
 	progress atomic.Pointer[[2]uint64] // rebuild: done, total
+	bg       sync.WaitGroup            // background work (training) to wait for at shutdown
 }
 
 // Routes lists the routes the node answers itself, beside the API's.
@@ -134,9 +136,7 @@ func (n *Node) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	newEngine := func() *recommend.Engine {
-		return recommend.New(recommend.Config{Table: table, ItemKNN: cfg.ItemKNNConfig(), Trending: cfg.TrendingConfig()})
-	}
+	newEngine := func() *recommend.Engine { return recommend.New(cfg.EngineConfig(table)) }
 	w, err := ingest.New(ctx, n.Store, newEngine, pipeline.NewDedup(cfg.DedupConfig()), n.log, ingest.Config{
 		DedupIDs:      cfg.Dedup.IDs,
 		SnapshotEvery: cfg.SnapshotEvery,
@@ -158,6 +158,27 @@ func (n *Node) start(ctx context.Context) error {
 	n.Metrics.Gauge("streamrec_engine_items", "Items known to the models.", func() float64 { return float64(eng.Stats().Items) })
 	n.Metrics.Gauge("streamrec_engine_events", "Interactions held in memory.", func() float64 { return float64(eng.Stats().Events) })
 	n.Metrics.Gauge("streamrec_log_last_sequence", "Sequence number of the last record in the log.", func() float64 { return float64(n.Store.LastSeq()) })
+	n.loadModel(ctx)
+	t := &trainer{n: n}
+	n.Metrics.Gauge("streamrec_mf_model_age_seconds", "Seconds since the served matrix-factorisation model finished training (0: none yet).", func() float64 { return modelAge(eng.MFTrained()) })
+	n.Metrics.Gauge("streamrec_mf_trained_through_sequence", "Log records the served matrix-factorisation model was trained on.", func() float64 {
+		if m := eng.MFTrained(); m != nil {
+			return float64(m.Seq)
+		}
+		return 0
+	})
+	n.Metrics.Gauge("streamrec_mf_training_progress_ratio", "Share of the running training's steps done (0 when none runs).", func() float64 {
+		if p := t.progress.Load(); p != nil && t.running.Load() && p[1] > 0 {
+			return float64(p[0]) / float64(p[1])
+		}
+		return 0
+	})
+	n.Metrics.Counter("streamrec_mf_fold_ins_total", "User and item vectors re-solved against fixed factors since start (fold-in).", func() float64 { return float64(eng.Stats().MF.FoldIns) })
+	n.bg.Add(1)
+	go func() {
+		defer n.bg.Done()
+		t.run(ctx, time.Second)
+	}()
 	h := n.API.Handler()
 	n.api.Store(&h)
 	close(n.ready)
@@ -236,8 +257,9 @@ func (n *Node) Serve(ctx context.Context, l net.Listener) error {
 		n.admin.Shutdown(sctx)
 	}
 	cancel()
-	stopRebuild()
-	<-started // the rebuild reads the store: it must stop before the store closes
+	stopRebuild() // also stops a training in progress
+	<-started     // the rebuild reads the store: it must stop before the store closes
+	n.bg.Wait()
 	if cerr := n.Close(); err == nil {
 		err = cerr
 	}

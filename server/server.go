@@ -513,7 +513,7 @@ func (s *Server) recommendations(w http.ResponseWriter, r *http.Request) error {
 	}
 	var trace recommend.Trace
 	items := s.eng.Recommend(recommend.Request{User: id, N: n, Category: r.URL.Query().Get("category"), Trace: &trace})
-	s.metrics.Recommend(trace.ItemKNN, trace.Trending, trace.Candidates)
+	s.metrics.Recommend(trace.ItemKNN, trace.MF, trace.Trending, trace.Candidates)
 	writeItems(w, "user_id", id, items)
 	return nil
 }

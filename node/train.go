@@ -1,0 +1,170 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/streamrec/streamrec/model/als"
+	"github.com/streamrec/streamrec/model/mf"
+)
+
+// ModelFile is where the latest trained matrix factorisation is kept, under
+// the data directory; `streamrec train` writes the same file.
+func ModelFile(data string) string { return filepath.Join(data, "models", "mf.model") }
+
+// trainer retrains matrix factorisation in the background on the schedule
+// of the configuration: after TrainEveryEvents new log records, or after
+// TrainEvery when anything is new. A training reads the histories a chunk
+// of users at a time, fits without any lock held, and swaps the model in
+// at once; the model file is then written, so a restart serves it.
+type trainer struct {
+	n        *Node
+	progress atomic.Pointer[[2]int] // steps done, total, of the running training
+	running  atomic.Bool
+	tried    uint64    // log records applied when the last training started
+	last     time.Time // when the last training ended (or the node started)
+}
+
+// loadModel installs the saved model, if there is one.
+func (n *Node) loadModel(ctx context.Context) {
+	path := ModelFile(n.cfg.Data)
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	if err != nil {
+		n.log.Warn("mf: cannot open the saved model; the next training replaces it", "path", path, "err", err)
+		return
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		n.log.Warn("mf: cannot read the saved model", "path", path, "err", err)
+		return
+	}
+	t, err := n.Engine.LoadMF(ctx, f, st.Size())
+	if err != nil {
+		n.log.Warn("mf: the saved model is unusable; the next training replaces it", "path", path, "err", err)
+		return
+	}
+	n.log.Info("mf: saved model loaded", "trained_through_seq", t.Seq, "interactions", t.Events, "trained_at", t.At.Format(time.RFC3339))
+}
+
+// runTrainer checks the schedule every tick until ctx is done.
+func (t *trainer) run(ctx context.Context, tick time.Duration) {
+	cfg := t.n.cfg.MF
+	if cfg.TrainEveryEvents == 0 && cfg.TrainEvery == 0 {
+		t.n.log.Info("mf: background training is off (mf.train_every_events and mf.train_every are 0)")
+		return
+	}
+	if cur := t.n.Engine.MFTrained(); cur != nil {
+		t.tried = cur.Seq
+	}
+	t.last = time.Now()
+	timer := time.NewTicker(tick)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		applied := t.n.Engine.Applied()
+		byCount := cfg.TrainEveryEvents > 0 && applied >= t.tried+cfg.TrainEveryEvents
+		byTime := cfg.TrainEvery > 0 && applied > t.tried && time.Since(t.last) >= time.Duration(cfg.TrainEvery)
+		if byCount || byTime {
+			t.tried = applied
+			t.train(ctx)
+			t.last = time.Now()
+		}
+	}
+}
+
+// train runs one training, logging and measuring it.
+func (t *trainer) train(ctx context.Context) {
+	n := t.n
+	t.running.Store(true)
+	defer t.running.Store(false)
+	start := time.Now()
+	n.log.Info("mf: training started", "records", n.Engine.Applied())
+	lastLog := start
+	tr, err := n.Engine.TrainMF(ctx, nil, func(done, total int) {
+		t.progress.Store(&[2]int{done, total})
+		if time.Since(lastLog) >= 5*time.Second || done == total {
+			lastLog = time.Now()
+			el := time.Since(start)
+			eta := time.Duration(float64(el) / float64(done) * float64(total-done))
+			n.log.Info("mf: training", "step", done, "of", total, "elapsed", el.Round(time.Millisecond), "eta", eta.Round(time.Second))
+		}
+	})
+	if errors.Is(err, als.ErrNothing) {
+		n.log.Info("mf: nothing to train on yet")
+		return
+	}
+	n.Metrics.Training(time.Since(start), err)
+	if err != nil {
+		if ctx.Err() == nil {
+			n.log.Error("mf: training failed", "err", err)
+		}
+		return
+	}
+	n.log.Info("mf: model installed", "trained_through_seq", tr.Seq, "interactions", tr.Events,
+		"users", tr.Model.NumUsers(), "items", tr.Model.NumItems(), "took", tr.Took.Round(time.Millisecond), "ann", tr.Index != nil)
+	if err := n.saveModel(); err != nil {
+		n.log.Error("mf: saving the model failed; a restart retrains", "err", err)
+	}
+}
+
+// saveModel writes the installed model to its file: a temporary file,
+// synced, then renamed over the old one, so a crash leaves one whole file.
+func (n *Node) saveModel() error {
+	path := ModelFile(n.cfg.Data)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return WriteModelFile(path, func(f *os.File) error {
+		ok, err := n.Engine.WriteMF(f)
+		if err == nil && !ok {
+			err = errors.New("no model to save")
+		}
+		return err
+	})
+}
+
+// WriteModelFile writes path atomically with write.
+func WriteModelFile(path string, write func(*os.File) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".mf-*.tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := write(tmp); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("mf: %w", err)
+	}
+	return nil
+}
+
+// modelAge is the seconds since the served model finished training (0 when
+// there is none).
+func modelAge(t *mf.Trained) float64 {
+	if t == nil {
+		return 0
+	}
+	return time.Since(t.At).Seconds()
+}

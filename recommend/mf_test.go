@@ -1,0 +1,281 @@
+package recommend
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/streamrec/streamrec/event"
+	"github.com/streamrec/streamrec/model/als"
+	"github.com/streamrec/streamrec/model/mf"
+)
+
+// twoWorlds: users a0..a19 watch items A0..A29, users b0..b19 watch items
+// B0..B29 (each user a random 15 of them); nobody crosses over.
+func twoWorlds(t testing.TB) *Engine {
+	tb, err := event.Preset(event.PresetVideo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := New(Config{Table: tb, MF: mf.Config{ALS: als.Config{Factors: 8, Lambda: 1, Alpha: 5, Iterations: 15}, FoldInSteps: 8}})
+	var recs []event.Record
+	sec := 0
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, w := range []string{"a", "b"} {
+		for u := range 20 {
+			for _, k := range rng.Perm(30)[:15] {
+				sec++
+				recs = append(recs, ev(fmt.Sprint(w, u), fmt.Sprint(strings.ToUpper(w), k), event.Watch, 3, sec))
+			}
+		}
+	}
+	e.Apply(recs)
+	if _, err := e.TrainMF(context.Background(), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func videoTable(t testing.TB) *event.Table {
+	tb, err := event.Preset(event.PresetVideo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tb
+}
+
+func fromWorld(s []Scored, prefix string) int {
+	n := 0
+	for _, x := range s {
+		if strings.HasPrefix(x.Item, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestMFFoldsInTheEventJustAcknowledged: without retraining, a user who
+// moves to the other world gets mf recommendations from it on the very next
+// request, and the items they just watched are gone from them.
+func TestMFFoldsInTheEventJustAcknowledged(t *testing.T) {
+	e := twoWorlds(t)
+	before := e.Recommend(Request{User: "a0", N: 10, Source: SourceMF})
+	if len(before) != 10 || fromWorld(before, "A") != 10 {
+		t.Fatalf("before: %v", itemsOf(before))
+	}
+	var moved []event.Record
+	for k := range 20 {
+		moved = append(moved, ev("a0", fmt.Sprint("B", k), event.Watch, 3, 10_000+k))
+	}
+	e.Apply(moved)
+	after := e.Recommend(Request{User: "a0", N: 10, Source: SourceMF})
+	// Without the fold-in the answer would not change at all.
+	if fromWorld(after, "B") < 3 || !strings.HasPrefix(after[0].Item, "B") {
+		t.Fatalf("after 20 B items (and 15 A), mf recommends %v", itemsOf(after))
+	}
+	for _, x := range after {
+		if slices.ContainsFunc(moved, func(r event.Record) bool { return r.Event.Item == x.Item }) {
+			t.Fatalf("recommends %s, just watched", x.Item)
+		}
+	}
+	if e.Stats().MF.FoldIns == 0 {
+		t.Fatal("no fold-in counted")
+	}
+	// A brand-new user is folded in from their first event.
+	e.Apply([]event.Record{ev("newbie", "B3", event.Watch, 3, 20_000), ev("newbie", "B5", event.Watch, 3, 20_001)})
+	if got := e.Recommend(Request{User: "newbie", N: 5, Source: SourceMF}); fromWorld(got, "B") < 3 || !strings.HasPrefix(got[0].Item, "B") {
+		t.Fatalf("new user: %v", itemsOf(got))
+	}
+}
+
+// TestMFFoldInMatchesAFullSolve: the served vector of a user who acted after
+// training is the least-squares solution for their whole history against
+// the fixed item factors (with enough steps, the exact one).
+func TestMFFoldInMatchesAFullSolve(t *testing.T) {
+	e := twoWorlds(t)
+	e.Apply([]event.Record{ev("a3", "B1", event.Watch, 3, 50_000), ev("a3", "A7", event.Like, 5, 50_001)})
+	u, _ := e.users.Lookup("a3")
+	got := e.mf.UserVector(u, e.hist.User(u))
+	var items []int32
+	var weights []float32
+	for _, h := range e.hist.User(u) {
+		items, weights = append(items, h.Item), append(weights, h.Weight)
+	}
+	want := e.mf.Current().Model.FoldIn(items, weights, 8) // from zero, Factors steps: exact
+	for a := range want {
+		if d := got[a] - want[a]; d > 1e-3 || d < -1e-3 {
+			t.Fatalf("factor %d: served %v, full solve %v", a, got[a], want[a])
+		}
+	}
+}
+
+// TestMFNewItemGetsAVector: an item that did not exist at training gets a
+// vector from the users who touched it and is recommended to their
+// neighbours at once.
+func TestMFNewItemGetsAVector(t *testing.T) {
+	e := twoWorlds(t)
+	var recs []event.Record
+	for u := range 10 {
+		recs = append(recs, ev(fmt.Sprint("b", u), "Bnew", event.Watch, 3, 30_000+u))
+	}
+	e.Apply(recs)
+	if e.Stats().MF.FreshItems != 1 {
+		t.Fatalf("fresh items: %+v", e.Stats().MF)
+	}
+	found := 0
+	for u := 10; u < 20; u++ {
+		if has(e.Recommend(Request{User: fmt.Sprint("b", u), N: 20, Source: SourceMF}), "Bnew") {
+			found++
+		}
+	}
+	if found < 5 {
+		t.Fatalf("the new item reached %d of 10 b users", found)
+	}
+	for u := 10; u < 20; u++ {
+		if has(e.Recommend(Request{User: fmt.Sprint("a", u), N: 10, Source: SourceMF}), "Bnew") {
+			t.Fatalf("a%d, of the other world, gets Bnew in the top 10", u)
+		}
+	}
+}
+
+// TestMFEventsDuringTrainingAreKept: events applied between reading the
+// training data and installing the model are not lost: their users are
+// folded in and their new items get vectors.
+func TestMFEventsDuringTrainingAreKept(t *testing.T) {
+	e := twoWorlds(t)
+	if got := e.Recommend(Request{User: "a1", N: 10, Source: SourceMF}); fromWorld(got, "B") != 0 {
+		t.Fatalf("a1 before: %v", itemsOf(got))
+	}
+	d, err := e.MFData(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []event.Record
+	for k := range 20 {
+		recs = append(recs, ev("a1", fmt.Sprint("B", k), event.Watch, 3, 40_000+k))
+	}
+	for u := range 10 {
+		recs = append(recs, ev(fmt.Sprint("b", u), "Blate", event.Watch, 3, 41_000+u))
+	}
+	e.Apply(recs) // while "training" runs
+	tr, err := mf.Train(context.Background(), d, e.mf.Config(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.InstallMF(tr, nil)
+	if got := e.Recommend(Request{User: "a1", N: 10, Source: SourceMF}); fromWorld(got, "B") < 3 {
+		t.Fatalf("a1's B events were lost at install: %v", itemsOf(got))
+	}
+	if e.Stats().MF.FreshItems != 1 {
+		t.Fatalf("Blate not known as a fresh item: %+v", e.Stats().MF)
+	}
+}
+
+// TestMFSaveAndLoad: a saved model loaded into an engine rebuilt from the
+// same log answers exactly as the original.
+func TestMFSaveAndLoad(t *testing.T) {
+	e := twoWorlds(t)
+	e.Apply([]event.Record{ev("a2", "B4", event.Watch, 3, 60_000)})
+	var buf bytes.Buffer
+	if ok, err := e.WriteMF(&buf); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	e2 := New(Config{Table: videoTable(t), MF: e.mf.Config()})
+	var recs []event.Record
+	for u := range e.users.Len() {
+		for _, h := range e.hist.User(int32(u)) {
+			recs = append(recs, event.Record{Kind: event.KindEvent, Event: event.Event{
+				User: e.users.Name(int32(u)), Item: e.items.Name(h.Item), Type: h.Type, Weight: h.Weight, Time: t0}})
+		}
+	}
+	e2.Apply(recs)
+	if _, err := e2.LoadMF(context.Background(), bytes.NewReader(buf.Bytes()), int64(buf.Len())); err != nil {
+		t.Fatal(err)
+	}
+	for _, user := range []string{"a0", "a2", "b7"} {
+		a := e.Recommend(Request{User: user, N: 10, Source: SourceMF})
+		b := e2.Recommend(Request{User: user, N: 10, Source: SourceMF})
+		if !slices.Equal(itemsOf(a), itemsOf(b)) {
+			t.Fatalf("%s: %v before, %v after load", user, itemsOf(a), itemsOf(b))
+		}
+	}
+	// Damaged files are refused, never installed.
+	for _, cut := range []int{0, 10, buf.Len() / 2, buf.Len() - 1} {
+		e3 := New(Config{Table: videoTable(t)})
+		if _, err := e3.LoadMF(context.Background(), bytes.NewReader(buf.Bytes()[:cut]), int64(cut)); err == nil {
+			t.Fatalf("a file cut at %d bytes was accepted", cut)
+		}
+		if e3.MFTrained() != nil {
+			t.Fatal("a damaged file was installed")
+		}
+	}
+}
+
+// TestBlendNamesEachItemsSource: with mf trained, a blended answer mixes
+// sources and names the one that contributed most to each item.
+func TestBlendNamesEachItemsSource(t *testing.T) {
+	e := twoWorlds(t)
+	got := e.Recommend(Request{User: "a5", N: 20})
+	seen := map[string]bool{}
+	for _, x := range got {
+		seen[x.Source] = true
+		if x.Source != SourceItemKNN && x.Source != SourceMF && x.Source != SourceTrending {
+			t.Fatalf("unknown source %q", x.Source)
+		}
+	}
+	if !seen[SourceMF] || !seen[SourceItemKNN] {
+		t.Fatalf("sources in the blend: %v (%v)", seen, got)
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i].Score > got[i-1].Score {
+			t.Fatalf("not ranked: %v", got)
+		}
+	}
+}
+
+// TestBlendWeightsSteer: weighing only one source gives that source's answer.
+func TestBlendWeightsSteer(t *testing.T) {
+	e := twoWorlds(t)
+	only := New(Config{Table: videoTable(t), MF: e.mf.Config(), Blend: Blend{MF: 1}})
+	var recs []event.Record
+	for u := range e.users.Len() {
+		for _, h := range e.hist.User(int32(u)) {
+			recs = append(recs, event.Record{Kind: event.KindEvent, Event: event.Event{
+				User: e.users.Name(int32(u)), Item: e.items.Name(h.Item), Type: h.Type, Weight: h.Weight, Time: t0}})
+		}
+	}
+	only.Apply(recs)
+	if _, err := only.TrainMF(context.Background(), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	blend := only.Recommend(Request{User: "b2", N: 8})
+	mfOnly := only.Recommend(Request{User: "b2", N: 8, Source: SourceMF})
+	if !slices.Equal(itemsOf(blend), itemsOf(mfOnly)) {
+		t.Fatalf("blend %v, mf %v", itemsOf(blend), itemsOf(mfOnly))
+	}
+	for _, x := range blend {
+		if x.Source != SourceMF {
+			t.Fatalf("source %q with only mf weighed", x.Source)
+		}
+	}
+}
+
+// TestRecommendEachMatchesRecommend: answering several sources at once gives
+// what one request per source gives.
+func TestRecommendEachMatchesRecommend(t *testing.T) {
+	e := twoWorlds(t)
+	sources := []string{SourceItemKNN, "", SourceMF, SourceTrending}
+	for _, user := range []string{"a0", "b9", "nobody"} {
+		each := e.RecommendEach(user, 10, sources)
+		for i, src := range sources {
+			one := e.Recommend(Request{User: user, N: 10, Source: src})
+			if !slices.Equal(itemsOf(each[i]), itemsOf(one)) {
+				t.Fatalf("%s/%q: each %v, alone %v", user, src, itemsOf(each[i]), itemsOf(one))
+			}
+		}
+	}
+}
