@@ -44,7 +44,7 @@ type Config struct {
 // chosen on a validation split of ml-100k, docs/EVALUATION.md).
 func DefaultConfig() Config {
 	a := als.DefaultConfig()
-	a.Factors, a.Lambda, a.Alpha, a.Iterations = 64, 5, 3, 10
+	a.Factors, a.Lambda, a.Alpha, a.Iterations = 64, 20, 3, 10
 	return Config{ALS: a, FoldInSteps: 3, ANNThreshold: 50_000}
 }
 

@@ -1,0 +1,104 @@
+package node
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/streamrec/streamrec/recommend"
+)
+
+type healthReply struct {
+	Engine recommend.Stats `json:"engine"`
+}
+
+func mfStats(t *testing.T, n *testNode) recommend.MFStats {
+	t.Helper()
+	var h healthReply
+	call(t, "GET", n.URL+"/healthz", nil, &h)
+	return h.Engine.MF
+}
+
+// waitTrained polls until the served model was trained through at least
+// seq records.
+func waitTrained(t *testing.T, n *testNode, seq uint64) recommend.MFStats {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if s := mfStats(t, n); s.Trained && s.Seq >= seq {
+			return s
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("no model trained through record %d within a minute: %+v", seq, mfStats(t, n))
+	return recommend.MFStats{}
+}
+
+// TestBackgroundTrainingServesAndSurvivesRestart: the server trains mf by
+// itself once enough events arrived, serves it (items say "mf"), reports
+// it in metrics, writes the model file, and after a restart serves the same
+// model at once, without training again.
+func TestBackgroundTrainingServesAndSurvivesRestart(t *testing.T) {
+	cfg := defaultConfig(t)
+	cfg.MF.TrainEveryEvents = 200
+	cfg.MF.TrainEvery = 0
+	cfg.MF.Factors, cfg.MF.Iterations = 8, 5
+	cfg.Blend.MF = 5 // let mf lead, so that its items show
+	n := startNode(t, cfg)
+	if s := mfStats(t, n); s.Trained {
+		t.Fatalf("trained before any event: %+v", s)
+	}
+	seed(t, n, 0) // 240 events and a catalogue
+	last := n.Store.LastSeq()
+	first := waitTrained(t, n, 200)
+	if first.Events == 0 || first.Seconds <= 0 {
+		t.Fatalf("stats: %+v", first)
+	}
+	if _, err := os.Stat(ModelFile(cfg.Data)); err != nil {
+		t.Fatalf("model file: %v", err)
+	}
+	// Events after the training are served at once by fold-in; the state
+	// to compare after the restart includes them.
+	post(t, n, `[{"user_id":"u7","item_id":"i3","type":"purchase"},{"user_id":"u7","item_id":"i11","type":"purchase"},{"user_id":"u7","item_id":"i19","type":"purchase"}]`)
+	want := state(t, n)
+	trained := mfStats(t, n)
+	if trained.FoldIns == 0 {
+		t.Fatalf("no fold-in: %+v", trained)
+	}
+	text := scrape(t, n)
+	for _, want := range []string{`streamrec_mf_trainings_total{outcome="ok"}`, "streamrec_mf_model_age_seconds", "streamrec_mf_training_duration_seconds_count", "streamrec_mf_trained_through_sequence", "streamrec_mf_fold_ins_total"} {
+		if !strings.Contains(text, want) {
+			t.Fatalf("metrics lack %s", want)
+		}
+	}
+	sources := map[string]int{}
+	for _, u := range []string{"u1", "u2", "u3", "u4", "u5"} {
+		for _, it := range recs(t, n, u, "?n=10").Items {
+			sources[it.Source]++
+		}
+	}
+	if sources["mf"] == 0 {
+		t.Fatalf("no mf item in the blend: %v", sources)
+	}
+	n.stop()
+
+	n = startNode(t, cfg)
+	got := mfStats(t, n)
+	if !got.Trained || got.Seq != trained.Seq || !got.TrainedAt.Equal(trained.TrainedAt) {
+		t.Fatalf("after restart: %+v, before: %+v", got, trained)
+	}
+	if s := state(t, n); s != want {
+		t.Fatalf("answers changed across the restart:\nbefore:\n%s\nafter:\n%s", want, s)
+	}
+	// The restarted model follows the very next events of a user.
+	before := recs(t, n, "u9", "?n=10")
+	post(t, n, `[{"user_id":"u9","item_id":"i2","type":"purchase"},{"user_id":"u9","item_id":"i12","type":"purchase"},{"user_id":"u9","item_id":"i22","type":"purchase"}]`)
+	after := recs(t, n, "u9", "?n=10")
+	if len(before.Items) == 0 || strings.Join(ids(before), ",") == strings.Join(ids(after), ",") {
+		t.Fatalf("three purchases changed nothing: %v", ids(after))
+	}
+	if last == 0 {
+		t.Fatal("nothing was logged")
+	}
+}
