@@ -120,9 +120,9 @@ func getJSON(t *testing.T, url string, out any) {
 	}
 }
 
-// ingest posts batches from several writers and returns the ids of the
+// ingestFrom posts batches from several writers and returns the ids of the
 // events whose POST was acknowledged.
-func ingest(c *child, writers, batches, users int, tag string) (acked []string, errs int) {
+func ingestFrom(c *child, writers, batches, users int, tag string) (acked []string, errs int) {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for w := range writers {
@@ -205,7 +205,7 @@ func TestCrashRestartLosesNothing(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
 
 	c := startChild(t, bin, data)
-	acked, errs := ingest(c, 4, 10, 12, "one")
+	acked, errs := ingestFrom(c, 4, 10, 12, "one")
 	if errs > 0 || len(acked) != 4*10*50 {
 		t.Fatalf("acked %d events, %d errors", len(acked), errs)
 	}
@@ -229,7 +229,7 @@ func TestCrashRestartLosesNothing(t *testing.T) {
 	// Kill with writes in flight.
 	done := make(chan []string)
 	go func() {
-		a, _ := ingest(c, 4, 200, 100, "two")
+		a, _ := ingestFrom(c, 4, 200, 100, "two")
 		done <- a
 	}()
 	time.Sleep(100 * time.Millisecond)
@@ -281,7 +281,7 @@ func TestSIGTERMShutsDownCleanly(t *testing.T) {
 			t.Fatalf("not ready:\n%s", logs)
 		}
 	}
-	acked, _ := ingest(c, 2, 5, 10, "term")
+	acked, _ := ingestFrom(c, 2, 5, 10, "term")
 	for _, path := range []string{"/debug/pprof/", "/debug/vars", "/metrics"} {
 		resp, err := http.Get("http://" + admin + path)
 		if err != nil || resp.StatusCode != 200 {

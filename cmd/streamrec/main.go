@@ -1,5 +1,5 @@
 // Command streamrec is the real-time recommendation engine: one binary with
-// the subcommands serve, import, eval, bench and version.
+// the subcommands serve, import, train, eval, bench and version.
 package main
 
 import (
@@ -18,6 +18,7 @@ const usage = `streamrec: a real-time recommendation engine
 Usage:
   streamrec serve  [--addr 127.0.0.1:8080] [--data ./streamrec-data] [--config FILE] [--preset ecommerce|video]
   streamrec import [--data ./streamrec-data] [--preset ecommerce|video] SOURCE
+  streamrec train  [--data ./streamrec-data] [--out FILE] [SOURCE] | --synthetic N [--users U --items I]
   streamrec eval   --data DIR [--protocol chrono|leave-last|prequential] [--json FILE] [--plot FILE.svg]
   streamrec bench  serve|ingest|freshness|mixed [--url http://127.0.0.1:8080] [--data-from DIR] ...
   streamrec version
@@ -51,6 +52,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return importCmd(ctx, args[1:], stdout, stderr, getenv)
 	case "eval":
 		return evalCmd(ctx, args[1:], stdout, stderr, getenv)
+	case "train":
+		return trainCmd(ctx, args[1:], stdout, stderr, getenv)
 	case "bench":
 		return benchCmd(ctx, args[1:], stdout, stderr)
 	case "version":

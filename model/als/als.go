@@ -14,6 +14,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"sync"
 )
 
@@ -94,22 +95,31 @@ func NewMatrix(rows int, entries []Entry, byItem bool) *Matrix {
 		idx[pos[r]], w[pos[r]] = c, e.Weight
 		pos[r]++
 	}
-	m := &Matrix{Rows: rows, ptr: make([]int32, rows+1)}
-	// Sum duplicates within each row and drop non-positive totals.
+	m := &Matrix{Rows: rows, ptr: make([]int32, rows+1), idx: idx[:0], weight: w[:0]}
+	// Sum duplicates within each row (sorted by column) and drop
+	// non-positive totals, compacting in place: the output never runs ahead
+	// of the input.
+	type cell struct {
+		c int32
+		w float32
+	}
+	var buf []cell
 	for r := range rows {
-		sum := map[int32]float32{}
-		var order []int32
+		buf = buf[:0]
 		for k := count[r]; k < count[r+1]; k++ {
-			if _, ok := sum[idx[k]]; !ok {
-				order = append(order, idx[k])
-			}
-			sum[idx[k]] += w[k]
+			buf = append(buf, cell{idx[k], w[k]})
 		}
-		for _, c := range order {
-			if sum[c] > 0 {
-				m.idx = append(m.idx, c)
-				m.weight = append(m.weight, sum[c])
+		slices.SortStableFunc(buf, func(a, b cell) int { return int(a.c) - int(b.c) })
+		for i := 0; i < len(buf); {
+			j, sum := i, float32(0)
+			for ; j < len(buf) && buf[j].c == buf[i].c; j++ {
+				sum += buf[j].w
 			}
+			if sum > 0 {
+				m.idx = append(m.idx, buf[i].c)
+				m.weight = append(m.weight, sum)
+			}
+			i = j
 		}
 		m.ptr[r+1] = int32(len(m.idx))
 	}

@@ -211,7 +211,8 @@ func (m *Model) Apply(user, item int32, w float32) {
 
 // Install makes t the served model (write lock held). hist gives each
 // user's current history: the events after a user's version are the ones
-// training did not see, and they seed the items that have no vector.
+// training did not see, and they seed the items that have no vector (nil:
+// there are none).
 func (m *Model) Install(t *Trained, users int, hist func(u int32) []history.Entry) {
 	if t.userGram == nil {
 		t.userGram = t.Model.UserGram()
@@ -225,6 +226,9 @@ func (m *Model) Install(t *Trained, users int, hist func(u int32) []history.Entr
 	}
 	m.fresh = map[int32]*freshItem{}
 	for u := range users {
+		if hist == nil {
+			break
+		}
 		h := hist(int32(u))
 		from := 0
 		if u < len(t.Versions) {

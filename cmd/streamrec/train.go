@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/streamrec/streamrec/bench"
+	"github.com/streamrec/streamrec/eval"
+	"github.com/streamrec/streamrec/ingest"
+	"github.com/streamrec/streamrec/model/mf"
+	"github.com/streamrec/streamrec/node"
+	"github.com/streamrec/streamrec/pipeline"
+	"github.com/streamrec/streamrec/recommend"
+	"github.com/streamrec/streamrec/store"
+)
+
+const trainUsage = `Usage: streamrec train [flags] [SOURCE]
+
+Trains matrix factorisation (implicit ALS) and writes the model file that
+"streamrec serve" loads at start (by default DATA/models/mf.model; stop
+the server first, or point --out elsewhere).
+
+Without SOURCE it trains on the log in --data; with SOURCE (%s)
+it trains on that data set. --synthetic N instead trains on N generated
+interactions and writes nothing: a training benchmark.
+
+Flags:
+`
+
+func trainCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	cf := newConfigFlags("train", stderr, true)
+	cf.fs.Usage = func() {
+		fmt.Fprintf(stderr, trainUsage, "a data set directory or file, as for import")
+		cf.fs.PrintDefaults()
+	}
+	var out string
+	var factors, iterations, workers, synthetic, users, items int
+	var lambda, alpha float64
+	cf.fs.StringVar(&out, "out", "", "model file to write (default DATA/models/mf.model)")
+	cf.fs.IntVar(&factors, "factors", 0, "factors (default: the configuration's)")
+	cf.fs.IntVar(&iterations, "iterations", 0, "ALS iterations (default: the configuration's)")
+	cf.fs.Float64Var(&lambda, "lambda", 0, "regularisation (default: the configuration's)")
+	cf.fs.Float64Var(&alpha, "alpha", 0, "confidence weight (default: the configuration's)")
+	cf.fs.IntVar(&workers, "workers", runtime.GOMAXPROCS(0), "cores to train on")
+	cf.fs.IntVar(&synthetic, "synthetic", 0, "train on this many generated interactions instead (benchmark; writes no model)")
+	cf.fs.IntVar(&users, "users", 140_000, "--synthetic: users")
+	cf.fs.IntVar(&items, "items", 27_000, "--synthetic: items")
+	if err := cf.fs.Parse(args); err != nil {
+		return err
+	}
+	if cf.fs.NArg() > 1 || (synthetic > 0 && cf.fs.NArg() > 0) {
+		cf.fs.Usage()
+		return errors.New("train: give at most one SOURCE, and none with --synthetic")
+	}
+	cfg, err := cf.load(getenv)
+	if err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	mc := cfg.MFConfig()
+	for _, o := range []struct {
+		set bool
+		do  func()
+	}{
+		{factors > 0, func() { mc.ALS.Factors = factors }},
+		{iterations > 0, func() { mc.ALS.Iterations = iterations }},
+		{lambda > 0, func() { mc.ALS.Lambda = float32(lambda) }},
+		{alpha > 0, func() { mc.ALS.Alpha = float32(alpha) }},
+		{workers > 0, func() { mc.ALS.Workers = workers }},
+	} {
+		if o.set {
+			o.do()
+		}
+	}
+	if synthetic > 0 {
+		return trainSynthetic(ctx, synthetic, users, items, mc, stdout, stderr)
+	}
+	table, err := cfg.Table()
+	if err != nil {
+		return err
+	}
+	eng := recommend.New(cfg.EngineConfig(table))
+	if cf.fs.NArg() == 1 {
+		if err := applyDataset(cf.fs.Arg(0), eng, cfg.PipelineConfig(table), cfg.DedupConfig(), stderr); err != nil {
+			return err
+		}
+	} else {
+		if eng, err = rebuildFromStore(ctx, cfg.Data, func() *recommend.Engine { return recommend.New(cfg.EngineConfig(table)) }, cfg.DedupConfig(), cfg.Dedup.IDs, stderr); err != nil {
+			return err
+		}
+	}
+	if out == "" {
+		out = node.ModelFile(cfg.Data)
+	}
+	st := eng.Stats()
+	fmt.Fprintf(stderr, "training on %d users, %d items, %d interactions: %d factors, %d iterations, %d cores\n",
+		st.Users, st.Items, st.Events, mc.ALS.Factors, mc.ALS.Iterations, mc.ALS.Workers)
+	t, err := trainWithBar(ctx, stderr, func(progress func(done, total int)) (*mf.Trained, error) {
+		return eng.TrainMF(ctx, &mc, progress)
+	})
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	if err := node.WriteModelFile(out, func(f *os.File) error { _, err := eng.WriteMF(f); return err }); err != nil {
+		return fmt.Errorf("train: writing %s: %w", out, err)
+	}
+	info, _ := os.Stat(out)
+	fmt.Fprintf(stdout, "trained in %s (%d interactions through record %d); wrote %s (%d bytes)\n",
+		t.Took.Round(time.Millisecond), t.Events, t.Seq, out, info.Size())
+	return nil
+}
+
+// trainWithBar runs train with a progress bar and ETA on stderr.
+func trainWithBar(ctx context.Context, stderr io.Writer, train func(progress func(done, total int)) (*mf.Trained, error)) (*mf.Trained, error) {
+	bar := newBar(stderr, 1, "training", false)
+	t, err := train(func(done, total int) {
+		if bar.GetMax() != total {
+			bar.ChangeMax(total)
+		}
+		_ = bar.Set(done)
+	})
+	_ = bar.Finish()
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	return t, ctx.Err()
+}
+
+// applyDataset reads a data set through the pipeline into eng.
+func applyDataset(src string, eng *recommend.Engine, pc pipeline.Config, dc pipeline.DedupConfig, stderr io.Writer) error {
+	d, err := loadDataset(src, stderr)
+	if err != nil {
+		return err
+	}
+	recs, _, err := eval.Records(d.Items, d.Events, pipeline.New(pc), pipeline.NewDedup(dc))
+	if err != nil {
+		return err
+	}
+	eng.Apply(recs)
+	return nil
+}
+
+// rebuildFromStore restores the engine from the data directory's snapshot
+// and log, with a progress bar; the store must not be open elsewhere.
+func rebuildFromStore(ctx context.Context, data string, newEngine func() *recommend.Engine, dc pipeline.DedupConfig, ids int, stderr io.Writer) (*recommend.Engine, error) {
+	if _, err := os.Stat(data); err != nil {
+		return nil, fmt.Errorf("train: no data directory %s (import or serve first, or give a SOURCE)", data)
+	}
+	st, err := store.Open(data)
+	if err != nil {
+		return nil, fmt.Errorf("train: %w (is a server running on it?)", err)
+	}
+	defer st.Close()
+	bar := newBar(stderr, int64(max(st.LastSeq(), 1)), "reading the log", false)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	w, err := ingest.New(ctx, st, newEngine, pipeline.NewDedup(dc), log, ingest.Config{DedupIDs: ids,
+		Progress: func(done, _ uint64) { _ = bar.Set64(int64(done)) }})
+	_ = bar.Finish()
+	if err != nil {
+		return nil, err
+	}
+	eng := w.Engine()
+	w.Close()
+	return eng, nil
+}
+
+// trainSynthetic is the training benchmark: generated interactions, time
+// and peak memory.
+func trainSynthetic(ctx context.Context, n, users, items int, mc mf.Config, stdout, stderr io.Writer) error {
+	if users < 2 || items < 2 {
+		return errors.New("train: --users and --items must be at least 2")
+	}
+	start := time.Now()
+	entries := bench.Interactions(users, items, n, 1)
+	gen := time.Since(start)
+	fmt.Fprintf(stderr, "generated %d interactions (%d users, %d items) in %s; training %d factors, %d iterations on %d cores\n",
+		n, users, items, gen.Round(time.Millisecond), mc.ALS.Factors, mc.ALS.Iterations, mc.ALS.Workers)
+	mc.ANNThreshold = -1
+	t, err := trainWithBar(ctx, stderr, func(progress func(done, total int)) (*mf.Trained, error) {
+		return mf.Train(ctx, mf.Data{Users: users, Items: items, Entries: entries}, mc, progress)
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "interactions %d  users %d  items %d  factors %d  iterations %d  cores %d\ntraining %.1f s  peak memory (VmHWM) %s\n",
+		n, users, items, mc.ALS.Factors, mc.ALS.Iterations, mc.ALS.Workers, t.Took.Seconds(), peakRSS())
+	return nil
+}
+
+// peakRSS reads the process's peak resident memory from /proc (Linux).
+func peakRSS() string {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return "unknown"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			f := strings.Fields(v)
+			if kb, err := strconv.ParseFloat(f[0], 64); err == nil {
+				return fmt.Sprintf("%.2f GiB", kb/(1<<20))
+			}
+		}
+	}
+	return "unknown"
+}

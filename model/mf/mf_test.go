@@ -1,0 +1,114 @@
+package mf
+
+import (
+	"context"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/streamrec/streamrec/bench"
+	"github.com/streamrec/streamrec/internal/shared"
+	"github.com/streamrec/streamrec/model/als"
+)
+
+// TestANNRecallAt10: above the threshold, retrieval goes through the HNSW
+// index and still finds at least 95% of the exact top 10 by dot product,
+// for users' vectors against trained item factors.
+func TestANNRecallAt10(t *testing.T) {
+	users, items, n := 12000, 12000, 400_000
+	if testing.Short() || shared.Race {
+		users, items, n = 3000, 3000, 100_000
+	}
+	entries := bench.Interactions(users, items, n, 3)
+	d := Data{Users: users, Items: items, Entries: entries, Versions: make([]uint32, users)}
+	cfg := Config{ALS: als.Config{Factors: 64, Lambda: 20, Alpha: 3, Iterations: 5}, ANNThreshold: 1}
+	tr, err := Train(context.Background(), d, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.Index == nil {
+		t.Fatal("no index built above the threshold")
+	}
+	m := New(cfg)
+	m.Install(tr, users, nil)
+	exact := New(Config{ALS: cfg.ALS, ANNThreshold: -1})
+	trExact := *tr
+	trExact.Index = nil
+	exact.Install(&trExact, users, nil)
+
+	rng := rand.New(rand.NewPCG(5, 6))
+	var sum float64
+	const queries = 200
+	none := func(int32) bool { return false }
+	for range queries {
+		x := tr.Model.UserVec(rng.IntN(users))
+		got := m.Candidates(x, 10, none, nil)
+		want := exact.Candidates(x, 10, none, nil)
+		hit := 0
+		for _, w := range want {
+			if slices.ContainsFunc(got, func(g Scored) bool { return g.Item == w.Item }) {
+				hit++
+			}
+		}
+		sum += float64(hit) / float64(len(want))
+	}
+	r := sum / queries
+	t.Logf("recall@10 of the index over %d trained items, %d queries: %.4f", tr.Index.Len(), queries, r)
+	if r < 0.95 {
+		t.Fatalf("recall@10 %.4f below 0.95", r)
+	}
+}
+
+// TestCandidatesSkipAndOrder: candidates come best first, never a skipped
+// item, exact and approximate alike, and the approximate path widens its
+// search when most of what it finds is skipped.
+func TestCandidatesSkipAndOrder(t *testing.T) {
+	entries := bench.Interactions(500, 800, 20_000, 9)
+	d := Data{Users: 500, Items: 800, Entries: entries, Versions: make([]uint32, 500)}
+	for _, threshold := range []int{-1, 1} {
+		cfg := Config{ALS: als.Config{Factors: 16, Iterations: 3}, ANNThreshold: threshold}
+		tr, err := Train(context.Background(), d, cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := New(cfg)
+		m.Install(tr, 500, nil)
+		x := tr.Model.UserVec(7)
+		all := m.Candidates(x, 200, func(int32) bool { return false }, nil)
+		skipTop := map[int32]bool{}
+		for _, c := range all[:150] {
+			skipTop[c.Item] = true
+		}
+		got := m.Candidates(x, 20, func(it int32) bool { return skipTop[it] }, nil)
+		if len(got) != 20 {
+			t.Fatalf("threshold %d: %d candidates after skipping the best 150", threshold, len(got))
+		}
+		for i, c := range got {
+			if skipTop[c.Item] {
+				t.Fatalf("threshold %d: skipped item %d returned", threshold, c.Item)
+			}
+			if i > 0 && c.Score > got[i-1].Score {
+				t.Fatalf("threshold %d: not best first: %v", threshold, got)
+			}
+		}
+	}
+}
+
+// TestTopMatchesSort: the partial selection equals a full sort's head.
+func TestTopMatchesSort(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	for _, size := range []int{0, 1, 5, 50, 500} {
+		for _, n := range []int{0, 1, 3, 10, 600} {
+			c := make([]Scored, size)
+			for i := range c {
+				c[i] = Scored{Item: int32(i), Score: float32(rng.IntN(40))}
+			}
+			want := slices.Clone(c)
+			slices.SortFunc(want, cmpScored)
+			want = want[:min(n, len(want))]
+			if got := Top(c, n); !slices.Equal(got, want) {
+				t.Fatalf("size %d n %d: %v, want %v", size, n, got, want)
+			}
+		}
+	}
+}
