@@ -24,7 +24,7 @@ func TestDocumentedFileIsTheDefaults(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "c.yaml")
 	os.WriteFile(path, []byte(block), 0o644)
-	cfg := Default()
+	var cfg Config // from zero: every field must be in the document
 	if err := cfg.LoadFile(path); err != nil {
 		t.Fatal(err)
 	}

@@ -32,6 +32,12 @@ func loadRecords(t testing.TB, name string) ([]event.Record, *event.Table) {
 // default configuration. On ml-100k it must beat the reference online
 // item-kNN over the user's last 20 items (HitRate@10 0.1735).
 func TestPrequentialDefaults(t *testing.T) {
+	if shared.Race {
+		// One goroutine replays 100,000 events through every model: the race
+		// detector has nothing to check and makes it take many minutes.
+		// .ci/run runs this test again without it.
+		t.Skip("accuracy replay: run without -race (go test -run TestPrequentialDefaults ./eval)")
+	}
 	for _, tc := range []struct {
 		name  string
 		floor float64

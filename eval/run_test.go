@@ -113,6 +113,23 @@ func TestItemKNNBeatsTrendingLeaveLast(t *testing.T) {
 	}
 }
 
+// TestTrainedMFBeatsTrendingOnHeldOut: matrix factorisation trained on
+// ml-100k with each user's last interaction held out ranks those held-out
+// items better than popularity does.
+func TestTrainedMFBeatsTrendingOnHeldOut(t *testing.T) {
+	recs, table := loadRecords(t, "ml-100k")
+	rep, err := Run(recs, table, func() *recommend.Engine { return recommend.New(recommend.Config{Table: table}) },
+		Config{Protocol: LeaveLast, Ks: []int{10}, Models: []string{ModelTrending, ModelMF}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, mf := rep.Results[0].Metrics[0], rep.Results[1].Metrics[0]
+	t.Logf("leave-last NDCG@10: trending %.4f, mf %.4f; HitRate@10: %.4f, %.4f", tr.NDCG, mf.NDCG, tr.HitRate, mf.HitRate)
+	if mf.NDCG <= tr.NDCG || mf.HitRate <= tr.HitRate {
+		t.Fatalf("mf (NDCG %.4f) does not beat trending (%.4f)", mf.NDCG, tr.NDCG)
+	}
+}
+
 // TestMFRunsUnderEveryProtocol: mf is trained on the training part (and,
 // in prequential, folds every event in) under each protocol.
 func TestMFRunsUnderEveryProtocol(t *testing.T) {

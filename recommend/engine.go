@@ -53,7 +53,7 @@ type Blend struct {
 
 // DefaultBlend returns the default weights, tuned by prequential replay of
 // ml-100k (docs/EVALUATION.md).
-func DefaultBlend() Blend { return Blend{ItemKNN: 1, MF: 0.5, Trending: 0.05} }
+func DefaultBlend() Blend { return Blend{ItemKNN: 1, MF: 0.25, Trending: 0.05} }
 
 type itemMeta struct {
 	cats    []int32

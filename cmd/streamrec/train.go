@@ -16,6 +16,7 @@ import (
 	"github.com/streamrec/streamrec/bench"
 	"github.com/streamrec/streamrec/eval"
 	"github.com/streamrec/streamrec/ingest"
+	"github.com/streamrec/streamrec/model/als"
 	"github.com/streamrec/streamrec/model/mf"
 	"github.com/streamrec/streamrec/node"
 	"github.com/streamrec/streamrec/pipeline"
@@ -54,12 +55,17 @@ func trainCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	cf.fs.IntVar(&synthetic, "synthetic", 0, "train on this many generated interactions instead (benchmark; writes no model)")
 	cf.fs.IntVar(&users, "users", 140_000, "--synthetic: users")
 	cf.fs.IntVar(&items, "items", 27_000, "--synthetic: items")
+	var shape string
+	cf.fs.StringVar(&shape, "shape", "zipf", "--synthetic: zipf (popular items and heavy users, as real data) or uniform (every pair distinct, the hardest case)")
 	if err := cf.fs.Parse(args); err != nil {
 		return err
 	}
 	if cf.fs.NArg() > 1 || (synthetic > 0 && cf.fs.NArg() > 0) {
 		cf.fs.Usage()
 		return errors.New("train: give at most one SOURCE, and none with --synthetic")
+	}
+	if factors < 0 || iterations < 0 || lambda < 0 || alpha < 0 || workers < 0 || synthetic < 0 {
+		return errors.New("train: --factors, --iterations, --lambda, --alpha, --workers and --synthetic must not be negative")
 	}
 	cfg, err := cf.load(getenv)
 	if err != nil {
@@ -84,7 +90,7 @@ func trainCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		}
 	}
 	if synthetic > 0 {
-		return trainSynthetic(ctx, synthetic, users, items, mc, stdout, stderr)
+		return trainSynthetic(ctx, synthetic, users, items, shape, mc, stdout, stderr)
 	}
 	table, err := cfg.Table()
 	if err != nil {
@@ -180,15 +186,24 @@ func rebuildFromStore(ctx context.Context, data string, newEngine func() *recomm
 
 // trainSynthetic is the training benchmark: generated interactions, time
 // and peak memory.
-func trainSynthetic(ctx context.Context, n, users, items int, mc mf.Config, stdout, stderr io.Writer) error {
+func trainSynthetic(ctx context.Context, n, users, items int, shape string, mc mf.Config, stdout, stderr io.Writer) error {
 	if users < 2 || items < 2 {
 		return errors.New("train: --users and --items must be at least 2")
 	}
 	start := time.Now()
-	entries := bench.Interactions(users, items, n, 1)
+	var entries []als.Entry
+	switch shape {
+	case "zipf":
+		entries = bench.Interactions(users, items, n, 1)
+	case "uniform":
+		entries = bench.UniformInteractions(users, items, n, 1)
+	default:
+		return fmt.Errorf("train: unknown --shape %q (zipf, uniform)", shape)
+	}
+	distinct := bench.DistinctPairs(entries)
 	gen := time.Since(start)
-	fmt.Fprintf(stderr, "generated %d interactions (%d users, %d items) in %s; training %d factors, %d iterations on %d cores\n",
-		n, users, items, gen.Round(time.Millisecond), mc.ALS.Factors, mc.ALS.Iterations, mc.ALS.Workers)
+	fmt.Fprintf(stderr, "generated %d interactions, %d distinct pairs (%d users, %d items, %s) in %s; training %d factors, %d iterations on %d cores\n",
+		n, distinct, users, items, shape, gen.Round(time.Millisecond), mc.ALS.Factors, mc.ALS.Iterations, mc.ALS.Workers)
 	mc.ANNThreshold = -1
 	t, err := trainWithBar(ctx, stderr, func(progress func(done, total int)) (*mf.Trained, error) {
 		return mf.Train(ctx, mf.Data{Users: users, Items: items, Entries: entries}, mc, progress)
@@ -196,8 +211,8 @@ func trainSynthetic(ctx context.Context, n, users, items int, mc mf.Config, stdo
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "interactions %d  users %d  items %d  factors %d  iterations %d  cores %d\ntraining %.1f s  peak memory (VmHWM) %s\n",
-		n, users, items, mc.ALS.Factors, mc.ALS.Iterations, mc.ALS.Workers, t.Took.Seconds(), peakRSS())
+	fmt.Fprintf(stdout, "interactions %d (%s, %d distinct pairs)  users %d  items %d  factors %d  iterations %d  cores %d\ntraining %.1f s  peak memory (VmHWM) %s\n",
+		n, shape, distinct, users, items, mc.ALS.Factors, mc.ALS.Iterations, mc.ALS.Workers, t.Took.Seconds(), peakRSS())
 	return nil
 }
 
