@@ -71,3 +71,58 @@ func GridTable(rows []GridRow, best mf.Config, k int) string {
 	}
 	return b.String()
 }
+
+// BlendRow is one blend setting tried and its validation NDCG at the grid's K.
+type BlendRow struct {
+	Weights    recommend.Blend `json:"weights"`
+	Validation float64         `json:"validation_ndcg"`
+}
+
+// DefaultBlendGrid is 2 × 3 × 3 = 18 weightings of the sources.
+var DefaultBlendGrid = func() []recommend.Blend {
+	var out []recommend.Blend
+	for _, k := range []float32{0, 1} {
+		for _, m := range []float32{0, 0.25, 1} {
+			for _, t := range []float32{0.05, 0.5, 2} {
+				out = append(out, recommend.Blend{ItemKNN: k, MF: m, Trending: t})
+			}
+		}
+	}
+	return out
+}()
+
+// GridBlend tunes the blend weights on the same chrono validation split as
+// GridMF (mf trained with mfCfg), and returns every row and the best.
+func GridBlend(recs []event.Record, table *event.Table, newEngine func() *recommend.Engine, mfCfg *mf.Config, grid []recommend.Blend, validation float64, k int) ([]BlendRow, recommend.Blend, error) {
+	if validation <= 0 || validation >= 1 {
+		return nil, recommend.Blend{}, errors.New("eval: grid: the validation share must be in (0, 1)")
+	}
+	var rows []BlendRow
+	best, bestW := -1.0, recommend.DefaultBlend()
+	for _, w := range grid {
+		rep, err := Run(recs, table, newEngine, Config{Protocol: Chrono, Models: []string{ModelBlend}, Ks: []int{k}, MF: mfCfg, Blend: &w, Validation: validation})
+		if err != nil {
+			return nil, bestW, err
+		}
+		v := rep.Results[0].Metrics[0].NDCG
+		rows = append(rows, BlendRow{Weights: w, Validation: v})
+		if v > best {
+			best, bestW = v, w
+		}
+	}
+	return rows, bestW, nil
+}
+
+// BlendTable formats the blend rows, the best marked.
+func BlendTable(rows []BlendRow, best recommend.Blend, k int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "blend grid on the validation split (NDCG@%d)\n%8s %8s %8s %12s\n", k, "item_knn", "mf", "trending", "validation")
+	for _, r := range rows {
+		mark := ""
+		if r.Weights == best {
+			mark = "  <- best"
+		}
+		fmt.Fprintf(&b, "%8g %8g %8g %12.4f%s\n", r.Weights.ItemKNN, r.Weights.MF, r.Weights.Trending, r.Validation, mark)
+	}
+	return b.String()
+}

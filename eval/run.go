@@ -42,6 +42,8 @@ type Config struct {
 	WarmUp        float64 // prequential: share of events applied before scoring
 	// MF, when set, replaces the engine's matrix-factorisation settings.
 	MF *mf.Config
+	// Blend, when set, replaces the engine's blend weights.
+	Blend *recommend.Blend
 	// RetrainEvery is, in prequential, how many events pass between two
 	// trainings of mf (as the server's schedule would); between them every
 	// event is folded in. Default 10,000.
@@ -146,11 +148,15 @@ func Run(recs []event.Record, table *event.Table, newEngine func() *recommend.En
 	start := time.Now()
 	rep := Report{Protocol: cfg.Protocol, Users: len(users), Items: len(items), Events: len(events)}
 	var err error
+	eng := newEngine()
+	if cfg.Blend != nil {
+		eng.SetBlend(*cfg.Blend)
+	}
 	switch cfg.Protocol {
 	case Prequential:
-		rep.Results, err = runPrequential(catalogue, events, table, newEngine(), cfg)
+		rep.Results, err = runPrequential(catalogue, events, table, eng, cfg)
 	default:
-		rep.Results, err = runHoldout(catalogue, events, table, newEngine(), cfg)
+		rep.Results, err = runHoldout(catalogue, events, table, eng, cfg)
 	}
 	rep.Seconds = time.Since(start).Seconds()
 	return rep, err

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/streamrec/streamrec/event"
+	"github.com/streamrec/streamrec/internal/shared"
 	"github.com/streamrec/streamrec/model/als"
 	"github.com/streamrec/streamrec/model/mf"
 	"github.com/streamrec/streamrec/recommend"
@@ -127,6 +128,39 @@ func TestTrainedMFBeatsTrendingOnHeldOut(t *testing.T) {
 	t.Logf("leave-last NDCG@10: trending %.4f, mf %.4f; HitRate@10: %.4f, %.4f", tr.NDCG, mf.NDCG, tr.HitRate, mf.HitRate)
 	if mf.NDCG <= tr.NDCG || mf.HitRate <= tr.HitRate {
 		t.Fatalf("mf (NDCG %.4f) does not beat trending (%.4f)", mf.NDCG, tr.NDCG)
+	}
+}
+
+// TestTunedBlendBeatsEASEChrono: the blend, its weights chosen on a
+// validation split carved from the training events (the test events never
+// looked at), beats the reference EASE (NDCG@10 0.181) on ml-100k chrono.
+func TestTunedBlendBeatsEASEChrono(t *testing.T) {
+	if shared.Race {
+		t.Skip("accuracy check: run without -race (go test -run TestTunedBlend ./eval)")
+	}
+	recs, table := loadRecords(t, "ml-100k")
+	newEngine := func() *recommend.Engine { return recommend.New(recommend.Config{Table: table}) }
+	rows, best, err := GridBlend(recs, table, newEngine, nil, DefaultBlendGrid, 0.2, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	top := rows[0]
+	for _, r := range rows {
+		if r.Validation > top.Validation {
+			top = r
+		}
+	}
+	if top.Weights != best {
+		t.Fatalf("best %+v is not the top validation row %+v", best, top)
+	}
+	rep, err := Run(recs, table, newEngine, Config{Protocol: Chrono, Ks: []int{10}, Models: []string{ModelBlend}, Blend: &best})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ndcg := rep.Results[0].Metrics[0].NDCG
+	t.Logf("chrono NDCG@10 of the blend tuned on validation (%+v): %.4f", best, ndcg)
+	if ndcg <= 0.181 {
+		t.Fatalf("tuned blend NDCG@10 %.4f does not beat EASE's 0.181", ndcg)
 	}
 }
 

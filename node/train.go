@@ -55,7 +55,7 @@ func (n *Node) loadModel(ctx context.Context) {
 	n.log.Info("mf: saved model loaded", "trained_through_seq", t.Seq, "interactions", t.Events, "trained_at", t.At.Format(time.RFC3339))
 }
 
-// runTrainer checks the schedule every tick until ctx is done.
+// run checks the schedule every tick until ctx is done.
 func (t *trainer) run(ctx context.Context, tick time.Duration) {
 	cfg := t.n.cfg.MF
 	if cfg.TrainEveryEvents == 0 && cfg.TrainEvery == 0 {
@@ -63,7 +63,9 @@ func (t *trainer) run(ctx context.Context, tick time.Duration) {
 		return
 	}
 	if cur := t.n.Engine.MFTrained(); cur != nil {
-		t.tried = cur.Seq
+		// A model file made elsewhere may name more records than this log
+		// holds: count from what is here.
+		t.tried = min(cur.Seq, t.n.Engine.Applied())
 	}
 	t.last = time.Now()
 	timer := time.NewTicker(tick)

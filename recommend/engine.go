@@ -51,6 +51,16 @@ type Blend struct {
 	Trending float32 `json:"trending"`
 }
 
+// SetBlend replaces the blend weights (all zero: the defaults).
+func (e *Engine) SetBlend(b Blend) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if b == (Blend{}) {
+		b = DefaultBlend()
+	}
+	e.blend = b
+}
+
 // DefaultBlend returns the default weights, tuned by prequential replay of
 // ml-100k (docs/EVALUATION.md).
 func DefaultBlend() Blend { return Blend{ItemKNN: 1, MF: 0.25, Trending: 0.05} }

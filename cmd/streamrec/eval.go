@@ -37,7 +37,7 @@ func evalCmd(_ context.Context, args []string, stdout, stderr io.Writer, getenv 
 	var validation float64
 	var grid bool
 	cf.fs.Float64Var(&validation, "validation", 0, "chrono: score on this last share of the training events instead of the test events (for tuning)")
-	cf.fs.BoolVar(&grid, "grid", false, "tune mf on a validation split of the training events (never the test events), then score the best setting")
+	cf.fs.BoolVar(&grid, "grid", false, "tune mf (and, under chrono, the blend weights) on a validation split of the training events (never the test events), then score the best setting")
 	if err := cf.fs.Parse(args); err != nil {
 		return err
 	}
@@ -105,6 +105,15 @@ func evalCmd(_ context.Context, args []string, stdout, stderr io.Writer, getenv 
 		ec.MF, ec.Validation = &best, 0
 		if !slices.Contains(ec.Models, eval.ModelMF) {
 			ec.Models = append(ec.Models, eval.ModelMF)
+		}
+		if protocol == eval.Chrono {
+			brows, bw, err := eval.GridBlend(recs, table, newEngine, &best, eval.DefaultBlendGrid, validation, k)
+			if err != nil {
+				return err
+			}
+			fmt.Fprint(stdout, eval.BlendTable(brows, bw, k))
+			fmt.Fprintf(stdout, "best blend: item_knn %g, mf %g, trending %g\n\n", bw.ItemKNN, bw.MF, bw.Trending)
+			ec.Blend = &bw
 		}
 	}
 	sbar := newBar(stderr, 1, "scoring "+protocol, false)

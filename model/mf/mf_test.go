@@ -9,6 +9,7 @@ import (
 	"github.com/streamrec/streamrec/bench"
 	"github.com/streamrec/streamrec/internal/shared"
 	"github.com/streamrec/streamrec/model/als"
+	"github.com/streamrec/streamrec/model/ann"
 )
 
 // TestANNRecallAt10: above the threshold, retrieval goes through the HNSW
@@ -110,5 +111,48 @@ func TestTopMatchesSort(t *testing.T) {
 				t.Fatalf("size %d n %d: %v, want %v", size, n, got, want)
 			}
 		}
+	}
+}
+
+// benchModel trains on 27,000 items (the 20M benchmark's catalogue) once.
+func benchModel(b *testing.B, threshold int) (*Model, *Trained) {
+	entries := bench.Interactions(20000, 27000, 600_000, 4)
+	d := Data{Users: 20000, Items: 27000, Entries: entries, Versions: make([]uint32, 20000)}
+	cfg := Config{ALS: als.Config{Factors: 64, Lambda: 20, Alpha: 3, Iterations: 3}, ANNThreshold: threshold}
+	tr, err := Train(context.Background(), d, cfg, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := New(cfg)
+	m.Install(tr, 20000, nil)
+	return m, tr
+}
+
+func benchCandidates(b *testing.B, threshold int) {
+	m, tr := benchModel(b, threshold)
+	none := func(int32) bool { return false }
+	out := make([]Scored, 0, 27000)
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		out = m.Candidates(tr.Model.UserVec(i%20000), 30, none, out[:0])
+		i++
+	}
+}
+
+// BenchmarkCandidatesExact27k: the top 30 of 27,000 items by dot product,
+// every item scored (64 factors).
+func BenchmarkCandidatesExact27k(b *testing.B) { benchCandidates(b, -1) }
+
+// BenchmarkCandidatesANN27k: the same through the HNSW index.
+func BenchmarkCandidatesANN27k(b *testing.B) { benchCandidates(b, 1) }
+
+// BenchmarkIndexBuild27k: building the HNSW index over 27,000 item vectors.
+func BenchmarkIndexBuild27k(b *testing.B) {
+	_, tr := benchModel(b, -1)
+	b.ResetTimer()
+	for b.Loop() {
+		ann.Build(tr.Model.Items, 64, ann.Config{})
 	}
 }
