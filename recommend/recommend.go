@@ -58,6 +58,7 @@ type scratch struct {
 	best    []float32 // per item: the largest weighted part
 	src     []uint8   // per item: the source of that part
 	merged  []int32
+	final   []cand
 }
 
 type cand struct {
@@ -178,9 +179,11 @@ func (e *Engine) gather(s *scratch, user string, n int, cat int32, w Blend, trac
 	if known {
 		hist = e.hist.User(u)
 	}
+	excluded := 0
 	for _, h := range hist {
 		if e.consumed[h.Type] {
 			s.mark[h.Item] = s.stamp
+			excluded++
 		}
 	}
 	skip := func(it int32) bool { return s.mark[it] == s.stamp || !e.eligible(it, cat) }
@@ -216,7 +219,7 @@ func (e *Engine) gather(s *scratch, user string, n int, cat int32, w Blend, trac
 	s.mf = s.mf[:0]
 	if w.MF > 0 && known {
 		if x := e.mf.UserVector(u, hist); x != nil {
-			s.mf = e.mf.Candidates(x, perSource(n), skip, s.mf)
+			s.mf = e.mf.Candidates(x, perSource(n), excluded, skip, s.mf)
 		}
 	}
 	lap(&e.traceSink(trace).MF)
@@ -277,12 +280,13 @@ func (e *Engine) merge(s *scratch, w Blend, n int, out []Scored) []Scored {
 			s.best[it], s.src[it] = v, src
 		}
 	}
-	var top float32
-	for _, c := range s.knn {
-		top = max(top, c.score)
-	}
-	for _, c := range s.knn {
-		add(c.item, w.ItemKNN*c.score/top, 0)
+	// Only item-kNN's own top n can matter beside the other sources'
+	// candidates: an item outside it, and in no other list, scores below n
+	// items that are in it.
+	s.cand = append(s.cand[:0], s.knn...)
+	knnTop := topN(s.cand, n)
+	for _, c := range knnTop {
+		add(c.item, w.ItemKNN*c.score/knnTop[0].score, 0)
 	}
 	if len(s.mf) > 0 {
 		hi, lo := s.mf[0].Score, s.mf[len(s.mf)-1].Score
@@ -304,11 +308,11 @@ func (e *Engine) merge(s *scratch, w Blend, n int, out []Scored) []Scored {
 			add(c.item, w.Trending*v+1e-9, 2)
 		}
 	}
-	s.cand = s.cand[:0]
+	s.final = s.final[:0]
 	for _, it := range s.merged {
-		s.cand = append(s.cand, cand{it, s.blend[it]})
+		s.final = append(s.final, cand{it, s.blend[it]})
 	}
-	for _, c := range topN(s.cand, n) {
+	for _, c := range topN(s.final, n) {
 		out = append(out, Scored{Item: e.items.Name(c.item), Score: float64(c.score), Source: sourceNames[s.src[c.item]]})
 	}
 	for _, it := range s.merged {

@@ -35,7 +35,8 @@ type Config struct {
 	FoldInSteps int
 	// ANNThreshold is the catalogue size (trained items) from which
 	// retrieval uses the HNSW index instead of scoring every item (default
-	// 50,000; negative: always exact).
+	// 5,000, where scoring every item starts to cost more than the
+	// index; negative: always exact).
 	ANNThreshold int
 	ANN          ann.Config
 }
@@ -45,7 +46,7 @@ type Config struct {
 func DefaultConfig() Config {
 	a := als.DefaultConfig()
 	a.Factors, a.Lambda, a.Alpha, a.Iterations = 64, 20, 3, 10
-	return Config{ALS: a, FoldInSteps: 3, ANNThreshold: 50_000}
+	return Config{ALS: a, FoldInSteps: 3, ANNThreshold: 5_000}
 }
 
 func (c *Config) fill() {
@@ -304,16 +305,18 @@ type Scored struct {
 }
 
 // Candidates appends to out up to n items with the largest dot product with
-// x, best first, skipping those skip rejects. Above the configured
-// catalogue size the trained items come from the HNSW index; items with a
-// vector solved since training are always scored exactly. Read lock held.
-func (m *Model) Candidates(x []float32, n int, skip func(int32) bool, out []Scored) []Scored {
+// x, best first, skipping those skip rejects (about excluded of them: the
+// user's own items, which score high, so the approximate search asks for
+// that many more at once). Above the configured catalogue size the trained
+// items come from the HNSW index; items with a vector solved since training
+// are always scored exactly. Read lock held.
+func (m *Model) Candidates(x []float32, n, excluded int, skip func(int32) bool, out []Scored) []Scored {
 	if m.cur == nil || x == nil || n <= 0 {
 		return out
 	}
 	base := len(out)
 	if idx := m.cur.Index; idx != nil {
-		out = m.annCandidates(idx, x, n, skip, out)
+		out = m.annCandidates(idx, x, n, excluded, skip, out)
 	} else {
 		ni := len(m.cur.HasData)
 		for i := range ni {
@@ -369,9 +372,9 @@ func Top(c []Scored, n int) []Scored {
 
 // annCandidates asks the index for more than n items, enough to keep n after
 // skipping, widening the search when too many were skipped.
-func (m *Model) annCandidates(idx *ann.Index, x []float32, n int, skip func(int32) bool, out []Scored) []Scored {
+func (m *Model) annCandidates(idx *ann.Index, x []float32, n, excluded int, skip func(int32) bool, out []Scored) []Scored {
 	base := len(out)
-	for k := 2*n + 16; ; k *= 4 {
+	for k := n + excluded + 16; ; k *= 4 {
 		out = out[:base]
 		for _, it := range idx.Search(x, k) {
 			if !skip(it) {

@@ -43,8 +43,8 @@ func TestANNRecallAt10(t *testing.T) {
 	none := func(int32) bool { return false }
 	for range queries {
 		x := tr.Model.UserVec(rng.IntN(users))
-		got := m.Candidates(x, 10, none, nil)
-		want := exact.Candidates(x, 10, none, nil)
+		got := m.Candidates(x, 10, 0, none, nil)
+		want := exact.Candidates(x, 10, 0, none, nil)
 		hit := 0
 		for _, w := range want {
 			if slices.ContainsFunc(got, func(g Scored) bool { return g.Item == w.Item }) {
@@ -75,12 +75,12 @@ func TestCandidatesSkipAndOrder(t *testing.T) {
 		m := New(cfg)
 		m.Install(tr, 500, nil)
 		x := tr.Model.UserVec(7)
-		all := m.Candidates(x, 200, func(int32) bool { return false }, nil)
+		all := m.Candidates(x, 200, 0, func(int32) bool { return false }, nil)
 		skipTop := map[int32]bool{}
 		for _, c := range all[:150] {
 			skipTop[c.Item] = true
 		}
-		got := m.Candidates(x, 20, func(it int32) bool { return skipTop[it] }, nil)
+		got := m.Candidates(x, 20, 0, func(it int32) bool { return skipTop[it] }, nil)
 		if len(got) != 20 {
 			t.Fatalf("threshold %d: %d candidates after skipping the best 150", threshold, len(got))
 		}
@@ -136,7 +136,7 @@ func benchCandidates(b *testing.B, threshold int) {
 	b.ResetTimer()
 	i := 0
 	for b.Loop() {
-		out = m.Candidates(tr.Model.UserVec(i%20000), 30, none, out[:0])
+		out = m.Candidates(tr.Model.UserVec(i%20000), 30, 0, none, out[:0])
 		i++
 	}
 }
