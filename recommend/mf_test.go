@@ -279,3 +279,62 @@ func TestRecommendEachMatchesRecommend(t *testing.T) {
 		}
 	}
 }
+
+// TestBlendEqualsTheFullMerge: the blend equals the weighted sum of each
+// source's scaled scores computed over every candidate, the definition the
+// merge's shortcuts must not change.
+func TestBlendEqualsTheFullMerge(t *testing.T) {
+	e := twoWorlds(t)
+	// More sources overlap when users cross over.
+	e.Apply([]event.Record{ev("a4", "B2", event.Watch, 3, 70_000), ev("b6", "A9", event.Watch, 3, 70_001)})
+	w := e.blend
+	for _, user := range []string{"a0", "a4", "b6", "b11", "nobody"} {
+		for _, n := range []int{3, 10} {
+			score := map[string]float64{}
+			part := func(list []Scored, weight float32, scale func(float64) float64) {
+				for _, x := range list {
+					score[x.Item] += float64(weight) * scale(x.Score)
+				}
+			}
+			knn := e.Recommend(Request{User: user, N: 1 << 20, Source: SourceItemKNN})
+			if len(knn) > 0 {
+				part(knn, w.ItemKNN, func(v float64) float64 { return v / knn[0].Score })
+			}
+			mfl := e.Recommend(Request{User: user, N: perSource(n), Source: SourceMF})
+			if len(mfl) > 0 {
+				hi, lo := mfl[0].Score, mfl[len(mfl)-1].Score
+				part(mfl, w.MF, func(v float64) float64 { return (v - lo) / (hi - lo) })
+			}
+			tr := e.Recommend(Request{User: user, N: perSource(n), Source: SourceTrending})
+			if len(tr) > 0 {
+				part(tr, w.Trending, func(v float64) float64 { return v / tr[0].Score })
+			}
+			type kv struct {
+				item  string
+				score float64
+			}
+			var all []kv
+			for k, v := range score {
+				all = append(all, kv{k, v})
+			}
+			slices.SortFunc(all, func(a, b kv) int {
+				if a.score > b.score {
+					return -1
+				}
+				if a.score < b.score {
+					return 1
+				}
+				return strings.Compare(a.item, b.item)
+			})
+			got := e.Recommend(Request{User: user, N: n})
+			if len(got) != min(n, len(all)) {
+				t.Fatalf("%s n=%d: %d items, want %d", user, n, len(got), min(n, len(all)))
+			}
+			for i, x := range got {
+				if d := x.Score - all[i].score; d > 1e-4 || d < -1e-4 {
+					t.Fatalf("%s n=%d rank %d: %s %.5f, full merge %s %.5f", user, n, i, x.Item, x.Score, all[i].item, all[i].score)
+				}
+			}
+		}
+	}
+}

@@ -280,13 +280,30 @@ func (e *Engine) merge(s *scratch, w Blend, n int, out []Scored) []Scored {
 			s.best[it], s.src[it] = v, src
 		}
 	}
-	// Only item-kNN's own top n can matter beside the other sources'
-	// candidates: an item outside it, and in no other list, scores below n
-	// items that are in it.
-	s.cand = append(s.cand[:0], s.knn...)
-	knnTop := topN(s.cand, n)
-	for _, c := range knnTop {
-		add(c.item, w.ItemKNN*c.score/knnTop[0].score, 0)
+	// Of item-kNN's candidates only its own top n and those the other
+	// sources also bring can matter: any other one scores below n items of
+	// that top n. s.acc (all zero between requests) flags the latter.
+	for _, c := range s.mf {
+		s.acc[c.Item] = 1
+	}
+	for _, c := range s.tr {
+		s.acc[c.item] = 1
+	}
+	if len(s.knn) > 0 {
+		s.cand = append(s.cand[:0], s.knn...)
+		knnTop := topN(s.cand, n)
+		hi, last := knnTop[0].score, knnTop[len(knnTop)-1]
+		for _, c := range s.knn {
+			if s.acc[c.item] != 0 || cmpCand(c, last) <= 0 {
+				add(c.item, w.ItemKNN*c.score/hi, 0)
+			}
+		}
+	}
+	for _, c := range s.mf {
+		s.acc[c.Item] = 0
+	}
+	for _, c := range s.tr {
+		s.acc[c.item] = 0
 	}
 	if len(s.mf) > 0 {
 		hi, lo := s.mf[0].Score, s.mf[len(s.mf)-1].Score
