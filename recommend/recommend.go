@@ -187,14 +187,19 @@ func (e *Engine) gather(s *scratch, user string, n int, cat int32, w Blend, trac
 		}
 	}
 	skip := func(it int32) bool { return s.mark[it] == s.stamp || !e.eligible(it, cat) }
+	timed := trace != nil
+	var sink Trace
+	if !timed {
+		trace = &sink
+	}
 	var start time.Time
 	lap := func(d *time.Duration) {
-		if trace != nil {
+		if timed {
 			now := time.Now()
 			*d, start = now.Sub(start), now
 		}
 	}
-	if trace != nil {
+	if timed {
 		start = time.Now()
 	}
 
@@ -209,11 +214,9 @@ func (e *Engine) gather(s *scratch, user string, n int, cat int32, w Blend, trac
 				s.knn = append(s.knn, cand{it, sc})
 			}
 		}
-		if trace != nil {
-			trace.Candidates = len(s.touched)
-		}
+		trace.Candidates = len(s.touched)
 	}
-	lap(&e.traceSink(trace).ItemKNN)
+	lap(&trace.ItemKNN)
 
 	// mf: the user's vector, folded in first if they acted since.
 	s.mf = s.mf[:0]
@@ -222,14 +225,14 @@ func (e *Engine) gather(s *scratch, user string, n int, cat int32, w Blend, trac
 			s.mf = e.mf.Candidates(x, perSource(n), excluded, skip, s.mf)
 		}
 	}
-	lap(&e.traceSink(trace).MF)
+	lap(&trace.MF)
 
 	// trending: the most popular eligible items right now.
 	s.tr = s.tr[:0]
 	if w.Trending > 0 {
 		s.tr = e.trendingCands(s.tr, perSource(n), cat, skip)
 	}
-	lap(&e.traceSink(trace).Trending)
+	lap(&trace.Trending)
 }
 
 // answer turns the gathered candidates into the answer for source ("" for
@@ -256,14 +259,6 @@ func (e *Engine) answer(s *scratch, source string, w Blend, n int) []Scored {
 		return out
 	}
 	return e.merge(s, w, n, out)
-}
-
-// traceSink lets the timing code run unconditionally.
-func (e *Engine) traceSink(t *Trace) *Trace {
-	if t == nil {
-		return &Trace{}
-	}
-	return t
 }
 
 var sourceNames = [...]string{SourceItemKNN, SourceMF, SourceTrending}
