@@ -37,6 +37,11 @@ func (d *Dict) Intern(s string) int32 {
 // Name returns the string of id. It panics if id was never handed out.
 func (d *Dict) Name(id int32) string { return d.names[id] }
 
+// Names returns the strings of ids 0 to n−1. The slice shares the Dict's
+// array: those entries never change, so it may be read after the caller's
+// lock is released, while the Dict grows.
+func (d *Dict) Names(n int) []string { return d.names[:n:n] }
+
 // Len is the number of ids handed out.
 func (d *Dict) Len() int { return len(d.names) }
 

@@ -104,15 +104,17 @@ func (t *trainer) train(ctx context.Context) {
 			n.log.Info("mf: training", "step", done, "of", total, "elapsed", el.Round(time.Millisecond), "eta", eta.Round(time.Second))
 		}
 	})
-	if errors.Is(err, als.ErrNothing) {
+	switch {
+	case errors.Is(err, als.ErrNothing):
 		n.log.Info("mf: nothing to train on yet")
+		return
+	case ctx.Err() != nil:
+		n.log.Info("mf: training stopped by shutdown")
 		return
 	}
 	n.Metrics.Training(time.Since(start), err)
 	if err != nil {
-		if ctx.Err() == nil {
-			n.log.Error("mf: training failed", "err", err)
-		}
+		n.log.Error("mf: training failed", "err", err)
 		return
 	}
 	n.log.Info("mf: model installed", "trained_through_seq", tr.Seq, "interactions", tr.Events,

@@ -82,15 +82,21 @@ func (e *Engine) MFTrained() *mf.Trained {
 }
 
 // WriteMF saves the installed model to w under external ids; false when
-// none is installed.
+// none is installed. The lock is held only to take the model and the id
+// tables (the model is immutable, the tables' first entries never change),
+// so writes go on while the file is written.
 func (e *Engine) WriteMF(w io.Writer) (bool, error) {
 	e.mu.RLock()
-	defer e.mu.RUnlock()
 	t := e.mf.Current()
+	var users, items []string
+	if t != nil {
+		users, items = e.users.Names(t.Model.NumUsers()), e.items.Names(t.Model.NumItems())
+	}
+	e.mu.RUnlock()
 	if t == nil {
 		return false, nil
 	}
-	return true, t.Write(w, e.users.Name, e.items.Name)
+	return true, t.Write(w, func(u int32) string { return users[u] }, func(i int32) string { return items[i] })
 }
 
 // LoadMF reads a model saved by WriteMF (or `streamrec train`) and installs
