@@ -17,6 +17,14 @@ import (
 // twoWorlds: users a0..a19 watch items A0..A29, users b0..b19 watch items
 // B0..B29 (each user a random 15 of them); nobody crosses over.
 func twoWorlds(t testing.TB) *Engine {
+	e := twoWorldsUntrained(t)
+	if _, err := e.TrainMF(context.Background(), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func twoWorldsUntrained(t testing.TB) *Engine {
 	tb, err := event.Preset(event.PresetVideo)
 	if err != nil {
 		t.Fatal(err)
@@ -34,9 +42,6 @@ func twoWorlds(t testing.TB) *Engine {
 		}
 	}
 	e.Apply(recs)
-	if _, err := e.TrainMF(context.Background(), nil, nil); err != nil {
-		t.Fatal(err)
-	}
 	return e
 }
 
@@ -337,4 +342,31 @@ func TestBlendEqualsTheFullMerge(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzLoadMF: a damaged model file is an error, never a panic, and an
+// engine that accepted one still answers.
+func FuzzLoadMF(f *testing.F) {
+	e := twoWorlds(f)
+	var buf bytes.Buffer
+	if _, err := e.WriteMF(&buf); err != nil {
+		f.Fatal(err)
+	}
+	b := buf.Bytes()
+	f.Add(b)
+	f.Add(b[:len(b)/3])
+	f.Add([]byte{})
+	flipped := bytes.Clone(b)
+	flipped[len(flipped)/2] ^= 0xff
+	f.Add(flipped)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := twoWorldsUntrained(t)
+		if _, err := r.LoadMF(context.Background(), bytes.NewReader(data), int64(len(data))); err != nil {
+			return
+		}
+		for _, u := range []string{"a0", "b3", "nobody"} {
+			r.Recommend(Request{User: u, N: 5})
+			r.Recommend(Request{User: u, N: 5, Source: SourceMF})
+		}
+	})
 }

@@ -94,7 +94,7 @@ func ReadFile(r io.Reader, size int64) (*File, error) {
 		return nil, err
 	}
 	k := f.Config.Factors
-	d.Check(k > 0 && k <= 4096 && f.Config.Iterations > 0 && f.Config.CGSteps > 0, "configuration")
+	d.Check(k > 0 && k <= 1024 && f.Config.Iterations > 0 && f.Config.CGSteps > 0, "configuration")
 	d.Check(len(f.Versions) == len(f.Users) && len(f.HasData) == len(f.Items), "table sizes")
 	d.Check(len(f.UserF) == len(f.Users)*k && len(f.ItemF) == len(f.Items)*k, "factor sizes")
 	if err := d.Err(); err != nil {
