@@ -86,6 +86,7 @@ type Engine struct {
 	mf       *mf.Model
 	blend    Blend
 	applied  uint64 // records applied
+	catEpoch uint64 // changes with every catalogue record: cached answers that filter by it expire
 	scratch  sync.Pool
 }
 
@@ -151,6 +152,7 @@ func (e *Engine) apply(r *event.Record) {
 		e.mf.Grow(e.users.Len())
 		e.mf.Apply(u, it, ev.Weight)
 	case event.KindItemPut:
+		e.catEpoch++
 		it := e.item(r.Item.ID)
 		m := &e.meta[it]
 		for _, c := range m.cats {
@@ -170,6 +172,7 @@ func (e *Engine) apply(r *event.Record) {
 		m.hidden = r.Item.Hidden
 		m.deleted = false
 	case event.KindItemDelete:
+		e.catEpoch++
 		if it, ok := e.items.Lookup(r.Item.ID); ok {
 			e.meta[it].deleted = true
 		}
@@ -225,6 +228,7 @@ type MFStats struct {
 	Seconds    float64   `json:"training_seconds"`      // how long that training took
 	FreshItems int       `json:"items_folded_in"`       // items with a vector solved since
 	FoldIns    uint64    `json:"fold_ins"`              // user and item fold-ins since start
+	CacheHits  uint64    `json:"candidate_cache_hits"`  // candidate lists reused since start
 	ANN        bool      `json:"approximate_retrieval"` // served from the HNSW index
 }
 
@@ -248,7 +252,7 @@ func (e *Engine) mfStats() MFStats {
 		return MFStats{}
 	}
 	return MFStats{Trained: true, TrainedAt: t.At, Seq: t.Seq, Events: t.Events, Seconds: t.Took.Seconds(),
-		FreshItems: e.mf.Fresh(), FoldIns: e.mf.FoldIns(), ANN: t.Index != nil}
+		FreshItems: e.mf.Fresh(), FoldIns: e.mf.FoldIns(), CacheHits: e.mf.CacheHits(), ANN: t.Index != nil}
 }
 
 // KnowsItem reports whether the engine has seen item (in an event or the

@@ -370,3 +370,82 @@ func FuzzLoadMF(f *testing.F) {
 		}
 	})
 }
+
+// TestMFCandidateCacheNeverServesStale: an engine that answered (and
+// cached) just before a change answers after it exactly as an engine that
+// never answered before: after the user's own events, hidden items, a
+// change of category membership, and events on an item newer than the
+// model.
+func TestMFCandidateCacheNeverServesStale(t *testing.T) {
+	cached, fresh := twoWorlds(t), twoWorlds(t)
+	users := []string{"a0", "a7", "b3", "b15"}
+	ask := func(e *Engine, user, cat string) []string {
+		return itemsOf(e.Recommend(Request{User: user, N: 10, Source: SourceMF, Category: cat}))
+	}
+	for _, u := range users {
+		ask(cached, u, "")
+		ask(cached, u, "")
+	}
+	if cached.Stats().MF.CacheHits < uint64(len(users)) {
+		t.Fatalf("second requests not answered from the cache: %+v", cached.Stats().MF)
+	}
+	put := func(id string, hidden bool, cats ...string) event.Record {
+		return event.Record{Kind: event.KindItemPut, Item: event.Item{ID: id, Hidden: hidden, Categories: cats}}
+	}
+	hideTops := func() []event.Record {
+		var r []event.Record
+		for _, u := range users {
+			r = append(r, put(ask(cached, u, "")[0], true))
+		}
+		return r
+	}
+	newItem := func() []event.Record {
+		var r []event.Record
+		for u := range 20 {
+			r = append(r, ev(fmt.Sprint("b", u), "Bnew", event.Like, 5, 81_000+u))
+		}
+		return r
+	}
+	steps := []struct {
+		name   string
+		cat    string
+		change func() []event.Record
+		check  func(after []string) bool // the change must show in the answer
+	}{
+		{"own events", "", func() []event.Record {
+			var r []event.Record
+			for k := range 20 {
+				r = append(r, ev("a0", fmt.Sprint("B", k), event.Watch, 3, 80_000+k))
+			}
+			return r
+		}, nil},
+		{"hidden items", "", hideTops, nil},
+		{"category membership", "x", func() []event.Record {
+			return []event.Record{put("A11", false, "x"), put("A12", false, "x"), put("B13", false, "x"), put("B14", false, "x")}
+		}, nil},
+		{"new item", "", newItem, func(after []string) bool { return slices.Contains(after, "Bnew") }},
+	}
+	cached.Apply([]event.Record{put("A3", false, "x"), put("B4", false, "x")})
+	fresh.Apply([]event.Record{put("A3", false, "x"), put("B4", false, "x")})
+	for _, st := range steps {
+		for _, u := range users { // answer (and cache) right before the change
+			ask(cached, u, st.cat)
+		}
+		recs := st.change()
+		cached.Apply(recs)
+		fresh.Apply(recs)
+		shown := st.check == nil
+		for _, u := range users {
+			got, want := ask(cached, u, st.cat), ask(fresh, u, st.cat)
+			if !slices.Equal(got, want) {
+				t.Fatalf("after %s, %s: cached engine %v, fresh engine %v", st.name, u, got, want)
+			}
+			if st.check != nil && st.check(got) {
+				shown = true
+			}
+		}
+		if !shown {
+			t.Fatalf("%s: the change shows in no answer, so the step tests nothing", st.name)
+		}
+	}
+}

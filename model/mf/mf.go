@@ -166,9 +166,29 @@ type freshItem struct {
 type Model struct {
 	cfg   Config
 	cur   *Trained
-	users []atomic.Pointer[vec] // by dense user id
+	users []userSlot // by dense user id
 	fresh map[int32]*freshItem
-	folds atomic.Uint64
+	// freshEpoch changes whenever a fresh item's vector may change, which
+	// invalidates every cached candidate list.
+	freshEpoch uint64
+	folds      atomic.Uint64
+	hits       atomic.Uint64
+}
+
+// userSlot is one user's vector and their last candidate list.
+type userSlot struct {
+	v     atomic.Pointer[vec]
+	cache atomic.Pointer[candCache]
+}
+
+// candCache is a user's candidate list and everything it depends on.
+type candCache struct {
+	t       *Trained
+	version uint32 // the user's history length
+	epoch   [2]uint64
+	n       int
+	cat     int32
+	list    []Scored
 }
 
 // New returns a model with nothing trained: it recommends nothing until the
@@ -208,6 +228,7 @@ func (m *Model) Apply(user, item int32, w float32) {
 	}
 	f.users = append(f.users, user)
 	f.weights = append(f.weights, w)
+	m.freshEpoch++
 }
 
 // Install makes t the served model (write lock held). hist gives each
@@ -219,10 +240,10 @@ func (m *Model) Install(t *Trained, users int, hist func(u int32) []history.Entr
 		t.userGram = t.Model.UserGram()
 	}
 	m.cur = t
-	m.users = make([]atomic.Pointer[vec], max(users, len(t.Versions)))
+	m.users = make([]userSlot, max(users, len(t.Versions)))
 	for u, v := range t.Versions {
 		if u < t.Model.NumUsers() {
-			m.users[u].Store(&vec{version: v, x: t.Model.UserVec(u)})
+			m.users[u].v.Store(&vec{version: v, x: t.Model.UserVec(u)})
 		}
 	}
 	m.fresh = map[int32]*freshItem{}
@@ -246,9 +267,10 @@ func (m *Model) Grow(n int) {
 	if n <= len(m.users) || m.cur == nil {
 		return
 	}
-	grown := make([]atomic.Pointer[vec], n+n/4+16)
+	grown := make([]userSlot, n+n/4+16)
 	for u := range m.users {
-		grown[u].Store(m.users[u].Load())
+		grown[u].v.Store(m.users[u].v.Load())
+		grown[u].cache.Store(m.users[u].cache.Load())
 	}
 	m.users = grown
 }
@@ -260,7 +282,7 @@ func (m *Model) UserVector(u int32, hist []history.Entry) []float32 {
 	if m.cur == nil || u < 0 || int(u) >= len(m.users) {
 		return nil
 	}
-	p := m.users[u].Load()
+	p := m.users[u].v.Load()
 	if p != nil && int(p.version) == len(hist) {
 		return p.x
 	}
@@ -281,9 +303,39 @@ func (m *Model) UserVector(u int32, hist []history.Entry) []float32 {
 		x = m.cur.Model.FoldInFrom(x0, items, weights, m.cfg.FoldInSteps)
 		m.folds.Add(1)
 	}
-	m.users[u].Store(&vec{version: uint32(len(hist)), x: x})
+	m.users[u].v.Store(&vec{version: uint32(len(hist)), x: x})
 	return x
 }
+
+// UserCandidates is Candidates for user u with history hist: the user's
+// vector (folded in first when stale) against the items, up to n, the
+// answer kept for the next request. The kept list is used again while
+// nothing it depends on changed: the model, the user's history, n, the
+// category cat, the caller's catalogue epoch (which must change whenever
+// skip could answer differently for reasons other than the user's own
+// history) and the vectors of items newer than the model. Read lock held.
+func (m *Model) UserCandidates(u int32, hist []history.Entry, n, excluded int, cat int32, epoch uint64, skip func(int32) bool, out []Scored) []Scored {
+	if m.cur == nil || u < 0 || int(u) >= len(m.users) {
+		return out
+	}
+	key := candCache{t: m.cur, version: uint32(len(hist)), epoch: [2]uint64{epoch, m.freshEpoch}, n: n, cat: cat}
+	if c := m.users[u].cache.Load(); c != nil && c.t == key.t && c.version == key.version && c.epoch == key.epoch && c.n == key.n && c.cat == key.cat {
+		m.hits.Add(1)
+		return append(out, c.list...)
+	}
+	x := m.UserVector(u, hist)
+	if x == nil {
+		return out
+	}
+	base := len(out)
+	out = m.Candidates(x, n, excluded, skip, out)
+	key.list = slices.Clone(out[base:])
+	m.users[u].cache.Store(&key)
+	return out
+}
+
+// CacheHits counts candidate lists answered from the per-user cache.
+func (m *Model) CacheHits() uint64 { return m.hits.Load() }
 
 // itemVector is a fresh item's vector, solved again when users touched it
 // since.
@@ -403,7 +455,12 @@ func dot(a, b []float32) float32 { return als.Dot(a, b) }
 
 // Bytes estimates the memory held: factors, per-user slots, fresh items.
 func (m *Model) Bytes() int64 {
-	var n int64 = int64(len(m.users)) * 8
+	var n int64 = int64(len(m.users)) * 16
+	for u := range m.users {
+		if c := m.users[u].cache.Load(); c != nil {
+			n += int64(cap(c.list))*8 + 64
+		}
+	}
 	if m.cur != nil {
 		n += int64(len(m.cur.Model.Users)+len(m.cur.Model.Items))*4 + int64(len(m.cur.Versions))*4 + int64(len(m.cur.HasData))
 	}
