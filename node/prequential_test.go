@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/streamrec/streamrec/config"
 	"github.com/streamrec/streamrec/dataset"
 	"github.com/streamrec/streamrec/event"
 	"github.com/streamrec/streamrec/internal/shared"
@@ -30,11 +31,31 @@ func TestPrequentialHTTP(t *testing.T) {
 	if testing.Short() {
 		t.Skip("replays 100,000 events over HTTP")
 	}
+	prequentialHTTP(t, defaultConfig(t), "")
+}
+
+// TestPrequentialHTTPWithMF is the same replay with the server's background
+// training every 20,000 records (the default schedule would train once, at
+// the very end): matrix factorisation trained while requests and events
+// flow, every event folded in by the next request. Trainings finish when
+// they finish, so the figure varies a little from run to run.
+func TestPrequentialHTTPWithMF(t *testing.T) {
+	if testing.Short() || shared.Race {
+		// Trainings under the race detector take minutes; .ci/run runs this
+		// test again without it.
+		t.Skip("replays 100,000 events over HTTP with background training: run without -race or -short")
+	}
+	cfg := defaultConfig(t)
+	cfg.MF.TrainEveryEvents, cfg.MF.TrainEvery = 20_000, 0
+	prequentialHTTP(t, cfg, " (mf retrained every 20,000 records)")
+}
+
+func prequentialHTTP(t *testing.T, cfg config.Config, what string) {
 	d, err := dataset.Load(shared.Dataset(t, "ml-100k"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := startNode(t, defaultConfig(t))
+	n := startNode(t, cfg)
 	if code := call(t, "PUT", n.URL+"/v1/items", d.Items, nil); code != http.StatusOK {
 		t.Fatalf("PUT /v1/items: %d", code)
 	}
@@ -75,8 +96,8 @@ func TestPrequentialHTTP(t *testing.T) {
 		}
 	}
 	hr := float64(hits) / float64(scored)
-	msg := fmt.Sprintf("ml-100k prequential over HTTP: scored %d, HitRate@10 %.4f, MRR@10 %.4f, %.1fs for the scored part",
-		scored, hr, rr/float64(scored), time.Since(start).Seconds())
+	msg := fmt.Sprintf("ml-100k prequential over HTTP%s: scored %d, HitRate@10 %.4f, MRR@10 %.4f, %.1fs for the scored part; mf %+v",
+		what, scored, hr, rr/float64(scored), time.Since(start).Seconds(), mfStats(t, n))
 	t.Log(msg)
 	if out := os.Getenv("STREAMREC_EVAL_OUT"); out != "" {
 		_ = os.WriteFile(out, []byte(msg+"\n"), 0o644)
