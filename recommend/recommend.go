@@ -357,50 +357,19 @@ func (e *Engine) trendingCands(out []cand, n int, cat int32, skip func(int32) bo
 	return out[:base+len(topN(out[base:], n))]
 }
 
-// appendTrending backfills out with trending items not marked in s.
-func (e *Engine) appendTrending(out []Scored, n int, cat int32, s *scratch) []Scored {
-	if cat < 0 {
-		for _, it := range e.trend.Top() {
-			if len(out) >= n {
-				return out
-			}
-			if s.mark[it] == s.stamp || !e.eligible(it, cat) {
-				continue
-			}
-			s.mark[it] = s.stamp
-			out = append(out, Scored{Item: e.items.Name(it), Score: e.trend.Score(it), Source: SourceTrending})
-		}
-		return out
-	}
-	s.cand = s.cand[:0]
-	for _, it := range e.members[cat] {
-		if s.mark[it] == s.stamp || !e.eligible(it, cat) {
-			continue
-		}
-		if sc := e.trend.Raw(it); sc > 0 {
-			s.cand = append(s.cand, cand{it, float32(sc)})
-		}
-	}
-	for _, c := range topN(s.cand, n-len(out)) {
-		s.mark[c.item] = s.stamp
-		out = append(out, Scored{Item: e.items.Name(c.item), Score: e.trend.Score(c.item), Source: SourceTrending})
-	}
-	return out
-}
-
 // Trending returns the n most popular items right now (time-decayed),
 // optionally within a category.
 func (e *Engine) Trending(n int, category string) []Scored {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	out := make([]Scored, 0, n)
 	cat, ok := e.catFilter(category)
 	if !ok || n <= 0 {
-		return out
+		return []Scored{}
 	}
 	s := e.getScratch()
 	defer e.scratch.Put(s)
-	return e.appendTrending(out, n, cat, s)
+	s.tr = e.trendingCands(s.tr[:0], n, cat, func(it int32) bool { return !e.eligible(it, cat) })
+	return e.answer(s, SourceTrending, Blend{}, n)
 }
 
 // Similar returns up to n items most similar to item (item-kNN neighbours),

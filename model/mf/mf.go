@@ -383,7 +383,7 @@ func (m *Model) Candidates(x []float32, n, excluded int, skip func(int32) bool, 
 		if skip(it) {
 			continue
 		}
-		out = append(out, Scored{it, dot(x, m.itemVector(f))})
+		out = append(out, Scored{it, als.Dot(x, m.itemVector(f))})
 	}
 	return out[:base+len(Top(out[base:], n))]
 }
@@ -438,20 +438,6 @@ func (m *Model) annCandidates(idx *ann.Index, x []float32, n, excluded int, skip
 		}
 	}
 }
-
-// ItemVector returns the vector of item it (trained or fresh), nil if it
-// has none. Read lock held.
-func (m *Model) ItemVector(it int32) []float32 {
-	if m.trained(it) {
-		return m.cur.Model.ItemVec(int(it))
-	}
-	if f := m.fresh[it]; f != nil && m.cur != nil {
-		return m.itemVector(f)
-	}
-	return nil
-}
-
-func dot(a, b []float32) float32 { return als.Dot(a, b) }
 
 // Bytes estimates the memory held: factors, per-user slots, fresh items.
 func (m *Model) Bytes() int64 {
