@@ -143,7 +143,13 @@ func BenchmarkRecommend(b *testing.B) {
 // same user: the neighbour lists the event touched are recomputed on read.
 func BenchmarkRecommendAfterWrite(b *testing.B) {
 	e, users := loadMLLatest(b)
+	benchAfterWrite(b, e, users)
+}
+
+// benchAfterWrite alternates one event and one request for the same user.
+func benchAfterWrite(b *testing.B, e *Engine, users []string) {
 	b.ReportAllocs()
+	b.ResetTimer()
 	i := 0
 	for b.Loop() {
 		u := users[i%len(users)]
@@ -153,14 +159,20 @@ func BenchmarkRecommendAfterWrite(b *testing.B) {
 	}
 }
 
-// BenchmarkRecommendWithMF is Recommend with a trained mf model in the
-// blend (ml-latest-small, 64 factors, exact retrieval over 9,742 items),
-// user vectors current.
-func BenchmarkRecommendWithMF(b *testing.B) {
+// loadMLLatestMF is loadMLLatest with mf trained (defaults: 64 factors;
+// 9,742 items, so retrieval goes through the HNSW index).
+func loadMLLatestMF(b *testing.B) (*Engine, []string) {
 	e, users := loadMLLatest(b)
 	if _, err := e.TrainMF(context.Background(), nil, nil); err != nil {
 		b.Fatal(err)
 	}
+	return e, users
+}
+
+// BenchmarkRecommendWithMF is Recommend with a trained mf model in the
+// blend, user vectors current and each user's candidates cached.
+func BenchmarkRecommendWithMF(b *testing.B) {
+	e, users := loadMLLatestMF(b)
 	for _, u := range users {
 		e.Recommend(Request{User: u, N: 10})
 	}
@@ -176,17 +188,6 @@ func BenchmarkRecommendWithMF(b *testing.B) {
 // BenchmarkRecommendWithMFAfterWrite alternates one event and one request
 // for the same user with mf trained: each request folds the user in again.
 func BenchmarkRecommendWithMFAfterWrite(b *testing.B) {
-	e, users := loadMLLatest(b)
-	if _, err := e.TrainMF(context.Background(), nil, nil); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	i := 0
-	for b.Loop() {
-		u := users[i%len(users)]
-		e.Apply([]event.Record{{Kind: event.KindEvent, Event: event.Event{User: u, Item: fmt.Sprint(1 + i%3000), Type: event.Rating, Weight: 1, Time: time.Unix(1600000000+int64(i), 0)}}})
-		e.Recommend(Request{User: u, N: 10})
-		i++
-	}
+	e, users := loadMLLatestMF(b)
+	benchAfterWrite(b, e, users)
 }

@@ -261,7 +261,7 @@ func newSolver(k int) *solver {
 func (s *solver) mul(out, v []float64, y []float32, cols []int32, w []float32, g []float64, cfg Config) {
 	k := s.k
 	for a := range k {
-		out[a] = float64(cfg.Lambda)*v[a] + dot64(g[a*k:(a+1)*k], v)
+		out[a] = float64(cfg.Lambda)*v[a] + dotN(g[a*k:(a+1)*k], v)
 	}
 	for n, c := range cols {
 		yi := y[int(c)*k : (int(c)+1)*k]
@@ -302,11 +302,13 @@ func axpy(out []float64, y []float32, f float64) {
 	}
 }
 
-// Dot is Σ a[i]·b[i] over float32 vectors of the same length, with four
-// accumulators.
-func Dot(a, b []float32) float32 {
+// Dot is Σ a[i]·b[i] over float32 vectors of the same length.
+func Dot(a, b []float32) float32 { return dotN(a, b) }
+
+// dotN is Σ a[i]·b[i] with four accumulators, so the loads overlap.
+func dotN[T float32 | float64](a, b []T) T {
 	b = b[:len(a)]
-	var s0, s1, s2, s3 float32
+	var s0, s1, s2, s3 T
 	i := 0
 	for ; i+4 <= len(a); i += 4 {
 		s0 += a[i] * b[i]
@@ -341,18 +343,18 @@ func (s *solver) solve(x []float32, y []float32, cols []int32, w []float32, g []
 		}
 	}
 	copy(s.p, s.r)
-	rs := dot(s.r, s.r)
+	rs := dotN(s.r, s.r)
 	for range steps {
 		if rs < 1e-20 {
 			break
 		}
 		s.mul(s.ap, s.p, y, cols, w, g, cfg)
-		alpha := rs / dot(s.p, s.ap)
+		alpha := rs / dotN(s.p, s.ap)
 		for a := range k {
 			xv[a] += alpha * s.p[a]
 			s.r[a] -= alpha * s.ap[a]
 		}
-		rsNew := dot(s.r, s.r)
+		rsNew := dotN(s.r, s.r)
 		beta := rsNew / rs
 		for a := range k {
 			s.p[a] = s.r[a] + beta*s.p[a]
@@ -364,23 +366,6 @@ func (s *solver) solve(x []float32, y []float32, cols []int32, w []float32, g []
 	}
 }
 
-func dot(a, b []float64) float64 { return dot64(a, b) }
-
-func dot64(a, b []float64) float64 {
-	b = b[:len(a)]
-	var s0, s1, s2, s3 float64
-	i := 0
-	for ; i+4 <= len(a); i += 4 {
-		s0 += a[i] * b[i]
-		s1 += a[i+1] * b[i+1]
-		s2 += a[i+2] * b[i+2]
-		s3 += a[i+3] * b[i+3]
-	}
-	for ; i < len(a); i++ {
-		s0 += a[i] * b[i]
-	}
-	return s0 + s1 + s2 + s3
-}
 
 // NewModel wraps trained factors (users × Factors and items × Factors, row
 // major) as a Model, e.g. after reading them from a file.

@@ -206,11 +206,11 @@ func (x *Index) searchLayer(q []float32, ep int32, ef int, layer int) []cand {
 	defer x.seen.Put(v)
 	start := cand{ep, x.dist(q, ep)}
 	v.mark[ep] = v.stamp
-	frontier := minHeap{start} // to expand, nearest first
-	results := maxHeap{start}  // best ef so far, farthest on top
-	for len(frontier) > 0 {
+	frontier := heap{c: []cand{start}}           // to expand, nearest first
+	results := heap{c: []cand{start}, far: true} // best ef so far, farthest on top
+	for len(frontier.c) > 0 {
 		c := frontier.pop()
-		if c.d > results[0].d && len(results) >= ef {
+		if c.d > results.c[0].d && len(results.c) >= ef {
 			break
 		}
 		for _, n := range x.links[c.id][layer] {
@@ -219,16 +219,16 @@ func (x *Index) searchLayer(q []float32, ep int32, ef int, layer int) []cand {
 			}
 			v.mark[n] = v.stamp
 			d := x.dist(q, n)
-			if len(results) < ef || d < results[0].d {
+			if len(results.c) < ef || d < results.c[0].d {
 				frontier.push(cand{n, d})
 				results.push(cand{n, d})
-				if len(results) > ef {
+				if len(results.c) > ef {
 					results.pop()
 				}
 			}
 		}
 	}
-	out := []cand(results)
+	out := results.c
 	sortCands(out)
 	return out
 }
@@ -265,81 +265,51 @@ func sortCands(c []cand) {
 	})
 }
 
-type minHeap []cand
+// heap is a binary heap of candidates: nearest on top, or farthest on top
+// when far is set.
+type heap struct {
+	c   []cand
+	far bool
+}
 
-func (h *minHeap) push(c cand) {
-	*h = append(*h, c)
-	s := *h
-	for i := len(s) - 1; i > 0; {
+func (h *heap) above(i, j int) bool {
+	if h.far {
+		return h.c[i].d > h.c[j].d
+	}
+	return h.c[i].d < h.c[j].d
+}
+
+func (h *heap) push(c cand) {
+	h.c = append(h.c, c)
+	for i := len(h.c) - 1; i > 0; {
 		p := (i - 1) / 2
-		if s[p].d <= s[i].d {
+		if !h.above(i, p) {
 			break
 		}
-		s[p], s[i] = s[i], s[p]
+		h.c[p], h.c[i] = h.c[i], h.c[p]
 		i = p
 	}
 }
 
-func (h *minHeap) pop() cand {
-	s := *h
-	top := s[0]
-	last := len(s) - 1
-	s[0] = s[last]
-	s = s[:last]
+func (h *heap) pop() cand {
+	top := h.c[0]
+	last := len(h.c) - 1
+	h.c[0] = h.c[last]
+	h.c = h.c[:last]
 	for i := 0; ; {
 		l, r, m := 2*i+1, 2*i+2, i
-		if l < len(s) && s[l].d < s[m].d {
+		if l < len(h.c) && h.above(l, m) {
 			m = l
 		}
-		if r < len(s) && s[r].d < s[m].d {
+		if r < len(h.c) && h.above(r, m) {
 			m = r
 		}
 		if m == i {
 			break
 		}
-		s[m], s[i] = s[i], s[m]
+		h.c[m], h.c[i] = h.c[i], h.c[m]
 		i = m
 	}
-	*h = s
-	return top
-}
-
-type maxHeap []cand
-
-func (h *maxHeap) push(c cand) {
-	*h = append(*h, c)
-	s := *h
-	for i := len(s) - 1; i > 0; {
-		p := (i - 1) / 2
-		if s[p].d >= s[i].d {
-			break
-		}
-		s[p], s[i] = s[i], s[p]
-		i = p
-	}
-}
-
-func (h *maxHeap) pop() cand {
-	s := *h
-	top := s[0]
-	last := len(s) - 1
-	s[0] = s[last]
-	s = s[:last]
-	for i := 0; ; {
-		l, r, m := 2*i+1, 2*i+2, i
-		if l < len(s) && s[l].d > s[m].d {
-			m = l
-		}
-		if r < len(s) && s[r].d > s[m].d {
-			m = r
-		}
-		if m == i {
-			break
-		}
-		s[m], s[i] = s[i], s[m]
-		i = m
-	}
-	*h = s
 	return top
 }
 
