@@ -366,7 +366,6 @@ func (s *solver) solve(x []float32, y []float32, cols []int32, w []float32, g []
 	}
 }
 
-
 // NewModel wraps trained factors (users × Factors and items × Factors, row
 // major) as a Model, e.g. after reading them from a file.
 func NewModel(cfg Config, users, items []float32) (*Model, error) {
