@@ -126,6 +126,10 @@ type Timeouts struct {
 	Write      Duration `yaml:"write"`
 	Idle       Duration `yaml:"idle"`
 	Shutdown   Duration `yaml:"shutdown"`
+	// Durable bounds how long a write may wait to become durable (a full
+	// or stalled disk): past it the request is answered 503
+	// storage_unavailable and is not acknowledged.
+	Durable Duration `yaml:"durable"`
 }
 
 // Limits bound what one request may ask.
@@ -140,6 +144,19 @@ type Limits struct {
 	MaxN           int      `yaml:"max_n"`
 	MaxIDBytes     int      `yaml:"max_id_bytes"`
 	MaxFuture      Duration `yaml:"max_future"`
+
+	// MaxConnections bounds open client connections (further ones wait in
+	// the listen queue); MaxInFlight bounds requests being answered at
+	// once and MaxInFlightWrites those with a body (beyond either: 503
+	// overloaded). With streamed replies these bound the memory any client
+	// behaviour can take (docs/OPERATIONS.md).
+	MaxConnections    int `yaml:"max_connections"`
+	MaxInFlight       int `yaml:"max_in_flight"`
+	MaxInFlightWrites int `yaml:"max_in_flight_writes"`
+	// AuthFailuresPerSecond and AuthFailureBurst limit requests with a
+	// missing or wrong API key, per client address (beyond: 429).
+	AuthFailuresPerSecond float64 `yaml:"auth_failures_per_second"`
+	AuthFailureBurst      int     `yaml:"auth_failure_burst"`
 }
 
 // Dedup configures de-duplication.
@@ -182,6 +199,7 @@ func Default() Config {
 			Write:      Duration(60 * time.Second),
 			Idle:       Duration(2 * time.Minute),
 			Shutdown:   Duration(30 * time.Second),
+			Durable:    Duration(10 * time.Second),
 		},
 		Limits: Limits{
 			Burst:          100,
@@ -190,6 +208,12 @@ func Default() Config {
 			MaxN:           1000,
 			MaxIDBytes:     256,
 			MaxFuture:      Duration(time.Hour),
+
+			MaxConnections:        1024,
+			MaxInFlight:           256,
+			MaxInFlightWrites:     16,
+			AuthFailuresPerSecond: 1,
+			AuthFailureBurst:      20,
 		},
 		Dedup:    Dedup{IDs: d.IDs, Window: Duration(d.Window)},
 		ItemKNN:  ItemKNN{Window: k.Window, Neighbors: k.Neighbors, QueryItems: k.QueryItems, Decay: k.Decay},
@@ -279,6 +303,9 @@ func (c *Config) Validate() error {
 	if len(c.APIKeys) == 0 && !c.Insecure && !IsLoopback(c.Addr) {
 		return fmt.Errorf("config: addr %q is not a loopback address and no api_keys are configured: configure keys, or pass --insecure to serve everyone", c.Addr)
 	}
+	if c.AdminAddr != "" && len(c.APIKeys) == 0 && !c.Insecure && !IsLoopback(c.AdminAddr) {
+		return fmt.Errorf("config: admin_addr %q is not a loopback address and no api_keys are configured: it would serve pprof, expvar and metrics to anyone; configure keys (the admin listener then needs the admin scope), or pass --insecure", c.AdminAddr)
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -303,7 +330,12 @@ func (c *Config) Validate() error {
 		{"limits.max_future must be positive", c.Limits.MaxFuture > 0},
 		{"limits.rate_per_second must not be negative", c.Limits.RatePerSecond >= 0},
 		{"limits.burst must be positive", c.Limits.Burst > 0},
-		{"timeouts must be positive", c.Timeouts.ReadHeader > 0 && c.Timeouts.Read > 0 && c.Timeouts.Write > 0 && c.Timeouts.Idle > 0 && c.Timeouts.Shutdown > 0},
+		{"timeouts must be positive", c.Timeouts.ReadHeader > 0 && c.Timeouts.Read > 0 && c.Timeouts.Write > 0 && c.Timeouts.Idle > 0 && c.Timeouts.Shutdown > 0 && c.Timeouts.Durable > 0},
+		{"limits.max_connections must be positive", c.Limits.MaxConnections > 0},
+		{"limits.max_in_flight must be positive", c.Limits.MaxInFlight > 0},
+		{"limits.max_in_flight_writes must be in [1, max_in_flight]", c.Limits.MaxInFlightWrites > 0 && c.Limits.MaxInFlightWrites <= c.Limits.MaxInFlight},
+		{"limits.auth_failures_per_second must be positive", c.Limits.AuthFailuresPerSecond > 0},
+		{"limits.auth_failure_burst must be positive", c.Limits.AuthFailureBurst > 0},
 		{"dedup.ids must be positive", c.Dedup.IDs > 0},
 		{"dedup.window must not be negative", c.Dedup.Window >= 0},
 		{"item_knn.window must be positive", c.ItemKNN.Window > 0},
