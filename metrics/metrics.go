@@ -32,6 +32,7 @@ type Metrics struct {
 	snapshot       prometheus.Histogram
 	training       prometheus.Histogram
 	trainings      *prometheus.CounterVec
+	storageErrors  *prometheus.CounterVec
 }
 
 // latency buckets from 10 µs to about 1.3 s.
@@ -85,9 +86,12 @@ func New() *Metrics {
 		trainings: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "streamrec_mf_trainings_total", Help: "Background trainings of matrix factorisation, by outcome (ok, error).",
 		}, []string{"outcome"}),
+		storageErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "streamrec_storage_errors_total", Help: "Writes answered 503 because the log could not make them durable, by cause (stalled: not durable within timeouts.durable; error: the store refused the write).",
+		}, []string{"cause"}),
 	}
 	reg.MustRegister(m.httpRequests, m.httpDuration, m.eventsAccepted, m.eventsRejected, m.eventsDup,
-		m.pipeline, m.commit, m.commitRecords, m.apply, m.recommend, m.candidates, m.snapshot, m.training, m.trainings,
+		m.pipeline, m.commit, m.commitRecords, m.apply, m.recommend, m.candidates, m.snapshot, m.training, m.trainings, m.storageErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -202,4 +206,12 @@ func (m *Metrics) Training(d time.Duration, err error) {
 	}
 	m.trainings.WithLabelValues("ok").Inc()
 	m.training.Observe(d.Seconds())
+}
+
+// StorageError counts requests refused because the log could not make their
+// records durable: cause is "stalled" or "error".
+func (m *Metrics) StorageError(cause string) {
+	if m != nil {
+		m.storageErrors.WithLabelValues(cause).Inc()
+	}
 }

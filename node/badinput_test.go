@@ -80,6 +80,25 @@ func TestBadInputLeavesStoreUnchanged(t *testing.T) {
 		{"similar to unknown item", "GET", "/v1/items/ghost/similar", "", ``, 404, "not_found", "ghost"},
 		{"unknown item", "GET", "/v1/items/ghost", "", ``, 404, "not_found", "ghost"},
 		{"delete unknown user", "DELETE", "/v1/users/ghost", "", ``, 404, "not_found", "ghost"},
+		// Data after one event object would be dropped unseen.
+		{"two concatenated objects", "POST", "/v1/events", "application/json", `{"user_id":"u1","item_id":"z","type":"view"}{"user_id":"u1","item_id":"y","type":"view"}`, 400, "invalid_json", "data after the first event object"},
+		{"newline-separated objects sent as JSON", "POST", "/v1/events", "", "{\"user_id\":\"u1\",\"item_id\":\"z\",\"type\":\"view\"}\n{\"user_id\":\"u1\",\"item_id\":\"y\",\"type\":\"view\"}\n", 400, "invalid_json", "x-ndjson"},
+		{"object then garbage", "POST", "/v1/events", "application/json", `{"user_id":"u1","item_id":"z","type":"view"} xyz`, 400, "invalid_json", "data after"},
+		// Invalid UTF-8 would become U+FFFD and merge distinct ids.
+		{"invalid UTF-8 user id in a body", "POST", "/v1/events", "application/json", "[{\"user_id\":\"u\xff1\",\"item_id\":\"a\",\"type\":\"view\"}]", 422, "invalid_events", `"field":"user_id","reason":"is not valid UTF-8"`},
+		{"invalid UTF-8 in a single event", "POST", "/v1/events", "application/json", "{\"user_id\":\"u1\",\"item_id\":\"a\xc3\",\"type\":\"view\"}", 422, "invalid_events", `"field":"item_id"`},
+		{"invalid UTF-8 in an item document", "PUT", "/v1/items/a", "application/json", "{\"title\":\"A\xff\"}", 422, "invalid_utf8", "title is not valid UTF-8"},
+		{"invalid UTF-8 in a bulk item", "PUT", "/v1/items", "application/json", "[{\"id\":\"ok\"},{\"id\":\"b\xfe\"}]", 422, "invalid_utf8", "[1].id is not valid UTF-8"},
+		{"invalid UTF-8 in a user attribute", "PUT", "/v1/users/u1", "application/json", "{\"attributes\":{\"city\":\"\xff\"}}", 422, "invalid_utf8", "attributes.city"},
+		// null is not a document.
+		{"null item", "PUT", "/v1/items/a", "application/json", `null`, 400, "invalid_json", "null"},
+		{"null user", "PUT", "/v1/users/u1", "application/json", ` null `, 400, "invalid_json", "null"},
+		{"null item list", "PUT", "/v1/items", "application/json", `null`, 400, "invalid_json", "null"},
+		// One rule for unknown fields: refused, named.
+		{"unknown event field", "POST", "/v1/events", "application/json", `[{"user_id":"u1","item_id":"a","type":"view","colour":"red"}]`, 422, "invalid_events", `"field":"colour"`},
+		{"unsupported content encoding", "POST", "/v1/events", "application/json", `[]`, 415, "unsupported_media_type", "Content-Encoding"},
+		{"empty id in the path", "GET", "/v1/users//recommendations", "", ``, 400, "invalid_path", "empty id"},
+		{"dot segments in the path", "GET", "/v1/items/../../x", "", ``, 400, "invalid_path", ".."},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -89,6 +108,9 @@ func TestBadInputLeavesStoreUnchanged(t *testing.T) {
 			}
 			if tt.ctype != "" {
 				req.Header.Set("Content-Type", tt.ctype)
+			}
+			if tt.name == "unsupported content encoding" {
+				req.Header.Set("Content-Encoding", "br")
 			}
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {

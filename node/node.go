@@ -21,6 +21,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/net/netutil"
+
 	"github.com/streamrec/streamrec/config"
 	"github.com/streamrec/streamrec/ingest"
 	"github.com/streamrec/streamrec/metrics"
@@ -83,8 +85,22 @@ func Open(cfg config.Config, log *slog.Logger) (*Node, error) {
 		}
 		writeStarting(w, n.progress.Load())
 	})
+	limited := server.Limit(server.Concurrency{
+		MaxInFlight:       cfg.Limits.MaxInFlight,
+		MaxInFlightWrites: cfg.Limits.MaxInFlightWrites,
+		Open:              openPaths,
+	}, mux)
+	route := func(r *http.Request) string {
+		if rt := server.RouteOf(mux, r); rt != "unmatched" {
+			return rt
+		}
+		if h := n.api.Load(); h != nil {
+			return n.API.Route(r)
+		}
+		return "starting"
+	}
 	n.http = &http.Server{
-		Handler:           access.Wrap(mux),
+		Handler:           server.Observe(n.Metrics, log, route, server.Canonical(access.Wrap(limited))),
 		ReadHeaderTimeout: time.Duration(cfg.Timeouts.ReadHeader),
 		ReadTimeout:       time.Duration(cfg.Timeouts.Read),
 		WriteTimeout:      time.Duration(cfg.Timeouts.Write),
@@ -94,8 +110,19 @@ func Open(cfg config.Config, log *slog.Logger) (*Node, error) {
 	return n, nil
 }
 
+// openPaths need no key and are never refused for load: health checks.
+var openPaths = []string{"/healthz", "/readyz"}
+
 func newAccess(cfg config.Config) (*server.Access, error) {
-	ac := server.AccessConfig{Rate: cfg.Limits.RatePerSecond, Burst: cfg.Limits.Burst, Open: []string{"/healthz", "/readyz"}}
+	return newAccessFor(cfg, "", openPaths)
+}
+
+// newAccessFor builds the access checks of one listener: require, when set,
+// is the scope every request there needs.
+func newAccessFor(cfg config.Config, require server.Scope, open []string) (*server.Access, error) {
+	ac := server.AccessConfig{Rate: cfg.Limits.RatePerSecond, Burst: cfg.Limits.Burst,
+		FailRate: cfg.Limits.AuthFailuresPerSecond, FailBurst: cfg.Limits.AuthFailureBurst,
+		Open: open, Require: require}
 	for _, k := range cfg.APIKeys {
 		key := server.Key{Secret: k.Key}
 		for _, s := range k.Scopes {
@@ -111,8 +138,14 @@ func newAccess(cfg config.Config) (*server.Access, error) {
 }
 
 // ServeAdmin serves pprof, expvar and /metrics on l, a listener separate
-// from the API's, until Serve shuts down.
-func (n *Node) ServeAdmin(l net.Listener) {
+// from the API's, until Serve shuts down. With API keys configured every
+// request there needs the admin scope; without keys the configuration
+// allows only a loopback address (or --insecure).
+func (n *Node) ServeAdmin(l net.Listener) error {
+	access, err := newAccessFor(n.cfg, server.ScopeAdmin, nil)
+	if err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -121,9 +154,13 @@ func (n *Node) ServeAdmin(l net.Listener) {
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.Handle("/debug/vars", expvar.Handler())
 	mux.Handle("/metrics", n.Metrics.Handler())
-	n.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	n.log.Info("admin listener (pprof, expvar, metrics)", "addr", l.Addr().String())
+	n.admin = &http.Server{Handler: access.Wrap(mux), ReadHeaderTimeout: 10 * time.Second}
+	if !access.Enabled() && !config.IsLoopback(l.Addr().String()) {
+		n.log.Warn("admin listener on a non-loopback address with no API keys (--insecure): pprof, expvar and metrics are open to anyone who can reach it", "addr", l.Addr().String())
+	}
+	n.log.Info("admin listener (pprof, expvar, metrics)", "addr", l.Addr().String(), "keys_required", access.Enabled())
 	go n.admin.Serve(l)
+	return nil
 }
 
 // Ready is closed once the models are loaded and the API answers.
@@ -221,6 +258,8 @@ func writeStarting(w http.ResponseWriter, p *[2]uint64) {
 // in-flight requests finish, the writer drains and snapshots, the store
 // closes. A failed rebuild stops the node with its error.
 func (n *Node) Serve(ctx context.Context, l net.Listener) error {
+	// Connections past the limit wait in the kernel's listen queue.
+	l = netutil.LimitListener(l, n.cfg.Limits.MaxConnections)
 	errc := make(chan error, 2)
 	go func() {
 		if n.cfg.TLS.CertFile != "" {

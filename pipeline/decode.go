@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/streamrec/streamrec/event"
 )
@@ -55,8 +58,14 @@ func Decode(r io.Reader, ndjson bool, maxEvents int) ([]event.Input, []Rejection
 		// A single event object: decode it from the start again.
 		var raw json.RawMessage
 		mr := io.MultiReader(bytes.NewReader([]byte("{")), dec.Buffered(), r)
-		if err := json.NewDecoder(mr).Decode(&raw); err != nil {
+		one := json.NewDecoder(mr)
+		if err := one.Decode(&raw); err != nil {
 			return nil, nil, &SyntaxError{Msg: "invalid JSON: " + err.Error(), Err: err}
+		}
+		// Anything after the object would be dropped unseen: refuse it.
+		if _, err := one.Token(); err != io.EOF {
+			// Err carries a body-size limit hit while reading, if that was it.
+			return nil, nil, &SyntaxError{Err: err, Msg: "invalid JSON: data after the first event object; send several events as a JSON array, or as NDJSON (one object per line) with Content-Type: application/x-ndjson"}
 		}
 		var in event.Input
 		if rej := decodeOne(raw, 0, &in); rej != nil {
@@ -99,14 +108,82 @@ func decodeOne(raw json.RawMessage, i int, in *event.Input) *Rejection {
 	if len(raw) == 0 || raw[0] != '{' {
 		return &Rejection{Index: i, Reason: "an event must be a JSON object"}
 	}
-	if err := json.Unmarshal(raw, in); err != nil {
+	if !utf8.Valid(raw) {
+		return &Rejection{Index: i, Field: InvalidUTF8Path(raw), Reason: "is not valid UTF-8"}
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(in); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
 			return &Rejection{Index: i, Field: te.Field, Reason: fmt.Sprintf("%s must be a JSON %s, not %s", te.Field, jsonKind(te.Type.Kind().String()), te.Value)}
 		}
+		if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			field, _ := strconv.Unquote(name)
+			return &Rejection{Index: i, Field: field, Reason: "unknown field; an event has event_id, user_id, item_id, type, value, timestamp and context (put anything else in context)"}
+		}
 		return &Rejection{Index: i, Reason: err.Error()}
 	}
 	return nil
+}
+
+// InvalidUTF8Path names where in the JSON document raw the first string
+// with invalid UTF-8 lies ("user_id", "items[2].title"); "" when it is the
+// document itself or cannot be told. encoding/json would silently turn such
+// bytes into U+FFFD, merging distinct ids, so callers refuse them instead.
+func InvalidUTF8Path(raw []byte) string {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || utf8.Valid(raw) {
+		return ""
+	}
+	switch raw[0] {
+	case '{':
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		if _, err := dec.Token(); err != nil {
+			return ""
+		}
+		for dec.More() {
+			start := dec.InputOffset()
+			tok, err := dec.Token()
+			if err != nil {
+				return ""
+			}
+			key, _ := tok.(string)
+			var v json.RawMessage
+			if err := dec.Decode(&v); err != nil {
+				return ""
+			}
+			if !utf8.Valid(raw[start:dec.InputOffset()]) && utf8.Valid(v) {
+				return key // the key itself
+			}
+			if !utf8.Valid(v) {
+				if sub := InvalidUTF8Path(v); sub != "" {
+					if sub[0] == '[' {
+						return key + sub
+					}
+					return key + "." + sub
+				}
+				return key
+			}
+		}
+	case '[':
+		var elems []json.RawMessage
+		if json.Unmarshal(raw, &elems) != nil {
+			return ""
+		}
+		for j, v := range elems {
+			if !utf8.Valid(v) {
+				if sub := InvalidUTF8Path(v); sub != "" {
+					if sub[0] == '[' {
+						return fmt.Sprintf("[%d]%s", j, sub)
+					}
+					return fmt.Sprintf("[%d].%s", j, sub)
+				}
+				return fmt.Sprintf("[%d]", j)
+			}
+		}
+	}
+	return ""
 }
 
 func jsonKind(goKind string) string {

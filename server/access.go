@@ -38,8 +38,15 @@ type AccessConfig struct {
 	// to each client address); 0 means unlimited. Burst is the bucket size.
 	Rate  float64
 	Burst int
+	// FailRate and FailBurst limit requests with a missing or wrong key,
+	// per client address (guessing keys); 0 means unlimited.
+	FailRate  float64
+	FailBurst int
 	// Open lists paths that need no key and are not rate limited.
 	Open []string
+	// Require, when set, is the scope every request needs (the admin
+	// listener: admin); otherwise the scope follows the route.
+	Require Scope
 }
 
 // Access checks API keys and scopes and applies per-key rate limits in front
@@ -51,13 +58,14 @@ type Access struct {
 	scopes []map[Scope]bool
 	open   map[string]bool
 
-	mu      sync.Mutex
-	buckets map[string]*rate.Limiter // by key index or client address
+	mu       sync.Mutex
+	buckets  map[string]*rate.Limiter // by key index or client address
+	failures map[string]*rate.Limiter // by client address
 }
 
 // NewAccess validates the configuration.
 func NewAccess(cfg AccessConfig) (*Access, error) {
-	a := &Access{cfg: cfg, open: map[string]bool{}, buckets: map[string]*rate.Limiter{}}
+	a := &Access{cfg: cfg, open: map[string]bool{}, buckets: map[string]*rate.Limiter{}, failures: map[string]*rate.Limiter{}}
 	for _, p := range cfg.Open {
 		a.open[p] = true
 	}
@@ -83,6 +91,9 @@ func NewAccess(cfg AccessConfig) (*Access, error) {
 	if cfg.Rate < 0 || (cfg.Rate > 0 && cfg.Burst < 1) {
 		return nil, fmt.Errorf("rate limit: rate must be >= 0 and burst >= 1")
 	}
+	if cfg.FailRate < 0 || (cfg.FailRate > 0 && cfg.FailBurst < 1) {
+		return nil, fmt.Errorf("auth failure limit: rate must be >= 0 and burst >= 1")
+	}
 	return a, nil
 }
 
@@ -102,14 +113,15 @@ func scopeOf(r *http.Request) Scope {
 	return ScopeRead
 }
 
-// secret reads the key from "Authorization: Bearer KEY" or "X-API-Key: KEY".
+// secret reads the key from "Authorization: Bearer KEY" (the scheme in any
+// case, as RFC 9110 has it) or "X-API-Key: KEY".
 func secret(r *http.Request) string {
-	if h := r.Header.Get("Authorization"); h != "" {
-		if k, ok := strings.CutPrefix(h, "Bearer "); ok {
+	if h := strings.TrimSpace(r.Header.Get("Authorization")); h != "" {
+		if scheme, k, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "Bearer") {
 			return strings.TrimSpace(k)
 		}
 	}
-	return r.Header.Get("X-API-Key")
+	return strings.TrimSpace(r.Header.Get("X-API-Key"))
 }
 
 // lookup returns the index of the key, or -1. Every key is compared, in
@@ -125,18 +137,32 @@ func (a *Access) lookup(s string) int {
 	return found
 }
 
-func (a *Access) limiter(id string) *rate.Limiter {
+func (a *Access) limiter(buckets map[string]*rate.Limiter, id string, r float64, burst int) *rate.Limiter {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	l := a.buckets[id]
+	l := buckets[id]
 	if l == nil {
-		if len(a.buckets) > 100_000 { // client addresses are unbounded: start over
-			clear(a.buckets)
+		if len(buckets) > 100_000 { // client addresses are unbounded: start over
+			clear(buckets)
 		}
-		l = rate.NewLimiter(rate.Limit(a.cfg.Rate), a.cfg.Burst)
-		a.buckets[id] = l
+		l = rate.NewLimiter(rate.Limit(r), burst)
+		buckets[id] = l
 	}
 	return l
+}
+
+// limited answers 429 when the bucket has no token now, and reports it.
+func limited(w http.ResponseWriter, l *rate.Limiter, what string) bool {
+	res := l.Reserve()
+	d := res.Delay()
+	if d == 0 {
+		return false
+	}
+	res.Cancel()
+	retry := int(math.Ceil(d.Seconds()))
+	w.Header().Set("Retry-After", strconv.Itoa(max(retry, 1)))
+	writeError(w, errorf(http.StatusTooManyRequests, "rate_limited", fmt.Sprintf("%s; retry in %s", what, d.Round(time.Millisecond)), nil))
+	return true
 }
 
 // Wrap puts the checks in front of h.
@@ -146,36 +172,41 @@ func (a *Access) Wrap(h http.Handler) http.Handler {
 			h.ServeHTTP(w, r)
 			return
 		}
-		id := "addr:" + clientAddr(r)
+		addr := clientAddr(r)
+		id := "addr:" + addr
 		if a.Enabled() {
+			k := -1
 			s := secret(r)
-			if s == "" {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="streamrec"`)
-				writeError(w, errorf(http.StatusUnauthorized, "unauthorized", "an API key is required: send Authorization: Bearer KEY or X-API-Key: KEY", nil))
-				return
+			if s != "" {
+				k = a.lookup(s)
 			}
-			k := a.lookup(s)
 			if k < 0 {
+				// Every refused key costs the address a token: guessing is slow.
+				if a.cfg.FailRate > 0 && limited(w, a.limiter(a.failures, addr, a.cfg.FailRate, a.cfg.FailBurst),
+					fmt.Sprintf("too many requests with a missing or wrong API key from this address (more than %g a second)", a.cfg.FailRate)) {
+					return
+				}
+				if s == "" {
+					w.Header().Set("WWW-Authenticate", `Bearer realm="streamrec"`)
+					writeError(w, errorf(http.StatusUnauthorized, "unauthorized", "an API key is required: send Authorization: Bearer KEY or X-API-Key: KEY", nil))
+					return
+				}
 				w.Header().Set("WWW-Authenticate", `Bearer realm="streamrec", error="invalid_token"`)
 				writeError(w, errorf(http.StatusUnauthorized, "unauthorized", "the API key is not valid", nil))
 				return
 			}
-			if need := scopeOf(r); !a.scopes[k][need] {
+			need := a.cfg.Require
+			if need == "" {
+				need = scopeOf(r)
+			}
+			if !a.scopes[k][need] {
 				writeError(w, errorf(http.StatusForbidden, "forbidden", fmt.Sprintf("the API key lacks the %q scope this request needs", need), nil))
 				return
 			}
 			id = "key:" + strconv.Itoa(k)
 		}
-		if a.cfg.Rate > 0 {
-			res := a.limiter(id).Reserve()
-			if d := res.Delay(); d > 0 {
-				res.Cancel()
-				retry := int(math.Ceil(d.Seconds()))
-				w.Header().Set("Retry-After", strconv.Itoa(max(retry, 1)))
-				writeError(w, errorf(http.StatusTooManyRequests, "rate_limited",
-					fmt.Sprintf("more than %g requests per second; retry in %s", a.cfg.Rate, d.Round(time.Millisecond)), nil))
-				return
-			}
+		if a.cfg.Rate > 0 && limited(w, a.limiter(a.buckets, id, a.cfg.Rate, a.cfg.Burst), fmt.Sprintf("more than %g requests per second", a.cfg.Rate)) {
+			return
 		}
 		h.ServeHTTP(w, r)
 	})

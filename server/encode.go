@@ -34,7 +34,7 @@ func writeItems(w http.ResponseWriter, key, id string, items []recommend.Scored)
 		b = append(b, `{"item_id":`...)
 		b = appendString(b, it.Item)
 		b = append(b, `,"score":`...)
-		b = strconv.AppendFloat(b, it.Score, 'g', -1, 64)
+		b = strconv.AppendFloat(b, it.Score, 'g', -1, 32) // scores are float32 inside: no false digits
 		b = append(b, `,"source":`...)
 		b = appendString(b, it.Source)
 		b = append(b, '}')

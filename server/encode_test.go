@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"net/http/httptest"
-	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/streamrec/streamrec/recommend"
@@ -26,11 +26,27 @@ func TestWriteItemsIsJSON(t *testing.T) {
 		if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
 			t.Fatalf("not JSON: %v: %s", err, rec.Body)
 		}
-		if !reflect.DeepEqual(got.Items, items) {
+		if len(got.Items) != len(items) {
 			t.Fatalf("got %+v", got.Items)
+		}
+		for i := range items {
+			g, w := got.Items[i], items[i]
+			if g.Item != w.Item || g.Source != w.Source || float32(g.Score) != float32(w.Score) {
+				t.Fatalf("item %d: got %+v, want %+v", i, g, w)
+			}
 		}
 		if key != "" && got.UserID != "u\"1" {
 			t.Fatalf("user id %q", got.UserID)
 		}
+	}
+}
+
+// TestScoresAtFloat32Precision: scores are float32 inside, so the reply
+// shows 0.05, not the float64 widening 0.05000000074505806.
+func TestScoresAtFloat32Precision(t *testing.T) {
+	rec := httptest.NewRecorder()
+	writeItems(rec, "", "", []recommend.Scored{{Item: "a", Score: float64(float32(0.05)), Source: "trending"}})
+	if body := rec.Body.String(); !strings.Contains(body, `"score":0.05,`) {
+		t.Fatalf("score not at float32 precision: %s", body)
 	}
 }

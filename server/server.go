@@ -8,6 +8,9 @@
 package server
 
 import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -49,6 +52,7 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics.Metrics
 	now     func() time.Time
+	mux     *http.ServeMux
 }
 
 // New returns a server over the given parts; m may be nil.
@@ -82,7 +86,8 @@ func Routes() []Route {
 	}
 }
 
-// Handler returns the API's HTTP handler.
+// Handler returns the API's HTTP handler; the caller puts Observe (metrics
+// and logs) and Canonical (no mux redirects) in front of it.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	byPattern := map[string]map[string]func(*Server, http.ResponseWriter, *http.Request) error{}
@@ -102,7 +107,7 @@ func (s *Server) Handler() http.Handler {
 				allow = append(allow, m)
 			}
 		}
-		mux.HandleFunc(pattern, s.observe(pattern, func(w http.ResponseWriter, r *http.Request) {
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 			h := methods[r.Method]
 			if h == nil && r.Method == http.MethodHead {
 				h = methods["GET"]
@@ -116,48 +121,17 @@ func (s *Server) Handler() http.Handler {
 			if err := h(s, w, r); err != nil {
 				s.fail(w, r, err)
 			}
-		}))
+		})
 	}
-	mux.HandleFunc("/", s.observe("unmatched", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, errorf(http.StatusNotFound, "not_found", fmt.Sprintf("no route %s %s", r.Method, r.URL.Path), nil))
-	}))
+	})
+	s.mux = mux
 	return mux
 }
 
-// statusRecorder remembers the status a handler wrote.
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *statusRecorder) WriteHeader(code int) {
-	if r.status == 0 {
-		r.status = code
-	}
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *statusRecorder) Write(b []byte) (int, error) {
-	if r.status == 0 {
-		r.status = http.StatusOK
-	}
-	return r.ResponseWriter.Write(b)
-}
-
-// observe counts and times every request by route, and logs one line per
-// request at debug level.
-func (s *Server) observe(route string, h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		rec := &statusRecorder{ResponseWriter: w}
-		h(rec, r)
-		d := time.Since(start)
-		s.metrics.HTTP(route, r.Method, rec.status, d)
-		if s.log.Enabled(r.Context(), slog.LevelDebug) {
-			s.log.Debug("request", "method", r.Method, "route", route, "status", rec.status, "seconds", d.Seconds(), "remote", r.RemoteAddr)
-		}
-	}
-}
+// Route names the route of r for metrics (call after Handler).
+func (s *Server) Route(r *http.Request) string { return RouteOf(s.mux, r) }
 
 // fail answers with the error; server-side failures are logged (client
 // errors are the client's to read).
@@ -167,9 +141,28 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 }
 
-// body limits the request body to the configured size.
-func (s *Server) body(w http.ResponseWriter, r *http.Request) io.Reader {
-	return http.MaxBytesReader(w, r.Body, s.limits.MaxBodyBytes)
+// body limits the request body to the configured size, and decompresses a
+// gzip body (Content-Encoding: gzip), whose decompressed size is limited
+// alike.
+func (s *Server) body(w http.ResponseWriter, r *http.Request) (io.Reader, error) {
+	body := http.MaxBytesReader(w, r.Body, s.limits.MaxBodyBytes)
+	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
+	case "", "identity":
+		return body, nil
+	case "gzip", "x-gzip":
+		zr, err := gzip.NewReader(body)
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return nil, err
+			}
+			return nil, errorf(http.StatusBadRequest, "invalid_body", "Content-Encoding is gzip but the body is not gzip data: "+err.Error(), nil)
+		}
+		return http.MaxBytesReader(w, zr, s.limits.MaxBodyBytes), nil
+	default:
+		return nil, errorf(http.StatusUnsupportedMediaType, "unsupported_media_type",
+			fmt.Sprintf("Content-Encoding %q is not supported; send the body uncompressed or with gzip", enc), nil)
+	}
 }
 
 // pathID returns the {id} path segment, checked like any id.
@@ -241,7 +234,12 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) error {
 		atomic = b
 	}
 	start := time.Now()
-	inputs, rejected, err := pipeline.Decode(s.body(w, r), ndjson, s.limits.MaxBatchEvents)
+	body, err := s.body(w, r)
+	if err != nil {
+		s.metrics.Rejected("body")
+		return err
+	}
+	inputs, rejected, err := pipeline.Decode(body, ndjson, s.limits.MaxBatchEvents)
 	if err != nil {
 		s.metrics.Rejected("body")
 		return err
@@ -315,21 +313,43 @@ func (s *Server) checkItem(it *event.Item) error {
 	return nil
 }
 
-func decodeJSON(r io.Reader, v any) error {
-	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+// decodeJSON reads the request body into v, which want names ("a JSON
+// object", "a JSON array of items"). Unknown fields, null, data after the
+// value and invalid UTF-8 (which encoding/json would turn into U+FFFD) are
+// refused.
+func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any, want string) error {
+	body, err := s.body(w, r)
+	if err != nil {
+		return err
+	}
+	b, err := io.ReadAll(body)
+	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return err
 		}
-		if err == io.EOF {
-			return errorf(http.StatusBadRequest, "invalid_json", "empty body", nil)
+		return errorf(http.StatusBadRequest, "invalid_body", "reading the body: "+err.Error(), nil)
+	}
+	switch t := bytes.TrimSpace(b); {
+	case len(t) == 0:
+		return errorf(http.StatusBadRequest, "invalid_json", "empty body: expected "+want, nil)
+	case string(t) == "null":
+		return errorf(http.StatusBadRequest, "invalid_json", "the body is null: expected "+want, nil)
+	case !utf8.Valid(t):
+		field := pipeline.InvalidUTF8Path(t)
+		msg := "the body is not valid UTF-8"
+		if field != "" {
+			msg = field + " is not valid UTF-8"
 		}
+		return errorf(http.StatusUnprocessableEntity, "invalid_utf8", msg, map[string]string{"field": field})
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
 		return errorf(http.StatusBadRequest, "invalid_json", "invalid JSON: "+err.Error(), nil)
 	}
-	if dec.More() {
-		return errorf(http.StatusBadRequest, "invalid_json", "invalid JSON: data after the object", nil)
+	if _, err := dec.Token(); err != io.EOF {
+		return errorf(http.StatusBadRequest, "invalid_json", "invalid JSON: data after "+want, nil)
 	}
 	return nil
 }
@@ -371,7 +391,7 @@ func (s *Server) putItem(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var it event.Item
-	if err := decodeJSON(s.body(w, r), &it); err != nil {
+	if err := s.decodeJSON(w, r, &it, "a JSON item object"); err != nil {
 		return err
 	}
 	if it.ID != "" && it.ID != id {
@@ -390,7 +410,7 @@ func (s *Server) putItem(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) putItems(w http.ResponseWriter, r *http.Request) error {
 	var items []event.Item
-	if err := decodeJSON(s.body(w, r), &items); err != nil {
+	if err := s.decodeJSON(w, r, &items, "a JSON array of item objects"); err != nil {
 		return err
 	}
 	if len(items) > s.limits.MaxBatchEvents {
@@ -454,7 +474,7 @@ func (s *Server) putUser(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var u event.User
-	if err := decodeJSON(s.body(w, r), &u); err != nil {
+	if err := s.decodeJSON(w, r, &u, "a JSON user object"); err != nil {
 		return err
 	}
 	if u.ID != "" && u.ID != id {
@@ -538,16 +558,43 @@ func (s *Server) userEvents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	evs, err := s.store.UserEvents(id, n)
+	// Streamed one event at a time through a small buffer: a client that
+	// does not read holds a few kilobytes of this process, not the reply.
+	w.Header().Set("Content-Type", "application/json")
+	cw := &countingWriter{w: w}
+	bw := bufio.NewWriterSize(cw, 16<<10)
+	bw.WriteString(`{"user_id":`)
+	bw.Write(appendString(nil, id))
+	bw.WriteString(`,"events":[`)
+	first := true
+	var line []byte
+	err = s.store.EachUserEvent(id, n, func(e *event.Event) error {
+		var err error
+		line, err = json.Marshal(eventJSON{EventID: e.ID, UserID: e.User, ItemID: e.Item, Type: e.Type.String(), Value: e.Value,
+			Weight: e.Weight, Timestamp: e.Time, Context: e.Context})
+		if err != nil {
+			return err
+		}
+		if !first {
+			bw.WriteByte(',')
+		}
+		first = false
+		if _, err := bw.Write(line); err != nil {
+			panic(http.ErrAbortHandler) // the client is gone: nothing to answer
+		}
+		return nil
+	})
 	if err != nil {
-		return err
+		if cw.n == 0 {
+			return err // nothing sent yet: answer with the error
+		}
+		// Part of the reply is on its way: cut the connection so the client
+		// sees a broken reply, not a short one.
+		s.log.Error("user events reply failed midway", "user", id, "err", err)
+		panic(http.ErrAbortHandler)
 	}
-	out := make([]eventJSON, len(evs))
-	for i, e := range evs {
-		out[i] = eventJSON{EventID: e.ID, UserID: e.User, ItemID: e.Item, Type: e.Type.String(), Value: e.Value,
-			Weight: e.Weight, Timestamp: e.Time, Context: e.Context}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"user_id": id, "events": out})
+	bw.WriteString("]}\n")
+	_ = bw.Flush() // the client may be gone; nothing useful to do
 	return nil
 }
 
@@ -578,4 +625,16 @@ func (s *Server) trending(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeItems(w, "", "", s.eng.Trending(n, r.URL.Query().Get("category")))
 	return nil
+}
+
+// countingWriter counts the bytes that reached w.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
 }

@@ -200,26 +200,41 @@ func (s *Store) User(id string) (event.User, error) {
 
 // UserEvents returns the user's latest n events, newest first.
 func (s *Store) UserEvents(user string, n int) ([]event.Event, error) {
+	var out []event.Event
+	err := s.EachUserEvent(user, n, func(e *event.Event) error {
+		out = append(out, *e)
+		return nil
+	})
+	return out, err
+}
+
+// EachUserEvent calls fn with the user's latest n events, newest first, one
+// at a time (so that a reply can be streamed without holding them all); an
+// error from fn stops the walk and is returned.
+func (s *Store) EachUserEvent(user string, n int, fn func(*event.Event) error) error {
 	lower := append(append([]byte{prefixHist}, user...), 0)
 	upper := append(append([]byte{prefixHist}, user...), 1)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
-		return nil, fmt.Errorf("store: user events: %w", err)
+		return fmt.Errorf("store: user events: %w", err)
 	}
 	defer it.Close()
-	var out []event.Event
-	for ok := it.Last(); ok && len(out) < n; ok = it.Prev() {
+	seen := 0
+	for ok := it.Last(); ok && seen < n; ok = it.Prev() {
 		k := it.Key()
 		if len(k) != len(lower)+8 || !bytes.HasPrefix(k, lower) {
 			continue
 		}
 		rec, err := s.Record(binary.BigEndian.Uint64(k[len(lower):]))
 		if err != nil {
-			return nil, err
+			return err
 		}
-		out = append(out, rec.Event)
+		seen++
+		if err := fn(&rec.Event); err != nil {
+			return err
+		}
 	}
-	return out, it.Error()
+	return it.Error()
 }
 
 // quietLogger keeps Pebble's informational chatter out of the server log;

@@ -42,7 +42,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(str
 			n.Close()
 			return fmt.Errorf("listen %s: %w", cfg.AdminAddr, err)
 		}
-		n.ServeAdmin(al)
+		if err := n.ServeAdmin(al); err != nil {
+			al.Close()
+			l.Close()
+			n.Close()
+			return err
+		}
 	}
 	log.Info("streamrec started", "version", version, "data", cfg.Data, "preset", cfg.Preset)
 	return n.Serve(ctx, l)

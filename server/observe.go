@@ -1,0 +1,156 @@
+package server
+
+import (
+	"log/slog"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/streamrec/streamrec/metrics"
+)
+
+// statusRecorder remembers the status a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection (deadlines,
+// flushes) through the recorder.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// Observe counts and times every request in front of h, whatever answers it
+// (the access checks and limits included), by the route routeOf names. It
+// logs one line per request at debug level, and every refusal (401, 403,
+// 429, 503) at info level, at most one line a second, without the key.
+func Observe(m *metrics.Metrics, log *slog.Logger, routeOf func(*http.Request) string, h http.Handler) http.Handler {
+	refusals := &rate.Sometimes{Interval: time.Second}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		h.ServeHTTP(rec, r)
+		d := time.Since(start)
+		if rec.status == 0 {
+			rec.status = http.StatusOK
+		}
+		route := routeOf(r)
+		m.HTTP(route, r.Method, rec.status, d)
+		switch rec.status {
+		case http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests, http.StatusServiceUnavailable:
+			refusals.Do(func() {
+				log.Info("request refused (further refusals within a second are counted in streamrec_http_requests_total, not logged)",
+					"method", r.Method, "route", route, "status", rec.status, "remote", r.RemoteAddr)
+			})
+			return
+		}
+		if log.Enabled(r.Context(), slog.LevelDebug) {
+			log.Debug("request", "method", r.Method, "route", route, "status", rec.status, "seconds", d.Seconds(), "remote", r.RemoteAddr)
+		}
+	})
+}
+
+// RouteOf names the route of r on mux for metrics: the pattern without its
+// method ("/v1/users/{id}/recommendations"), or "unmatched".
+func RouteOf(mux *http.ServeMux, r *http.Request) string {
+	_, pattern := mux.Handler(r)
+	if _, p, ok := strings.Cut(pattern, " "); ok {
+		pattern = p
+	}
+	if pattern == "" || pattern == "/" {
+		return "unmatched"
+	}
+	return pattern
+}
+
+// Concurrency bounds the requests answered at once: in front of the API, requests beyond these are
+// answered 503 at once instead of queueing without bound.
+type Concurrency struct {
+	// MaxInFlight bounds requests being answered at once; MaxInFlightWrites
+	// those that carry a body (POST, PUT), whose decoding holds the most
+	// memory.
+	MaxInFlight       int
+	MaxInFlightWrites int
+	// Open lists paths that are never refused (health checks).
+	Open []string
+}
+
+// Limit applies c in front of h.
+func Limit(c Concurrency, h http.Handler) http.Handler {
+	all := make(chan struct{}, c.MaxInFlight)
+	writes := make(chan struct{}, c.MaxInFlightWrites)
+	open := map[string]bool{}
+	for _, p := range c.Open {
+		open[p] = true
+	}
+	overloaded := func(w http.ResponseWriter, what string, n int) {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, errorf(http.StatusServiceUnavailable, "overloaded",
+			"the server is answering "+what+" ("+strconv.Itoa(n)+"), its limit; retry shortly", nil))
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if open[r.URL.Path] {
+			h.ServeHTTP(w, r)
+			return
+		}
+		select {
+		case all <- struct{}{}:
+			defer func() { <-all }()
+		default:
+			overloaded(w, "as many requests as limits.max_in_flight allows", c.MaxInFlight)
+			return
+		}
+		if r.Method == http.MethodPost || r.Method == http.MethodPut {
+			select {
+			case writes <- struct{}{}:
+				defer func() { <-writes }()
+			default:
+				overloaded(w, "as many requests with a body as limits.max_in_flight_writes allows", c.MaxInFlightWrites)
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// Canonical answers a path with empty, "." or ".." segments with the JSON
+// error shape, instead of the redirect (HTML) that http.ServeMux would send.
+func Canonical(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if p == "" || p[0] != '/' {
+			writeError(w, errorf(http.StatusBadRequest, "invalid_path", "the path must start with /", nil))
+			return
+		}
+		clean := path.Clean(p)
+		if strings.HasSuffix(p, "/") && clean != "/" {
+			clean += "/"
+		}
+		if clean != p {
+			msg := "the path " + strconv.Quote(p) + " has an empty, \".\" or \"..\" segment"
+			if strings.Contains(p, "//") {
+				msg += " (an empty id?)"
+			}
+			writeError(w, errorf(http.StatusBadRequest, "invalid_path", msg, nil))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
