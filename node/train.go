@@ -95,49 +95,51 @@ func (t *trainer) train(ctx context.Context) {
 	start := time.Now()
 	n.log.Info("mf: training started", "records", n.Engine.Applied())
 	lastLog := start
-	tr, err := n.Engine.TrainMF(ctx, nil, func(done, total int) {
+	loggedLast := false
+	// The model is written to its file before it is installed: once
+	// /healthz or the metrics report it, a crash cannot lose it.
+	tr, err := n.Engine.TrainSaveMF(ctx, nil, func(done, total int) {
 		t.progress.Store(&[2]int{done, total})
+		if done == total && loggedLast {
+			return // the last step is reported once
+		}
 		if time.Since(lastLog) >= 5*time.Second || done == total {
-			lastLog = time.Now()
+			lastLog, loggedLast = time.Now(), done == total
 			el := time.Since(start)
 			eta := time.Duration(float64(el) / float64(done) * float64(total-done))
 			n.log.Info("mf: training", "step", done, "of", total, "elapsed", el.Round(time.Millisecond), "eta", eta.Round(time.Second))
 		}
-	})
+	}, n.saveModel)
 	switch {
 	case errors.Is(err, als.ErrNothing):
 		n.log.Info("mf: nothing to train on yet")
 		return
 	case ctx.Err() != nil:
-		n.log.Info("mf: training stopped by shutdown")
+		// Training stops within one chunk of rows of a shutdown: nothing is
+		// waited for, and the model file on disk stays the last whole one.
+		n.log.Info("mf: training stopped by shutdown; the saved model stays as it was", "after", time.Since(start).Round(time.Millisecond))
 		return
 	}
 	n.Metrics.Training(time.Since(start), err)
 	if err != nil {
-		n.log.Error("mf: training failed", "err", err)
+		n.log.Error("mf: training failed; the served model stays as it was", "err", err)
 		return
 	}
-	n.log.Info("mf: model installed", "trained_through_seq", tr.Seq, "interactions", tr.Events,
+	n.log.Info("mf: model saved and installed", "trained_through_seq", tr.Seq, "interactions", tr.Events,
 		"users", tr.Model.NumUsers(), "items", tr.Model.NumItems(), "took", tr.Took.Round(time.Millisecond), "ann", tr.Index != nil)
-	if err := n.saveModel(); err != nil {
-		n.log.Error("mf: saving the model failed; a restart retrains", "err", err)
-	}
 }
 
-// saveModel writes the installed model to its file: a temporary file,
-// synced, then renamed over the old one, so a crash leaves one whole file.
-func (n *Node) saveModel() error {
+// saveModel writes a trained model to its file: a temporary file, synced,
+// then renamed over the old one, so a crash leaves one whole file.
+func (n *Node) saveModel(t *mf.Trained) error {
 	path := ModelFile(n.cfg.Data)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
+		return fmt.Errorf("mf: save: %w", err)
 	}
-	return WriteModelFile(path, func(f *os.File) error {
-		ok, err := n.Engine.WriteMF(f)
-		if err == nil && !ok {
-			err = errors.New("no model to save")
-		}
-		return err
-	})
+	if err := WriteModelFile(path, func(f *os.File) error { return n.Engine.WriteTrainedMF(f, t) }); err != nil {
+		return fmt.Errorf("mf: save: %w", err)
+	}
+	return nil
 }
 
 // WriteModelFile writes path atomically with write.

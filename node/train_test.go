@@ -102,3 +102,34 @@ func TestBackgroundTrainingServesAndSurvivesRestart(t *testing.T) {
 		t.Fatal("nothing was logged")
 	}
 }
+
+// TestShutdownDuringTrainingStopsAtOnce: a SIGTERM while a long training
+// runs stops it within a chunk of rows, neither waiting for it nor
+// reporting a model it did not save.
+func TestShutdownDuringTrainingStopsAtOnce(t *testing.T) {
+	cfg := defaultConfig(t)
+	cfg.MF.TrainEveryEvents = 200
+	cfg.MF.TrainEvery = 0
+	cfg.MF.Factors, cfg.MF.Iterations = 16, 100_000_000 // would run for hours
+	n := startNode(t, cfg)
+	seed(t, n, 0)
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(scrape(t, n), "streamrec_mf_training_progress_ratio ") || strings.Contains(scrape(t, n), "streamrec_mf_training_progress_ratio 0\n") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the training never started:\n%s", grepLines(scrape(t, n), "streamrec_mf_training"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	start := time.Now()
+	stopped := make(chan struct{})
+	go func() { n.stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(20 * time.Second):
+		t.Fatal("shutdown waited for a training that would run for hours")
+	}
+	t.Logf("stopped %s after the shutdown began, mid-training", time.Since(start).Round(time.Millisecond))
+	if _, err := os.Stat(ModelFile(cfg.Data)); !os.IsNotExist(err) {
+		t.Fatalf("a model file exists for a training that never finished: %v", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"github.com/streamrec/streamrec/model/als"
+	"github.com/streamrec/streamrec/model/history"
 	"github.com/streamrec/streamrec/model/mf"
 )
 
@@ -22,6 +23,7 @@ func (e *Engine) MFData(ctx context.Context) (mf.Data, error) {
 	d.Entries = make([]als.Entry, 0, e.hist.Events())
 	e.mu.RUnlock()
 	d.Versions = make([]uint32, users)
+	d.Starts = make([]uint32, users)
 	for lo := 0; lo < users; lo += readChunk {
 		if err := ctx.Err(); err != nil {
 			return d, err
@@ -32,7 +34,9 @@ func (e *Engine) MFData(ctx context.Context) (mf.Data, error) {
 			for _, x := range h {
 				d.Entries = append(d.Entries, als.Entry{User: int32(u), Item: x.Item, Weight: x.Weight})
 			}
-			d.Versions[u] = uint32(len(h))
+			start := e.hist.Start(int32(u))
+			d.Versions[u] = start + uint32(len(h))
+			d.Starts[u] = start
 		}
 		e.mu.RUnlock()
 	}
@@ -46,6 +50,14 @@ func (e *Engine) MFData(ctx context.Context) (mf.Data, error) {
 // installs it, without holding any lock while it trains; cfg nil means the
 // engine's configuration. progress is told the steps done.
 func (e *Engine) TrainMF(ctx context.Context, cfg *mf.Config, progress func(done, total int)) (*mf.Trained, error) {
+	return e.TrainSaveMF(ctx, cfg, progress, nil)
+}
+
+// TrainSaveMF is TrainMF with save, when not nil, called with the trained
+// model before it is installed (to write it to a file): a model is never
+// served, and so never reported, before it is saved. An error from save
+// leaves the served model as it was.
+func (e *Engine) TrainSaveMF(ctx context.Context, cfg *mf.Config, progress func(done, total int), save func(*mf.Trained) error) (*mf.Trained, error) {
 	c := e.mf.Config()
 	if cfg != nil {
 		c = *cfg
@@ -57,6 +69,11 @@ func (e *Engine) TrainMF(ctx context.Context, cfg *mf.Config, progress func(done
 	t, err := mf.Train(ctx, d, c, progress)
 	if err != nil {
 		return nil, err
+	}
+	if save != nil {
+		if err := save(t); err != nil {
+			return nil, err
+		}
 	}
 	e.InstallMF(t, cfg)
 	return t, nil
@@ -71,7 +88,13 @@ func (e *Engine) InstallMF(t *mf.Trained, cfg *mf.Config) {
 	if cfg != nil {
 		e.mf = mf.New(*cfg)
 	}
-	e.mf.Install(t, e.users.Len(), e.hist.User)
+	e.mf.Install(t, e.users.Len(), e.userHistory)
+}
+
+// userHistory is the kept history of user and how many of their events were
+// evicted before it.
+func (e *Engine) userHistory(user int32) ([]history.Entry, uint32) {
+	return e.hist.User(user), e.hist.Start(user)
 }
 
 // MFTrained is the installed training, nil before the first.
@@ -86,17 +109,20 @@ func (e *Engine) MFTrained() *mf.Trained {
 // tables (the model is immutable, the tables' first entries never change),
 // so writes go on while the file is written.
 func (e *Engine) WriteMF(w io.Writer) (bool, error) {
-	e.mu.RLock()
-	t := e.mf.Current()
-	var users, items []string
-	if t != nil {
-		users, items = e.users.Names(t.Model.NumUsers()), e.items.Names(t.Model.NumItems())
-	}
-	e.mu.RUnlock()
+	t := e.MFTrained()
 	if t == nil {
 		return false, nil
 	}
-	return true, t.Write(w, func(u int32) string { return users[u] }, func(i int32) string { return items[i] })
+	return true, e.WriteTrainedMF(w, t)
+}
+
+// WriteTrainedMF saves t, trained on this engine but perhaps not installed
+// yet, to w under external ids, as WriteMF does.
+func (e *Engine) WriteTrainedMF(w io.Writer, t *mf.Trained) error {
+	e.mu.RLock()
+	users, items := e.users.Names(t.Model.NumUsers()), e.items.Names(t.Model.NumItems())
+	e.mu.RUnlock()
+	return t.Write(w, func(u int32) string { return users[u] }, func(i int32) string { return items[i] })
 }
 
 // LoadMF reads a model saved by WriteMF (or `streamrec train`) and installs

@@ -185,10 +185,10 @@ func Train(ctx context.Context, users, items int, entries []Entry, cfg Config, p
 			x, y []float32
 			mat  *Matrix
 		}{{m.Users, m.Items, byUser}, {m.Items, m.Users, byItem}} {
+			solveAll(ctx, side.x, side.y, side.mat, gram(side.y, k), cfg)
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			solveAll(side.x, side.y, side.mat, gram(side.y, k), cfg)
 			if progress != nil {
 				progress(2*it+half+1, 2*cfg.Iterations)
 			}
@@ -219,8 +219,10 @@ func gram(f []float32, k int) []float64 {
 	return g
 }
 
-// solveAll updates every row vector of x against the fixed factors y.
-func solveAll(x, y []float32, mat *Matrix, g []float64, cfg Config) {
+// solveAll updates every row vector of x against the fixed factors y. It
+// stops within one chunk of rows once ctx is done (x is then half updated:
+// the caller discards it).
+func solveAll(ctx context.Context, x, y []float32, mat *Matrix, g []float64, cfg Config) {
 	k := cfg.Factors
 	var wg sync.WaitGroup
 	var next sync.Mutex
@@ -235,7 +237,7 @@ func solveAll(x, y []float32, mat *Matrix, g []float64, cfg Config) {
 				start := row
 				row += 256
 				next.Unlock()
-				if start >= mat.Rows {
+				if start >= mat.Rows || ctx.Err() != nil {
 					return
 				}
 				for r := start; r < min(start+256, mat.Rows); r++ {
