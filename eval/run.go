@@ -83,6 +83,11 @@ func source(model string) string {
 	return ""
 }
 
+// Validate reports an unknown protocol or model, or a K that is not
+// positive, as Run would, without data: the eval command checks its flags
+// before it loads a data set.
+func (c Config) Validate() error { return c.check() }
+
 func (c *Config) check() error {
 	switch c.Protocol {
 	case Chrono, LeaveLast, Prequential:
