@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -57,18 +58,24 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&f.samples, "samples", 200, "freshness: users sampled")
 	fs.StringVar(&f.evType, "type", "view", "freshness: event type sent")
 	fs.StringVar(&f.jsonOut, "json", "", "also write the results as JSON to this file")
+	var quiet bool
+	fs.BoolVar(&quiet, "quiet", false, "no progress output")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, benchUsage)
+		fmt.Fprint(fs.Output(), benchUsage)
 		fs.PrintDefaults()
 	}
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		return parseFlags(fs, args[:1], stdout)
+	}
+	if len(args) == 0 || len(args[0]) > 0 && args[0][0] == '-' {
 		fs.Usage()
-		return flag.ErrHelp
+		return errors.New("bench: give a MODE first (serve, ingest, freshness, mixed)")
 	}
 	mode := args[0]
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := parseFlags(fs, args[1:], stdout); err != nil {
 		return err
 	}
+	progress := progressOut(stderr, quiet)
 	if fs.NArg() > 0 {
 		return fmt.Errorf("bench: unexpected argument %q", fs.Arg(0))
 	}
@@ -87,42 +94,45 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	out := map[string]any{"mode": mode, "url": f.cfgURL}
 	var mu sync.Mutex
-	runServe := func(progress bool) error {
+	runServe := func(show bool) error {
 		cfg := bench.ServeConfig{URL: f.cfgURL, Rate: f.rate, Duration: f.duration, Conns: f.conns, N: f.n, Key: f.key, Users: users(events)}
-		if progress {
-			bar := newBar(stderr, int64(float64(f.rate)*f.duration.Seconds()), "serve", false)
-			cfg.Progress = func(done int) { _ = bar.Set(done) }
-			defer bar.Finish()
+		w := io.Discard
+		if show {
+			w = progress
 		}
+		b := newBar(w, int64(float64(f.rate)*f.duration.Seconds()), "serve", false)
+		defer b.Stop()
+		cfg.Progress = func(done int) { b.Set(done) }
 		res, err := bench.Serve(ctx, cfg)
 		if err != nil {
 			return err
 		}
+		b.Finish()
 		mu.Lock()
 		defer mu.Unlock()
 		out["serve"] = res
 		fmt.Fprint(stdout, res.Table())
 		return nil
 	}
-	runIngest := func(progress bool) error {
+	runIngest := func(show bool) error {
 		cfg := bench.IngestConfig{URL: f.cfgURL, Events: events, BatchSize: f.batch, Concurrency: f.concurrency, Duration: f.duration, Key: f.key}
-		if progress {
-			// Progress in tenths of a second of the run: the number of
-			// events it will reach is not known in advance.
-			start := time.Now()
-			bar := newBar(stderr, int64(f.duration/(100*time.Millisecond)), "ingest", false)
-			var mu sync.Mutex
-			cfg.Progress = func(int) {
-				mu.Lock()
-				defer mu.Unlock()
-				_ = bar.Set64(min(int64(time.Since(start)/(100*time.Millisecond)), bar.GetMax64()))
-			}
-			defer bar.Finish()
+		w := io.Discard
+		if show {
+			w = progress
+		}
+		// Progress in tenths of a second of the run: the number of events
+		// it will reach is not known in advance.
+		start := time.Now()
+		b := newBar(w, int64(f.duration/(100*time.Millisecond)), "ingest", false)
+		defer b.Stop()
+		cfg.Progress = func(int) {
+			b.Set64(min(int64(time.Since(start)/(100*time.Millisecond)), b.GetMax64()))
 		}
 		res, err := bench.Ingest(ctx, cfg)
 		if err != nil {
 			return err
 		}
+		b.Finish()
 		mu.Lock()
 		defer mu.Unlock()
 		out["ingest"] = res

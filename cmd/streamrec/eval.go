@@ -17,8 +17,27 @@ import (
 	"github.com/streamrec/streamrec/recommend"
 )
 
-func evalCmd(_ context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+const evalUsage = `Usage: streamrec eval --data SOURCE [flags]
+
+Scores every model (trending, item_knn, mf and their blend, the server's
+answer) offline on a data set, through the engine the server runs, under
+one protocol: chrono (train on the first 80%% of events by time, score each
+test user's new items), leave-last (each user's last interaction held out)
+or prequential (replay in time order, scoring each event before applying
+it). Prints a table of metrics at each K; --json and --plot write them too.
+docs/EVALUATION.md records the figures and the commands behind them.
+
+SOURCE is anything streamrec import reads (streamrec import --help lists the formats).
+
+Flags:
+`
+
+func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	cf := newConfigFlags("eval", stderr, false)
+	cf.fs.Usage = func() {
+		fmt.Fprint(cf.fs.Output(), evalUsage)
+		cf.fs.PrintDefaults()
+	}
 	var data, protocol, models, ks, jsonOut, plotOut, plotMetric string
 	cf.fs.StringVar(&data, "data", "", "data set to evaluate on (anything streamrec import reads)")
 	cf.fs.StringVar(&protocol, "protocol", eval.Chrono, "chrono, leave-last or prequential")
@@ -38,7 +57,9 @@ func evalCmd(_ context.Context, args []string, stdout, stderr io.Writer, getenv 
 	var grid bool
 	cf.fs.Float64Var(&validation, "validation", 0, "chrono: score on this last share of the training events instead of the test events (for tuning)")
 	cf.fs.BoolVar(&grid, "grid", false, "tune mf (and, under chrono, the blend weights) on a validation split of the training events (never the test events), then score the best setting")
-	if err := cf.fs.Parse(args); err != nil {
+	var quiet bool
+	cf.fs.BoolVar(&quiet, "quiet", false, "no progress output")
+	if err := parseFlags(cf.fs, args, stdout); err != nil {
 		return err
 	}
 	if data == "" || cf.fs.NArg() > 0 {
@@ -80,7 +101,17 @@ func evalCmd(_ context.Context, args []string, stdout, stderr io.Writer, getenv 
 		}
 		ec.Ks = append(ec.Ks, v)
 	}
-	d, err := loadDataset(data, stderr)
+	// Every flag is checked before the data set is read.
+	if err := ec.Validate(); err != nil {
+		return err
+	}
+	if plotOut != "" {
+		if err := eval.WriteSVG(io.Discard, eval.Report{}, plotMetric); err != nil {
+			return fmt.Errorf("%w (precision, recall, ndcg, map, hit_rate, mrr, coverage, novelty)", err)
+		}
+	}
+	progress := progressOut(stderr, quiet)
+	d, err := loadDataset(ctx, data, progress, false)
 	if err != nil {
 		return err
 	}
@@ -116,18 +147,19 @@ func evalCmd(_ context.Context, args []string, stdout, stderr io.Writer, getenv 
 			ec.Blend = &bw
 		}
 	}
-	sbar := newBar(stderr, 1, "scoring "+protocol, false)
+	sbar := newBar(progress, 1, "scoring "+protocol, false)
 	ec.Progress = func(done, total int) {
 		if sbar.GetMax() != total {
 			sbar.ChangeMax(total)
 		}
-		_ = sbar.Set(done)
+		sbar.Set(done)
 	}
 	rep, err := eval.Run(recs, table, newEngine, ec)
-	_ = sbar.Finish()
 	if err != nil {
+		sbar.Stop()
 		return err
 	}
+	sbar.Finish()
 	fmt.Fprint(stdout, rep.Table())
 	if jsonOut != "" {
 		b, _ := json.MarshalIndent(rep, "", "  ")

@@ -123,7 +123,7 @@ func TestCommandErrors(t *testing.T) {
 		{"bad addr from env", map[string]string{"STREAMREC_ADDR": "nope"}, []string{"serve", "--data", "DATA"}, "addr"},
 		{"unknown key in config file", nil, []string{"serve", "--config", "testdata/bad.yaml", "--data", "DATA"}, "windw"},
 		{"bad log level", nil, []string{"serve", "--log-level", "loud", "--data", "DATA"}, "log_level"},
-		{"bench without a mode", nil, []string{"bench"}, "help requested"},
+		{"bench without a mode", nil, []string{"bench"}, "give a MODE"},
 		{"eval without data", nil, []string{"eval"}, "--data"},
 		{"eval unknown protocol", nil, []string{"eval", "--data", "testdata/events.csv", "--protocol", "coinflip"}, "unknown protocol"},
 		{"eval unknown model", nil, []string{"eval", "--data", "testdata/events.csv", "--models", "oracle"}, "unknown model"},

@@ -11,14 +11,30 @@ import (
 	"github.com/streamrec/streamrec/node"
 )
 
-func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
+const serveUsage = `Usage: streamrec serve [flags]
+
+Runs the HTTP API (docs: api/openapi.yaml) on --addr with the data in
+--data: events are stored durably and reflected in the next
+recommendation; matrix factorisation retrains in the background. SIGTERM
+or Ctrl-C stops it cleanly. Configuration: embedded defaults, then
+--config FILE, then the environment, then these flags
+(docs/CONFIGURATION.md).
+
+Flags:
+`
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	cf := newConfigFlags("serve", stderr, true)
+	cf.fs.Usage = func() {
+		fmt.Fprint(cf.fs.Output(), serveUsage)
+		cf.fs.PrintDefaults()
+	}
 	cf.fs.StringVar(&cf.addr, "addr", config.Default().Addr, "listen address (env STREAMREC_ADDR)")
 	cf.fs.StringVar(&cf.adminAddr, "admin-addr", "", "separate listener for pprof, expvar and metrics; off when empty (env STREAMREC_ADMIN_ADDR)")
 	cf.fs.BoolVar(&cf.insecure, "insecure", false, "allow a non-loopback address without API keys")
 	cf.fs.StringVar(&cf.tlsCert, "tls-cert", "", "TLS certificate file (with --tls-key: serve HTTPS)")
 	cf.fs.StringVar(&cf.tlsKey, "tls-key", "", "TLS key file")
-	if err := cf.fs.Parse(args); err != nil {
+	if err := parseFlags(cf.fs, args, stdout); err != nil {
 		return err
 	}
 	cfg, err := cf.load(getenv)

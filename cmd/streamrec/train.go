@@ -40,7 +40,7 @@ Flags:
 func trainCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	cf := newConfigFlags("train", stderr, true)
 	cf.fs.Usage = func() {
-		fmt.Fprintf(stderr, trainUsage, "a data set directory or file, as for import")
+		fmt.Fprintf(cf.fs.Output(), trainUsage, "a data set directory or file, as for import")
 		cf.fs.PrintDefaults()
 	}
 	var out string
@@ -57,9 +57,12 @@ func trainCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	cf.fs.IntVar(&items, "items", 27_000, "--synthetic: items")
 	var shape string
 	cf.fs.StringVar(&shape, "shape", "zipf", "--synthetic: zipf (popular items and heavy users, as real data) or uniform (every pair distinct, the hardest case)")
-	if err := cf.fs.Parse(args); err != nil {
+	var quiet bool
+	cf.fs.BoolVar(&quiet, "quiet", false, "no progress output")
+	if err := parseFlags(cf.fs, args, stdout); err != nil {
 		return err
 	}
+	progress := progressOut(stderr, quiet)
 	if cf.fs.NArg() > 1 || (synthetic > 0 && cf.fs.NArg() > 0) {
 		cf.fs.Usage()
 		return errors.New("train: give at most one SOURCE, and none with --synthetic")
@@ -90,7 +93,7 @@ func trainCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		}
 	}
 	if synthetic > 0 {
-		return trainSynthetic(ctx, synthetic, users, items, shape, mc, stdout, stderr)
+		return trainSynthetic(ctx, synthetic, users, items, shape, mc, stdout, progress)
 	}
 	table, err := cfg.Table()
 	if err != nil {
@@ -98,11 +101,11 @@ func trainCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	}
 	eng := recommend.New(cfg.EngineConfig(table))
 	if cf.fs.NArg() == 1 {
-		if err := applyDataset(cf.fs.Arg(0), eng, cfg.PipelineConfig(table), cfg.DedupConfig(), stderr); err != nil {
+		if err := applyDataset(ctx, cf.fs.Arg(0), eng, cfg.PipelineConfig(table), cfg.DedupConfig(), progress); err != nil {
 			return err
 		}
 	} else {
-		if eng, err = rebuildFromStore(ctx, cfg.Data, func() *recommend.Engine { return recommend.New(cfg.EngineConfig(table)) }, cfg.DedupConfig(), cfg.Dedup.IDs, stderr); err != nil {
+		if eng, err = rebuildFromStore(ctx, cfg.Data, func() *recommend.Engine { return recommend.New(cfg.EngineConfig(table)) }, cfg.DedupConfig(), cfg.Dedup.IDs, progress); err != nil {
 			return err
 		}
 	}
@@ -110,9 +113,9 @@ func trainCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		out = node.ModelFile(cfg.Data)
 	}
 	st := eng.Stats()
-	fmt.Fprintf(stderr, "training on %d users, %d items, %d interactions: %d factors, %d iterations, %d cores\n",
+	fmt.Fprintf(progress, "training on %d users, %d items, %d interactions: %d factors, %d iterations, %d cores\n",
 		st.Users, st.Items, st.Events, mc.ALS.Factors, mc.ALS.Iterations, mc.ALS.Workers)
-	t, err := trainWithBar(ctx, stderr, func(progress func(done, total int)) (*mf.Trained, error) {
+	t, err := trainWithBar(ctx, progress, func(progress func(done, total int)) (*mf.Trained, error) {
 		return eng.TrainMF(ctx, &mc, progress)
 	})
 	if err != nil {
@@ -130,25 +133,26 @@ func trainCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	return nil
 }
 
-// trainWithBar runs train with a progress bar and ETA on stderr.
-func trainWithBar(ctx context.Context, stderr io.Writer, train func(progress func(done, total int)) (*mf.Trained, error)) (*mf.Trained, error) {
-	bar := newBar(stderr, 1, "training", false)
+// trainWithBar runs train with its progress on w.
+func trainWithBar(ctx context.Context, w io.Writer, train func(progress func(done, total int)) (*mf.Trained, error)) (*mf.Trained, error) {
+	bar := newBar(w, 1, "training", false)
 	t, err := train(func(done, total int) {
 		if bar.GetMax() != total {
 			bar.ChangeMax(total)
 		}
-		_ = bar.Set(done)
+		bar.Set(done)
 	})
-	_ = bar.Finish()
 	if err != nil {
+		bar.Stop()
 		return nil, fmt.Errorf("train: %w", err)
 	}
+	bar.Finish()
 	return t, ctx.Err()
 }
 
 // applyDataset reads a data set through the pipeline into eng.
-func applyDataset(src string, eng *recommend.Engine, pc pipeline.Config, dc pipeline.DedupConfig, stderr io.Writer) error {
-	d, err := loadDataset(src, stderr)
+func applyDataset(ctx context.Context, src string, eng *recommend.Engine, pc pipeline.Config, dc pipeline.DedupConfig, progress io.Writer) error {
+	d, err := loadDataset(ctx, src, progress, false)
 	if err != nil {
 		return err
 	}
@@ -161,8 +165,8 @@ func applyDataset(src string, eng *recommend.Engine, pc pipeline.Config, dc pipe
 }
 
 // rebuildFromStore restores the engine from the data directory's snapshot
-// and log, with a progress bar; the store must not be open elsewhere.
-func rebuildFromStore(ctx context.Context, data string, newEngine func() *recommend.Engine, dc pipeline.DedupConfig, ids int, stderr io.Writer) (*recommend.Engine, error) {
+// and log, with its progress on w; the store must not be open elsewhere.
+func rebuildFromStore(ctx context.Context, data string, newEngine func() *recommend.Engine, dc pipeline.DedupConfig, ids int, w io.Writer) (*recommend.Engine, error) {
 	if _, err := os.Stat(data); err != nil {
 		return nil, fmt.Errorf("train: no data directory %s (import or serve first, or give a SOURCE)", data)
 	}
@@ -171,22 +175,23 @@ func rebuildFromStore(ctx context.Context, data string, newEngine func() *recomm
 		return nil, fmt.Errorf("train: %w (is a server running on it?)", err)
 	}
 	defer st.Close()
-	bar := newBar(stderr, int64(max(st.LastSeq(), 1)), "reading the log", false)
+	bar := newBar(w, int64(max(st.LastSeq(), 1)), "reading the log", false)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	w, err := ingest.New(ctx, st, newEngine, pipeline.NewDedup(dc), log, ingest.Config{DedupIDs: ids,
-		Progress: func(done, _ uint64) { _ = bar.Set64(int64(done)) }})
-	_ = bar.Finish()
+	wr, err := ingest.New(ctx, st, newEngine, pipeline.NewDedup(dc), log, ingest.Config{DedupIDs: ids,
+		Progress: func(done, _ uint64) { bar.Set64(int64(done)) }})
 	if err != nil {
+		bar.Stop()
 		return nil, err
 	}
-	eng := w.Engine()
-	w.Close()
+	bar.Finish()
+	eng := wr.Engine()
+	wr.Close()
 	return eng, nil
 }
 
 // trainSynthetic is the training benchmark: generated interactions, time
 // and peak memory.
-func trainSynthetic(ctx context.Context, n, users, items int, shape string, mc mf.Config, stdout, stderr io.Writer) error {
+func trainSynthetic(ctx context.Context, n, users, items int, shape string, mc mf.Config, stdout, progress io.Writer) error {
 	if users < 2 || items < 2 {
 		return errors.New("train: --users and --items must be at least 2")
 	}
@@ -202,10 +207,10 @@ func trainSynthetic(ctx context.Context, n, users, items int, shape string, mc m
 	}
 	distinct := bench.DistinctPairs(entries)
 	gen := time.Since(start)
-	fmt.Fprintf(stderr, "generated %d interactions, %d distinct pairs (%d users, %d items, %s) in %s; training %d factors, %d iterations on %d cores\n",
+	fmt.Fprintf(progress, "generated %d interactions, %d distinct pairs (%d users, %d items, %s) in %s; training %d factors, %d iterations on %d cores\n",
 		n, distinct, users, items, shape, gen.Round(time.Millisecond), mc.ALS.Factors, mc.ALS.Iterations, mc.ALS.Workers)
 	mc.ANNThreshold = -1
-	t, err := trainWithBar(ctx, stderr, func(progress func(done, total int)) (*mf.Trained, error) {
+	t, err := trainWithBar(ctx, progress, func(progress func(done, total int)) (*mf.Trained, error) {
 		return mf.Train(ctx, mf.Data{Users: users, Items: items, Entries: entries}, mc, progress)
 	})
 	if err != nil {
