@@ -14,7 +14,10 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/streamrec/streamrec/event"
 	"github.com/streamrec/streamrec/metrics"
@@ -30,6 +33,12 @@ var ErrClosed = errors.New("ingest: writer closed")
 // accepted until a restart (what was acknowledged before stays durable).
 var ErrBroken = errors.New("ingest: store write failed; restart required")
 
+// ErrUnavailable is returned (wrapped, with the cause) for a write that
+// could not become durable within Config.Durable — a full or stalled disk —
+// or that was refused because the writer is stalled so. It was not
+// acknowledged; the error says whether it may still be stored.
+var ErrUnavailable = errors.New("storage unavailable")
+
 // Result is the outcome of one submission.
 type Result struct {
 	// Duplicate[i] is true when recs[i] repeated an event already in the log
@@ -39,11 +48,20 @@ type Result struct {
 	FirstSeq  uint64 // sequence number of the first stored record
 }
 
+// Request states: queued, taken by the writer, abandoned by its caller
+// (who gave up waiting; the writer then skips it).
+const (
+	queued int32 = iota
+	taken
+	abandoned
+)
+
 type request struct {
-	recs []event.Record
-	res  Result
-	err  error
-	done chan struct{}
+	recs  []event.Record
+	res   Result
+	err   error
+	done  chan struct{}
+	state atomic.Int32
 }
 
 // Writer is the log's single writer.
@@ -60,6 +78,9 @@ type Writer struct {
 	wg    sync.WaitGroup
 	mu    sync.Mutex
 	err   error
+
+	commitSince atomic.Int64 // unix nanoseconds when the running store write began; 0: none
+	stallLog    rate.Sometimes
 }
 
 // Config configures the writer.
@@ -76,6 +97,10 @@ type Config struct {
 	Metrics *metrics.Metrics
 	// Progress, when set, is told how far the rebuild at start got.
 	Progress func(done, total uint64)
+	// Durable bounds how long Submit waits for its records to become
+	// durable (default 10 s); past it, or while a store write has taken
+	// longer than that, Submit returns ErrUnavailable.
+	Durable time.Duration
 }
 
 // New restores the models from the latest snapshot, if one fits the
@@ -86,8 +111,12 @@ func New(ctx context.Context, st *store.Store, newEngine func() *recommend.Engin
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 20000
 	}
+	if cfg.Durable <= 0 {
+		cfg.Durable = 10 * time.Second
+	}
 	w := &Writer{store: st, dedup: dedup, log: log, cfg: cfg,
-		queue: make(chan *request, 1024), stop: make(chan struct{})}
+		queue: make(chan *request, 1024), stop: make(chan struct{}),
+		stallLog: rate.Sometimes{Interval: 10 * time.Second}}
 	w.eng = w.restore(newEngine)
 	if err := w.replay(ctx); err != nil {
 		return nil, err
@@ -205,23 +234,86 @@ func (w *Writer) snapshot() {
 // Submit stores and applies recs, returning when they are durable and
 // applied. Events already in the log (same event_id, or the same
 // user/item/type within the dedup window) are not stored again and are
-// reported in Result.Duplicate.
+// reported in Result.Duplicate. A submission that cannot become durable
+// within Config.Durable returns ErrUnavailable (never "stored" for
+// something that is not).
 func (w *Writer) Submit(ctx context.Context, recs []event.Record) (Result, error) {
-	if err := w.broken(); err != nil {
+	if err := w.Health(); err != nil {
+		w.cfg.Metrics.StorageError(cause(err))
+		w.logUnavailable(err)
 		return Result{}, err
 	}
 	req := &request{recs: recs, done: make(chan struct{})}
+	timer := time.NewTimer(w.cfg.Durable)
+	defer timer.Stop()
 	select {
 	case w.queue <- req:
 	case <-w.stop:
 		return Result{}, ErrClosed
 	case <-ctx.Done():
 		return Result{}, ctx.Err()
+	case <-timer.C:
+		err := fmt.Errorf("%w: the log's queue stayed full for %s%s; nothing was stored", ErrUnavailable, w.cfg.Durable, w.trouble())
+		w.cfg.Metrics.StorageError("stalled")
+		w.logUnavailable(err)
+		return Result{}, err
 	}
-	// Once queued, the request is written whatever the caller does: wait for
-	// it so that the answer is never "failed" for something stored.
-	<-req.done
-	return req.res, req.err
+	// Once taken, the request is written whatever the caller does: wait for
+	// it so that the answer is never "failed" for something stored — up to
+	// the bound, past which the answer says the write may still land.
+	select {
+	case <-req.done:
+		if req.err != nil {
+			w.cfg.Metrics.StorageError(cause(req.err))
+		}
+		return req.res, req.err
+	case <-timer.C:
+	}
+	var err error
+	if req.state.CompareAndSwap(queued, abandoned) {
+		err = fmt.Errorf("%w: the log took no write for %s%s; nothing was stored", ErrUnavailable, w.cfg.Durable, w.trouble())
+	} else {
+		err = fmt.Errorf("%w: the write did not become durable within %s%s; it was not acknowledged and may still be stored when the store recovers (a retry with the same event_id is never stored twice)", ErrUnavailable, w.cfg.Durable, w.trouble())
+	}
+	w.cfg.Metrics.StorageError("stalled")
+	w.logUnavailable(err)
+	return Result{}, err
+}
+
+// Health is nil while writes become durable in time; otherwise an
+// ErrUnavailable (a store write running longer than Config.Durable) or
+// ErrBroken error naming the cause. Reads are unaffected either way.
+func (w *Writer) Health() error {
+	if err := w.broken(); err != nil {
+		return err
+	}
+	if since := w.commitSince.Load(); since != 0 {
+		if d := time.Since(time.Unix(0, since)); d > w.cfg.Durable {
+			return fmt.Errorf("%w: a write to the log has not become durable for %s%s", ErrUnavailable, d.Round(time.Second), w.trouble())
+		}
+	}
+	return nil
+}
+
+// trouble is the store's account of the cause, as a suffix.
+func (w *Writer) trouble() string {
+	if t := w.store.Trouble(); t != "" {
+		return " (" + t + ")"
+	}
+	return " (the disk is slow or stalled)"
+}
+
+// logUnavailable logs a refused write at error level, once per interval.
+func (w *Writer) logUnavailable(err error) {
+	w.stallLog.Do(func() { w.log.Error("writes refused: the log cannot make them durable", "err", err) })
+}
+
+// cause labels err for the storage error metric.
+func cause(err error) string {
+	if errors.Is(err, ErrBroken) {
+		return "error"
+	}
+	return "stalled"
 }
 
 func (w *Writer) broken() error {
@@ -248,13 +340,17 @@ func (w *Writer) run() {
 		group = group[:0]
 		select {
 		case r := <-w.queue:
-			group = append(group, r)
+			if r.state.CompareAndSwap(queued, taken) {
+				group = append(group, r)
+			}
 		case <-w.stop:
 			// Drain what was queued before the stop, then snapshot.
 			for {
 				select {
 				case r := <-w.queue:
-					w.commit([]*request{r}, nil)
+					if r.state.CompareAndSwap(queued, taken) {
+						w.commit([]*request{r}, nil)
+					}
 				default:
 					if w.broken() == nil && w.eng.Applied() > w.lastSnap {
 						w.snapshot()
@@ -263,13 +359,18 @@ func (w *Writer) run() {
 				}
 			}
 		}
+		if len(group) == 0 {
+			continue // its caller gave up waiting
+		}
 		n := len(group[0].recs)
 	more:
 		for n < w.cfg.MaxBatch {
 			select {
 			case r := <-w.queue:
-				group = append(group, r)
-				n += len(r.recs)
+				if r.state.CompareAndSwap(queued, taken) {
+					group = append(group, r)
+					n += len(r.recs)
+				}
 			default:
 				break more
 			}
@@ -307,11 +408,17 @@ func (w *Writer) commit(group []*request, recs []event.Record) []event.Record {
 	var err error
 	if len(recs) > 0 {
 		start := time.Now()
+		w.commitSince.Store(start.UnixNano())
 		first, err = w.store.Append(recs)
-		w.cfg.Metrics.Commit(len(recs), time.Since(start))
+		w.commitSince.Store(0)
+		d := time.Since(start)
+		w.cfg.Metrics.Commit(len(recs), d)
+		if d > w.cfg.Durable && err == nil {
+			w.log.Info("writes are durable again", "stalled_for", d.Round(time.Millisecond), "records", len(recs))
+		}
 	}
 	if err != nil {
-		w.log.Error("store write failed; refusing writes until restart", "err", err)
+		w.log.Error("store write failed; refusing writes until restart (everything acknowledged before is durable)", "err", err)
 		w.mu.Lock()
 		w.err = fmt.Errorf("%w: %v", ErrBroken, err)
 		w.mu.Unlock()

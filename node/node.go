@@ -9,6 +9,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"expvar"
@@ -177,6 +178,7 @@ func (n *Node) start(ctx context.Context) error {
 	w, err := ingest.New(ctx, n.Store, newEngine, pipeline.NewDedup(cfg.DedupConfig()), n.log, ingest.Config{
 		DedupIDs:      cfg.Dedup.IDs,
 		SnapshotEvery: cfg.SnapshotEvery,
+		Durable:       time.Duration(cfg.Timeouts.Durable),
 		Metrics:       n.Metrics,
 		Progress:      func(done, total uint64) { n.progress.Store(&[2]uint64{done, total}) },
 	})
@@ -235,13 +237,25 @@ func (n *Node) healthz(w http.ResponseWriter, _ *http.Request) {
 	body := map[string]any{"status": "ok", "ready": n.isReady(), "last_seq": n.Store.LastSeq()}
 	if n.isReady() {
 		body["engine"] = n.Engine.Stats()
+		body["writable"] = true
+		if err := n.Writer.Health(); err != nil {
+			body["writable"], body["storage_error"] = false, err.Error()
+		}
 	}
 	server.WriteJSON(w, http.StatusOK, body)
 }
 
+// readyz is 503 while the models load, and while writes cannot become
+// durable (a full or stalled disk): a balancer then sends writes elsewhere.
+// Reads keep being answered meanwhile.
 func (n *Node) readyz(w http.ResponseWriter, _ *http.Request) {
 	if !n.isReady() {
 		writeStarting(w, n.progress.Load())
+		return
+	}
+	if err := n.Writer.Health(); err != nil {
+		w.Header().Set("Retry-After", "5")
+		server.WriteError(w, http.StatusServiceUnavailable, "storage_unavailable", "not ready for writes (reads are served): "+err.Error())
 		return
 	}
 	server.WriteJSON(w, http.StatusOK, map[string]any{"status": "ready", "last_seq": n.Store.LastSeq()})
@@ -288,25 +302,49 @@ func (n *Node) Serve(ctx context.Context, l net.Listener) error {
 	case <-ctx.Done():
 		n.log.Info("shutting down")
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(n.cfg.Timeouts.Shutdown))
-	if serr := n.http.Shutdown(sctx); err == nil {
+	grace := time.Duration(n.cfg.Timeouts.Shutdown)
+	deadline := time.Now().Add(grace)
+	sctx, cancel := context.WithDeadline(context.Background(), deadline)
+	if serr := n.http.Shutdown(sctx); errors.Is(serr, context.DeadlineExceeded) {
+		// Requests still running past the grace are cut off; none of them
+		// was acknowledged, so this is no failure of the node.
+		n.log.Warn("requests still running after the shutdown grace were cut off", "grace", grace)
+		n.http.Close()
+	} else if err == nil {
 		err = serr
 	}
 	if n.admin != nil {
 		n.admin.Shutdown(sctx)
+		n.admin.Close()
 	}
 	cancel()
 	stopRebuild() // also stops a training in progress
 	<-started     // the rebuild reads the store: it must stop before the store closes
 	n.bg.Wait()
-	if cerr := n.Close(); err == nil {
-		err = cerr
+	// Draining the writer and closing the store wait on the disk: a full or
+	// stalled one would hold them forever, so they get what is left of the
+	// grace (at least a second). Everything acknowledged is durable already.
+	closed := make(chan error, 1)
+	go func() { closed <- n.Close() }()
+	select {
+	case cerr := <-closed:
+		if err == nil {
+			err = cerr
+		}
+	case <-time.After(max(time.Until(deadline), time.Second)):
+		err = fmt.Errorf("%w: the store did not close within the shutdown grace (%s; %s); everything acknowledged is durable, writes not acknowledged may or may not be stored",
+			ErrUncleanShutdown, grace, cmp.Or(n.Store.Trouble(), "the disk is slow or stalled"))
 	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
 	return err
 }
+
+// ErrUncleanShutdown is returned by Serve when the store could not be closed
+// within the shutdown grace (the process should exit anyway: a restart
+// recovers from the log).
+var ErrUncleanShutdown = errors.New("unclean shutdown")
 
 // Close stops the writer (if the models were loaded) and closes the store.
 func (n *Node) Close() error {

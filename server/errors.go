@@ -53,7 +53,11 @@ func writeError(w http.ResponseWriter, err error) int {
 		ae = errorf(http.StatusRequestEntityTooLarge, "too_many_events", err.Error(), nil)
 	case errors.As(err, &se):
 		ae = errorf(http.StatusBadRequest, "invalid_json", se.Msg, nil)
-	case errors.Is(err, ingest.ErrClosed), errors.Is(err, ingest.ErrBroken):
+	case errors.Is(err, ingest.ErrUnavailable), errors.Is(err, ingest.ErrBroken):
+		w.Header().Set("Retry-After", "5")
+		ae = errorf(http.StatusServiceUnavailable, "storage_unavailable", err.Error(), nil)
+	case errors.Is(err, ingest.ErrClosed):
+		w.Header().Set("Retry-After", "1")
 		ae = errorf(http.StatusServiceUnavailable, "unavailable", err.Error(), nil)
 	default:
 		ae = errorf(http.StatusInternalServerError, "internal", "internal error", nil)

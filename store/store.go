@@ -13,7 +13,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -37,15 +41,27 @@ type Store struct {
 	db   *pebble.DB
 	last atomic.Uint64 // last sequence number written; 0 when empty
 	buf  []byte
+
+	mu      sync.Mutex // guards the health Pebble reports through its events
+	stall   string     // why Pebble stalls writes, while it does
+	bgErr   error      // the latest background error (a failed flush)
+	bgErrAt time.Time
 }
+
+// ErrInUse is returned by Open when another process holds the directory.
+var ErrInUse = errors.New("in use by another streamrec process")
 
 // Open opens (or creates) the store in dir.
 func Open(dir string) (*Store, error) {
-	db, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}})
+	s := &Store{dir: dir}
+	db, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}, EventListener: s.events()})
 	if err != nil {
+		if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK) || strings.Contains(err.Error(), "lock held by current process") {
+			return nil, fmt.Errorf("store: data directory %s is %w (stop it, or give this one another --data)", dir, ErrInUse)
+		}
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
-	s := &Store{dir: dir, db: db}
+	s.db = db
 	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixLog}, UpperBound: []byte{prefixLog + 1}})
 	if err != nil {
 		db.Close()
@@ -59,6 +75,48 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
 	return s, nil
+}
+
+// events records what Pebble reports about its health: write stalls (a
+// memtable that cannot be flushed, as on a full disk) and background errors.
+func (s *Store) events() *pebble.EventListener {
+	return &pebble.EventListener{
+		BackgroundError: func(err error) {
+			s.mu.Lock()
+			s.bgErr, s.bgErrAt = err, time.Now()
+			s.mu.Unlock()
+		},
+		WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
+			s.mu.Lock()
+			s.stall = info.Reason
+			s.mu.Unlock()
+		},
+		WriteStallEnd: func() {
+			s.mu.Lock()
+			s.stall = ""
+			s.mu.Unlock()
+		},
+	}
+}
+
+// Trouble describes what is known to keep writes from becoming durable
+// ("the disk is full (no space left on device)", a write stall's reason),
+// or is "" when nothing is.
+func (s *Store) Trouble() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var parts []string
+	if err := s.bgErr; err != nil && time.Since(s.bgErrAt) < time.Minute {
+		if errors.Is(err, syscall.ENOSPC) || strings.Contains(err.Error(), "no space left on device") {
+			parts = append(parts, "the disk is full (no space left on device)")
+		} else {
+			parts = append(parts, "the store reports: "+err.Error())
+		}
+	}
+	if s.stall != "" {
+		parts = append(parts, "the store stalls writes ("+s.stall+")")
+	}
+	return strings.Join(parts, "; ")
 }
 
 // Close closes the store.
