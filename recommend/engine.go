@@ -6,6 +6,16 @@
 // Concurrency: one writer applies records under the write lock; any number of
 // readers recommend under the read lock. A read that starts after Apply
 // returned sees everything Apply applied (read-your-writes).
+//
+// Retention (Config.Retention) bounds what the models hold, in log order as
+// part of applying records: before a user's event is applied, their oldest
+// events beyond the per-user cap are evicted, and so is every event older
+// than the maximum age on the events' clock (the latest event time applied).
+// Each model forgets an evicted event as if it had never seen it: item-kNN
+// subtracts its squared weight and its pairs, trending its decayed weight,
+// mf the seed of an item without a trained vector, and the user's vector is
+// re-solved from what is kept. Replaying the log therefore rebuilds the same
+// state; the log itself keeps every record.
 package recommend
 
 import (
@@ -40,6 +50,29 @@ type Config struct {
 	// Blend weighs the sources in a blended answer; all zero means
 	// DefaultBlend.
 	Blend Blend
+	// Retention bounds the events the models hold; zero keeps them all.
+	Retention Retention
+}
+
+// Retention says which events the in-memory models keep. Zero fields are
+// no limit.
+type Retention struct {
+	// MaxEventsPerUser keeps each user's latest events only: when a new
+	// event would pass it, the user's oldest is evicted first.
+	MaxEventsPerUser int
+	// MaxAge evicts events older than this before the latest event time
+	// applied (the events' clock, in whole seconds, not the wall clock). A
+	// user's events are evicted oldest first in log order, so an event
+	// that arrived late waits for those logged before it.
+	MaxAge time.Duration
+}
+
+// maxAgeSeconds is the age limit in whole seconds (0: none).
+func (r Retention) maxAgeSeconds() int64 {
+	if r.MaxAge <= 0 {
+		return 0
+	}
+	return max(1, int64(r.MaxAge/time.Second))
 }
 
 // Blend is the weight of each source in a blended answer. Each source's
@@ -85,6 +118,8 @@ type Engine struct {
 	trend    *trending.Model
 	mf       *mf.Model
 	blend    Blend
+	keep     Retention
+	clock    uint32 // the latest event time applied (unix seconds)
 	applied  uint64 // records applied
 	catEpoch uint64 // changes with every catalogue record: cached answers that filter by it expire
 	scratch  sync.Pool
@@ -100,6 +135,13 @@ func New(cfg Config) *Engine {
 		trend: trending.New(cfg.Trending),
 		mf:    mf.New(cfg.MF),
 		blend: cfg.Blend,
+		keep:  cfg.Retention,
+	}
+	if e.keep.MaxEventsPerUser < 0 {
+		e.keep.MaxEventsPerUser = 0
+	}
+	if e.keep.maxAgeSeconds() > 0 {
+		e.hist.TrackAge()
 	}
 	if e.blend == (Blend{}) {
 		e.blend = DefaultBlend()
@@ -142,14 +184,13 @@ func (e *Engine) apply(r *event.Record) {
 			return // context only (search)
 		}
 		it := e.item(ev.Item)
-		t := ev.Time.Unix()
-		if t < 0 {
-			t = 0
-		}
-		e.knn.Apply(it, ev.Weight, e.hist.User(u))
-		e.trend.Apply(it, ev.Weight, float64(ev.Time.UnixMilli())/1000)
-		e.hist.Append(u, history.Entry{Item: it, Time: uint32(t), Weight: ev.Weight, Type: ev.Type})
+		ms := max(ev.Time.UnixMilli(), 0)
+		h := history.Entry{Item: it, Time: uint32(ms / 1000), Milli: uint16(ms % 1000), Weight: ev.Weight, Type: ev.Type}
 		e.mf.Grow(e.users.Len())
+		e.retain(u, h.Time)
+		e.knn.Apply(it, ev.Weight, e.hist.User(u))
+		e.trend.Apply(it, ev.Weight, h.Seconds())
+		e.hist.Append(u, h)
 		e.mf.Apply(u, it, ev.Weight)
 	case event.KindItemPut:
 		e.catEpoch++
@@ -181,6 +222,44 @@ func (e *Engine) apply(r *event.Record) {
 	case event.KindUserDelete:
 		// The profile lives in the store; the history stays with the models.
 	}
+}
+
+// retain evicts what retention no longer keeps before an event of user at
+// time t is applied: the user's oldest events beyond the cap, less one for
+// the new event, and every event older than the maximum age on the clock
+// that t may advance.
+func (e *Engine) retain(user int32, t uint32) {
+	if c := e.keep.MaxEventsPerUser; c > 0 {
+		for len(e.hist.User(user)) >= c {
+			e.evictOldest(user)
+		}
+	}
+	if t > e.clock {
+		e.clock = t
+	}
+	if age := e.keep.maxAgeSeconds(); age > 0 {
+		cutoff := int64(e.clock) - age
+		for {
+			u, ut, ok := e.hist.Oldest()
+			if !ok || int64(ut) >= cutoff {
+				break
+			}
+			e.evictOldest(u)
+		}
+	}
+}
+
+// evictOldest evicts the oldest kept event of user from every model.
+func (e *Engine) evictOldest(user int32) {
+	h := e.hist.User(user)
+	if len(h) == 0 {
+		return
+	}
+	old := h[0]
+	e.knn.Evict(old, h[1:])
+	e.trend.Remove(old.Item, old.Weight, old.Seconds())
+	e.mf.Evict(user, old.Item, old.Weight, e.hist.Start(user))
+	e.hist.EvictOldest(user)
 }
 
 func (e *Engine) item(id string) int32 {
@@ -215,6 +294,7 @@ type Stats struct {
 	Users        int     `json:"users"`
 	Items        int     `json:"items"`
 	Events       int     `json:"events_in_memory"`
+	Evicted      uint64  `json:"events_evicted"` // by retention, since the log began
 	ItemKNNPairs int     `json:"item_knn_pairs"`
 	MF           MFStats `json:"mf"`
 }
@@ -241,6 +321,7 @@ func (e *Engine) Stats() Stats {
 		Users:        e.users.Len(),
 		Items:        e.items.Len(),
 		Events:       e.hist.Events(),
+		Evicted:      e.hist.Evicted(),
 		ItemKNNPairs: e.knn.Pairs(),
 		MF:           e.mfStats(),
 	}

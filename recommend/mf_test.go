@@ -104,7 +104,7 @@ func TestMFFoldInMatchesAFullSolve(t *testing.T) {
 	e := twoWorlds(t)
 	e.Apply([]event.Record{ev("a3", "B1", event.Watch, 3, 50_000), ev("a3", "A7", event.Like, 5, 50_001)})
 	u, _ := e.users.Lookup("a3")
-	got := e.mf.UserVector(u, e.hist.User(u))
+	got := e.mf.UserVector(u, e.hist.User(u), e.hist.Start(u))
 	var items []int32
 	var weights []float32
 	for _, h := range e.hist.User(u) {

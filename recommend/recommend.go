@@ -221,7 +221,7 @@ func (e *Engine) gather(s *scratch, user string, n int, cat int32, w Blend, trac
 	// mf: the user's vector, folded in first if they acted since.
 	s.mf = s.mf[:0]
 	if w.MF > 0 && known {
-		s.mf = e.mf.UserCandidates(u, hist, perSource(n), excluded, cat, e.catEpoch, skip, s.mf)
+		s.mf = e.mf.UserCandidates(u, hist, e.hist.Start(u), perSource(n), excluded, cat, e.catEpoch, skip, s.mf)
 	}
 	lap(&trace.MF)
 

@@ -4,13 +4,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 
 	"github.com/streamrec/streamrec/ids"
 	"github.com/streamrec/streamrec/model/history"
 	"github.com/streamrec/streamrec/snapshot"
 )
 
-const snapshotMagic = "streamrec-engine-1"
+// snapshotMagic names the layout; version 2 added retention (history
+// starts and milliseconds, the engine's clock, trending counts and bound,
+// fixed-point item-kNN counts), so older snapshots are refused and the log
+// replayed.
+const snapshotMagic = "streamrec-engine-2"
 
 // ErrSnapshotConfig is returned when a snapshot was taken under another
 // model configuration: the log must be replayed instead.
@@ -18,7 +23,7 @@ var ErrSnapshotConfig = errors.New("snapshot taken with another model configurat
 
 // fingerprint names everything a snapshot's state depends on besides the log.
 func (e *Engine) fingerprint() string {
-	return fmt.Sprintf("%+v|%+v|%v", e.knn.Config(), e.trend.Config(), e.consumed)
+	return fmt.Sprintf("%+v|%+v|%v|%+v", e.knn.Config(), e.trend.Config(), e.consumed, e.keep)
 }
 
 // Applied is the number of records applied: the log sequence number the
@@ -38,6 +43,7 @@ func (e *Engine) WriteSnapshot(w io.Writer) (uint64, error) {
 	enc.String(snapshotMagic)
 	enc.String(e.fingerprint())
 	enc.Uint(e.applied)
+	enc.Uint(uint64(e.clock))
 	e.users.Encode(enc)
 	e.items.Encode(enc)
 	e.cats.Encode(enc)
@@ -78,6 +84,9 @@ func (e *Engine) ReadSnapshot(r io.Reader, size int64) error {
 		return ErrSnapshotConfig
 	}
 	e.applied = d.Uint()
+	clock := d.Uint()
+	d.Check(clock <= math.MaxUint32, "engine clock")
+	e.clock = uint32(clock)
 	e.users = ids.Decode(d)
 	e.items = ids.Decode(d)
 	e.cats = ids.Decode(d)
@@ -107,6 +116,9 @@ func (e *Engine) ReadSnapshot(r io.Reader, size int64) error {
 		}
 	}
 	e.hist = *history.Decode(d)
+	if e.keep.maxAgeSeconds() > 0 {
+		e.hist.TrackAge()
+	}
 	e.trend.Decode(d)
 	e.knn.Decode(d)
 	if err := d.Err(); err != nil {

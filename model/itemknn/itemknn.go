@@ -4,6 +4,13 @@
 // recent history (a bounded window), adding the product of the two weights to
 // their co-occurrence; each item also accumulates the sum of its squared
 // weights. The similarity of i and j is cosine: C(i,j) / sqrt(N(i)·N(j)).
+//
+// Retention: Evict forgets the oldest entry of a user's history, subtracting
+// its squared weight and every pair it formed with the later entries of its
+// window, so the model is always the one the kept histories alone would
+// build. Counts are fixed point (1/1024 of a unit of weight per
+// contribution), which makes the subtraction exact: a pair with nothing left
+// disappears from its row, and rows shrink as they empty.
 // An item's top neighbours are computed from its co-occurrence row the first
 // time they are asked for after the row changed, so the write path stays
 // cheap and every read sees the events applied before it.
@@ -57,7 +64,7 @@ type neighbors struct {
 type Model struct {
 	cfg   Config
 	rows  []row
-	norm  []float32
+	norm  []uint64 // sum of squared weights, in units
 	ver   []uint64
 	cache []*[chunk]atomic.Pointer[neighbors]
 	pairs int
@@ -71,8 +78,28 @@ type Model struct {
 
 type update struct {
 	row, other int32
-	c          float32
+	c          int64 // units: added when positive, subtracted when negative
 }
+
+// unit is the fixed-point scale of counts: 1/1024 of a unit of weight, so
+// the products of the presets' weights are exact.
+const unit = 1024
+
+// units is the fixed-point count of one contribution c > 0 (at least one
+// unit, so that a pair that co-occurred exists).
+func units(c float32) int64 {
+	u := math.Round(float64(c) * unit)
+	switch {
+	case u < 1:
+		return 1
+	case u > 1<<52:
+		return 1 << 52
+	}
+	return int64(u)
+}
+
+// weight converts a count back to weight.
+func weight(u uint64) float32 { return float32(float64(u) / unit) }
 
 // parallelFlush is the number of pending updates above which Flush uses
 // several goroutines.
@@ -121,7 +148,7 @@ func (m *Model) Apply(item int32, w float32, prev []history.Entry) {
 	if w <= 0 {
 		return
 	}
-	m.norm[item] += w * w
+	m.norm[item] += uint64(units(w * w))
 	m.ver[item]++
 	if len(prev) > m.cfg.Window {
 		prev = prev[len(prev)-m.cfg.Window:]
@@ -130,8 +157,36 @@ func (m *Model) Apply(item int32, w float32, prev []history.Entry) {
 		if h.Item == item || h.Weight <= 0 {
 			continue
 		}
-		c := w * h.Weight
+		c := units(w * h.Weight)
 		m.pending = append(m.pending, update{item, h.Item, c}, update{h.Item, item, c})
+		m.ver[h.Item]++
+	}
+	if len(m.pending) >= maxPending {
+		m.Flush()
+	}
+}
+
+// Evict forgets old, the oldest entry of a user's history; after is the rest
+// of that history, oldest first (the entries applied after old, which paired
+// with it when it was within their window). The counts change at the next
+// Flush, which must come before any read.
+func (m *Model) Evict(old history.Entry, after []history.Entry) {
+	if old.Weight <= 0 || int(old.Item) >= len(m.rows) || old.Item < 0 {
+		return // it counted nothing
+	}
+	n := uint64(units(old.Weight * old.Weight))
+	m.norm[old.Item] -= min(n, m.norm[old.Item])
+	m.ver[old.Item]++
+	if len(after) > m.cfg.Window {
+		after = after[:m.cfg.Window]
+	}
+	for _, h := range after {
+		if h.Item == old.Item || h.Weight <= 0 {
+			continue
+		}
+		// The same product as when h was applied with old in its window.
+		c := units(h.Weight * old.Weight)
+		m.pending = append(m.pending, update{h.Item, old.Item, -c}, update{old.Item, h.Item, -c})
 		m.ver[h.Item]++
 	}
 	if len(m.pending) >= maxPending {
@@ -162,13 +217,21 @@ func (m *Model) Flush() {
 }
 
 // flushShard applies the pending updates of rows r with r % of == k and
-// returns how many new pairs they created (counted in the row of the
-// smaller item id, so each pair once).
+// returns how many pairs they created less how many they removed (counted in
+// the row of the smaller item id, so each pair once).
 func (m *Model) flushShard(k, of int32) int {
 	added := 0
 	for _, u := range m.pending {
-		if u.row%of == k && m.rows[u.row].add(u.other, u.c) && u.row < u.other {
-			added++
+		if u.row%of != k {
+			continue
+		}
+		r := &m.rows[u.row]
+		if u.c > 0 {
+			if r.add(u.other, uint64(u.c)) && u.row < u.other {
+				added++
+			}
+		} else if r.sub(u.other, uint64(-u.c)) && u.row < u.other {
+			added--
 		}
 	}
 	return added
@@ -198,18 +261,22 @@ func (m *Model) compute(item int32, ver uint64) *neighbors {
 	}
 	items := make([]int32, 0, r.n)
 	sims := make([]float32, 0, r.n)
-	ni := m.norm[item]
-	for _, sl := range r.slots {
+	ni := weight(m.norm[item])
+	for k, sl := range r.slots {
 		j := sl.key
 		if j < 0 {
 			continue
 		}
-		d := ni * m.norm[j]
+		d := ni * weight(m.norm[j])
 		if d <= 0 {
 			continue
 		}
+		c := weight(uint64(sl.val))
+		if r.hi != nil {
+			c = weight(r.count(k))
+		}
 		items = append(items, j)
-		sims = append(sims, sl.val/float32(math.Sqrt(float64(d))))
+		sims = append(sims, c/float32(math.Sqrt(float64(d))))
 	}
 	if len(items) > m.cfg.Neighbors {
 		selectTop(items, sims, m.cfg.Neighbors)
@@ -329,9 +396,9 @@ func (m *Model) Pairs() int { return m.pairs }
 // Bytes is the memory held by the co-occurrence rows, norms, versions and
 // the cached neighbour lists.
 func (m *Model) Bytes() int64 {
-	n := int64(cap(m.rows))*56 + int64(cap(m.norm))*4 + int64(cap(m.ver))*8 + int64(len(m.cache))*chunk*8
+	n := int64(cap(m.rows))*40 + int64(cap(m.norm))*8 + int64(cap(m.ver))*8 + int64(len(m.cache))*chunk*8
 	for i := range m.rows {
-		n += int64(cap(m.rows[i].slots)) * 8
+		n += int64(cap(m.rows[i].slots))*8 + int64(len(m.rows[i].hi))*16
 		if i/chunk < len(m.cache) {
 			if nb := m.cache[i/chunk][i%chunk].Load(); nb != nil {
 				n += 56 + int64(cap(nb.items))*4 + int64(cap(nb.sims))*4
@@ -347,18 +414,28 @@ func (m *Model) Bytes() int64 {
 func (m *Model) Encode(e *snapshot.Encoder) {
 	sizes := make([]uint32, len(m.rows))
 	var keys []int32
-	var vals []float32
+	var vals []uint32
+	var hiRows, hiKeys, hiVals []uint32
 	for i := range m.rows {
-		sizes[i] = uint32(len(m.rows[i].slots))
-		for _, s := range m.rows[i].slots {
+		r := &m.rows[i]
+		sizes[i] = uint32(len(r.slots))
+		for _, s := range r.slots {
 			keys = append(keys, s.key)
 			vals = append(vals, s.val)
+			if r.hi != nil && s.key >= 0 {
+				if h := r.hi[s.key]; h != 0 {
+					hiRows, hiKeys, hiVals = append(hiRows, uint32(i)), append(hiKeys, uint32(s.key)), append(hiVals, h)
+				}
+			}
 		}
 	}
 	e.Uint(uint64(m.pairs))
 	e.Slice(sizes, len(sizes))
 	e.Slice(keys, len(keys))
 	e.Slice(vals, len(vals))
+	e.Slice(hiRows, len(hiRows))
+	e.Slice(hiKeys, len(hiKeys))
+	e.Slice(hiVals, len(hiVals))
 	e.Slice(m.norm, len(m.norm))
 }
 
@@ -368,9 +445,13 @@ func (m *Model) Decode(d *snapshot.Decoder) {
 	m.pairs = int(d.Uint())
 	sizes := snapshot.Uint32s(d)
 	keys := snapshot.Int32s(d)
-	vals := snapshot.Float32s(d)
-	norm := snapshot.Float32s(d)
+	vals := snapshot.Uint32s(d)
+	hiRows := snapshot.Uint32s(d)
+	hiKeys := snapshot.Uint32s(d)
+	hiVals := snapshot.Uint32s(d)
+	norm := snapshot.Uint64s(d)
 	d.Check(len(keys) == len(vals) && len(norm) == len(sizes), "item-kNN columns differ in length")
+	d.Check(len(hiRows) == len(hiKeys) && len(hiKeys) == len(hiVals), "item-kNN high counts differ in length")
 	if d.Err() != nil {
 		return
 	}
@@ -387,7 +468,9 @@ func (m *Model) Decode(d *snapshot.Decoder) {
 			return
 		}
 		r := &m.rows[i]
-		r.slots = make([]slot, n)
+		if n > 0 {
+			r.slots = make([]slot, n)
+		}
 		for k := range r.slots {
 			key := keys[off+k]
 			if key >= int32(len(sizes)) || key < -1 {
@@ -399,7 +482,22 @@ func (m *Model) Decode(d *snapshot.Decoder) {
 				r.n++
 			}
 		}
+		if n > 0 && r.n == n {
+			d.Check(false, "item-kNN row is full")
+			return
+		}
 		off += n
 	}
 	d.Check(off == len(keys), "item-kNN rows do not add up")
+	for x, ri := range hiRows {
+		if int(ri) >= len(m.rows) || hiVals[x] == 0 {
+			d.Check(false, "item-kNN high count")
+			return
+		}
+		r := &m.rows[ri]
+		if r.hi == nil {
+			r.hi = map[int32]uint32{}
+		}
+		r.hi[int32(hiKeys[x])] = hiVals[x]
+	}
 }

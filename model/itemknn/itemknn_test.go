@@ -109,18 +109,165 @@ func TestNeighborsReflectNewEvents(t *testing.T) {
 func TestRowGrows(t *testing.T) {
 	var r row
 	for k := int32(0); k < 1000; k++ {
-		if !r.add(k, float32(k)) {
+		if !r.add(k, uint64(k)) {
 			t.Fatalf("key %d reported as present", k)
 		}
 	}
 	for k := int32(0); k < 1000; k++ {
 		r.add(k, 1)
-		if got := r.get(k); got != float32(k)+1 {
+		if got := r.get(k); got != uint64(k)+1 {
 			t.Fatalf("get(%d) = %v", k, got)
 		}
 	}
 	if r.get(5000) != 0 || r.n != 1000 {
 		t.Fatalf("n = %d", r.n)
+	}
+}
+
+// TestRowDeletesAndShrinks: subtracting every count removes keys one by one
+// (later keys of a probe run stay reachable), the table halves as it
+// empties, and an empty row holds nothing.
+func TestRowDeletesAndShrinks(t *testing.T) {
+	var r row
+	rng := rand.New(rand.NewPCG(3, 4))
+	want := map[int32]uint64{}
+	for range 3000 {
+		k := int32(rng.IntN(600))
+		v := uint64(1 + rng.IntN(5))
+		r.add(k, v)
+		want[k] += v
+	}
+	peak := len(r.slots)
+	keys := make([]int32, 0, len(want))
+	for k := range want {
+		keys = append(keys, k)
+	}
+	rng.Shuffle(len(keys), func(i, j int) { keys[i], keys[j] = keys[j], keys[i] })
+	for x, k := range keys {
+		if r.sub(k, want[k]-1) {
+			t.Fatalf("key %d gone with one unit left", k)
+		}
+		if !r.sub(k, 1) {
+			t.Fatalf("key %d not gone at zero", k)
+		}
+		delete(want, k)
+		if r.n != len(want) {
+			t.Fatalf("n = %d, want %d", r.n, len(want))
+		}
+		if x%50 == 0 {
+			for k2, v := range want {
+				if got := r.get(k2); got != v {
+					t.Fatalf("after deleting %d keys: get(%d) = %d, want %d", x+1, k2, got, v)
+				}
+			}
+			if len(r.slots) > 8 && r.n*8 < len(r.slots) {
+				t.Fatalf("%d keys in %d slots: not shrunk", r.n, len(r.slots))
+			}
+		}
+	}
+	if r.slots != nil || r.n != 0 || peak < 1024 {
+		t.Fatalf("empty row holds %d slots (peak %d)", len(r.slots), peak)
+	}
+	if r.sub(1, 1) {
+		t.Fatal("sub on an empty row reported a deletion")
+	}
+}
+
+// TestRowCountsPast32Bits: a count above 2^32 units keeps its high bits and
+// comes back down exactly.
+func TestRowCountsPast32Bits(t *testing.T) {
+	var r row
+	r.add(7, 1<<31)
+	r.add(7, 1<<31)
+	r.add(7, 5)
+	r.add(9, 3)
+	if got := r.get(7); got != 1<<32+5 || r.hi == nil {
+		t.Fatalf("count %d", got)
+	}
+	if r.sub(7, 10) || r.get(7) != 1<<32-5 || r.hi != nil {
+		t.Fatalf("after sub: %d, hi %v", r.get(7), r.hi)
+	}
+	if !r.sub(7, 1<<32-5) || r.get(7) != 0 || r.get(9) != 3 {
+		t.Fatal("the key did not go at zero")
+	}
+}
+
+// TestEvictForgets: a model that applied a history and then evicted its
+// oldest entries equals, exactly, a model built from the kept entries only.
+func TestEvictForgets(t *testing.T) {
+	const users, items, events, window = 40, 30, 3000, 4
+	cfg := Config{Window: window, Neighbors: items, QueryItems: 10, Decay: 1}
+	for _, keep := range []int{1, 3, 7, 25} {
+		m := New(cfg)
+		var hist history.Store
+		rng := rand.New(rand.NewPCG(uint64(keep), 9))
+		var log []struct {
+			u int32
+			e history.Entry
+		}
+		for range events {
+			u := int32(rng.IntN(users))
+			e := history.Entry{Item: int32(rng.IntN(items)), Weight: []float32{1, 2, 0.37, -4, 0, 3}[rng.IntN(6)]}
+			for len(hist.User(u)) >= keep {
+				h := hist.User(u)
+				m.Evict(h[0], h[1:])
+				hist.EvictOldest(u)
+			}
+			m.Apply(e.Item, e.Weight, hist.User(u))
+			hist.Append(u, e)
+			log = append(log, struct {
+				u int32
+				e history.Entry
+			}{u, e})
+			if rng.IntN(20) == 0 {
+				m.Flush()
+			}
+		}
+		m.Flush()
+		// The reference sees, in log order, only the entries still kept.
+		ref := New(cfg)
+		var rh history.Store
+		seen := make([]int, users)
+		for _, x := range log {
+			seen[x.u]++
+		}
+		for _, x := range log {
+			seen[x.u]--
+			if seen[x.u] >= keep {
+				continue // evicted by now
+			}
+			ref.Apply(x.e.Item, x.e.Weight, rh.User(x.u))
+			rh.Append(x.u, x.e)
+		}
+		ref.Flush()
+		ref.grow(items - 1)
+		m.grow(items - 1)
+		if m.Pairs() != ref.Pairs() {
+			t.Fatalf("keep %d: %d pairs, reference %d", keep, m.Pairs(), ref.Pairs())
+		}
+		for i := int32(0); i < items; i++ {
+			if m.norm[i] != ref.norm[i] {
+				t.Fatalf("keep %d: norm of %d %d, reference %d", keep, i, m.norm[i], ref.norm[i])
+			}
+			if m.rows[i].n != ref.rows[i].n {
+				t.Fatalf("keep %d: row %d has %d keys, reference %d", keep, i, m.rows[i].n, ref.rows[i].n)
+			}
+			for _, sl := range ref.rows[i].slots {
+				if sl.key >= 0 && m.rows[i].get(sl.key) != uint64(sl.val) {
+					t.Fatalf("keep %d: C(%d,%d) = %d, reference %d", keep, i, sl.key, m.rows[i].get(sl.key), sl.val)
+				}
+			}
+			a, as := m.SortedNeighbors(i)
+			b, bs := ref.SortedNeighbors(i)
+			if len(a) != len(b) {
+				t.Fatalf("keep %d: item %d has %d neighbours, reference %d", keep, i, len(a), len(b))
+			}
+			for x := range a {
+				if a[x] != b[x] || as[x] != bs[x] {
+					t.Fatalf("keep %d: item %d neighbour %d: %d/%v, reference %d/%v", keep, i, x, a[x], as[x], b[x], bs[x])
+				}
+			}
+		}
 	}
 }
 
@@ -162,7 +309,7 @@ func TestParallelFlushIsDeterministic(t *testing.T) {
 }
 
 // get returns the count of k (a test helper: the model only scans rows).
-func (r *row) get(k int32) float32 {
+func (r *row) get(k int32) uint64 {
 	if len(r.slots) == 0 {
 		return 0
 	}
@@ -170,7 +317,7 @@ func (r *row) get(k int32) float32 {
 	for i := hash32(k) & mask; ; i = (i + 1) & mask {
 		switch r.slots[i].key {
 		case k:
-			return r.slots[i].val
+			return r.count(int(i))
 		case -1:
 			return 0
 		}

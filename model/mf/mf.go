@@ -5,10 +5,16 @@
 // who touched it.
 //
 // Freshness without work on the write path: each user vector remembers the
-// length of the history it was solved from (its version). A read whose user
-// has a longer history now re-solves that user against the fixed item
-// factors, warm-started from the old vector, and caches the answer. So every
-// event acknowledged before a request is reflected in it.
+// part of the history it was solved from: where it ended (its version: the
+// number of events the user ever had) and where it started (how many of them
+// retention had evicted). A read whose user's history differs in either
+// re-solves that user against the fixed item factors, warm-started from the
+// old vector, and caches the answer. So every event acknowledged before a
+// request is reflected in it, and so is every eviction.
+//
+// Retention: Evict forgets an evicted event of an item that has no trained
+// vector (it no longer seeds that item's vector); the trained factors forget
+// evicted events at the next training, which reads the kept histories only.
 //
 // Concurrency: Apply and Install need the caller's write lock; UserVector,
 // Candidates and the rest need only its read lock. Cached vectors are
@@ -76,16 +82,21 @@ func (c *Config) fill() {
 type Data struct {
 	Users, Items int
 	Entries      []als.Entry
-	// Versions is each user's history length when read: that user's trained
-	// vector reflects exactly that many events.
+	// Versions is, for each user, the number of events they ever had when
+	// read (the kept ones and those evicted before them): that user's
+	// trained vector reflects exactly the events up to there.
 	Versions []uint32
-	Seq      uint64 // log records applied when the reading ended
+	// Starts is, for each user, how many of those events had been evicted
+	// (nil: none); the vector reflects the events from there on.
+	Starts []uint32
+	Seq    uint64 // log records applied when the reading ended
 }
 
 // Trained is a finished training, ready to Install.
 type Trained struct {
 	Model    *als.Model
 	Versions []uint32 // per user, as in Data
+	Starts   []uint32 // per user, as in Data (nil: none evicted, or not known)
 	HasData  []bool   // per item: it had interactions in training
 	Index    *ann.Index
 	Seq      uint64
@@ -117,7 +128,7 @@ func Train(ctx context.Context, data Data, cfg Config, progress func(done, total
 	for _, e := range data.Entries {
 		has[e.Item] = true
 	}
-	t := &Trained{Model: m, Versions: data.Versions, HasData: has, Seq: data.Seq, Events: len(data.Entries)}
+	t := &Trained{Model: m, Versions: data.Versions, Starts: data.Starts, HasData: has, Seq: data.Seq, Events: len(data.Entries)}
 	if err := t.finish(ctx, cfg, big); err != nil {
 		return nil, err
 	}
@@ -149,8 +160,11 @@ func (t *Trained) finish(ctx context.Context, cfg Config, index bool) error {
 	return nil
 }
 
+// vec is a solved vector and what it was solved from: for a user, the end
+// (version) and start of their history; for a fresh item, its generation.
 type vec struct {
 	version uint32
+	start   uint32
 	x       []float32
 }
 
@@ -159,6 +173,7 @@ type vec struct {
 type freshItem struct {
 	users   []int32
 	weights []float32
+	gen     uint32 // changes with every event added or evicted
 	v       atomic.Pointer[vec]
 }
 
@@ -184,7 +199,8 @@ type userSlot struct {
 // candCache is a user's candidate list and everything it depends on.
 type candCache struct {
 	t       *Trained
-	version uint32 // the user's history length
+	version uint32 // the user's history: where it ends
+	start   uint32 // and where it starts
 	epoch   [2]uint64
 	n       int
 	cat     int32
@@ -228,14 +244,44 @@ func (m *Model) Apply(user, item int32, w float32) {
 	}
 	f.users = append(f.users, user)
 	f.weights = append(f.weights, w)
+	f.gen++
 	m.freshEpoch++
 }
 
+// Evict notes that the event of user on item with weight w, the at-th event
+// the user ever had (counting from 0), was evicted (write lock held). An
+// item without a trained vector forgets it: it was the oldest of that user's
+// events the item still held. Events training saw are in the factors until
+// the next training.
+func (m *Model) Evict(user, item int32, w float32, at uint32) {
+	if m.cur == nil || m.trained(item) {
+		return
+	}
+	if int(user) < len(m.cur.Versions) && at < m.cur.Versions[user] {
+		return // seen by training: not among the item's events since
+	}
+	f := m.fresh[item]
+	if f == nil {
+		return
+	}
+	i := slices.Index(f.users, user)
+	if i < 0 {
+		return
+	}
+	f.users = slices.Delete(f.users, i, i+1)
+	f.weights = slices.Delete(f.weights, i, i+1)
+	f.gen++
+	m.freshEpoch++
+	if len(f.users) == 0 {
+		delete(m.fresh, item)
+	}
+}
+
 // Install makes t the served model (write lock held). hist gives each
-// user's current history: the events after a user's version are the ones
-// training did not see, and they seed the items that have no vector (nil:
-// there are none).
-func (m *Model) Install(t *Trained, users int, hist func(u int32) []history.Entry) {
+// user's current history and how many of their events were evicted before
+// it: the events after a user's version are the ones training did not see,
+// and they seed the items that have no vector (nil: there are none).
+func (m *Model) Install(t *Trained, users int, hist func(u int32) ([]history.Entry, uint32)) {
 	if t.userGram == nil {
 		t.userGram = t.Model.UserGram()
 	}
@@ -243,7 +289,11 @@ func (m *Model) Install(t *Trained, users int, hist func(u int32) []history.Entr
 	m.users = make([]userSlot, max(users, len(t.Versions)))
 	for u, v := range t.Versions {
 		if u < t.Model.NumUsers() {
-			m.users[u].v.Store(&vec{version: v, x: t.Model.UserVec(u)})
+			var start uint32
+			if u < len(t.Starts) {
+				start = t.Starts[u]
+			}
+			m.users[u].v.Store(&vec{version: v, start: start, x: t.Model.UserVec(u)})
 		}
 	}
 	m.fresh = map[int32]*freshItem{}
@@ -251,10 +301,10 @@ func (m *Model) Install(t *Trained, users int, hist func(u int32) []history.Entr
 		if hist == nil {
 			break
 		}
-		h := hist(int32(u))
+		h, start := hist(int32(u))
 		from := 0
 		if u < len(t.Versions) {
-			from = min(int(t.Versions[u]), len(h))
+			from = min(max(int(t.Versions[u])-int(start), 0), len(h))
 		}
 		for _, e := range h[from:] {
 			m.Apply(int32(u), e.Item, e.Weight)
@@ -275,15 +325,17 @@ func (m *Model) Grow(n int) {
 	m.users = grown
 }
 
-// UserVector returns the user's vector for hist, their whole history, folding
-// them in first when their history grew since it was solved; nil before the
-// first training or for a user with nothing to go on. Read lock held.
-func (m *Model) UserVector(u int32, hist []history.Entry) []float32 {
+// UserVector returns the user's vector for hist, their kept history, of
+// which start events were evicted before it, folding them in first when
+// their history changed since it was solved; nil before the first training
+// or for a user with nothing to go on. Read lock held.
+func (m *Model) UserVector(u int32, hist []history.Entry, start uint32) []float32 {
 	if m.cur == nil || u < 0 || int(u) >= len(m.users) {
 		return nil
 	}
+	end := start + uint32(len(hist))
 	p := m.users[u].v.Load()
-	if p != nil && int(p.version) == len(hist) {
+	if p != nil && p.version == end && p.start == start {
 		return p.x
 	}
 	items := make([]int32, 0, len(hist))
@@ -303,27 +355,28 @@ func (m *Model) UserVector(u int32, hist []history.Entry) []float32 {
 		x = m.cur.Model.FoldInFrom(x0, items, weights, m.cfg.FoldInSteps)
 		m.folds.Add(1)
 	}
-	m.users[u].v.Store(&vec{version: uint32(len(hist)), x: x})
+	m.users[u].v.Store(&vec{version: end, start: start, x: x})
 	return x
 }
 
-// UserCandidates is Candidates for user u with history hist: the user's
-// vector (folded in first when stale) against the items, up to n, the
-// answer kept for the next request. The kept list is used again while
-// nothing it depends on changed: the model, the user's history, n, the
+// UserCandidates is Candidates for user u with kept history hist (start
+// events evicted before it): the user's vector (folded in first when stale)
+// against the items, up to n, the answer kept for the next request. The kept
+// list is used again while nothing it depends on changed: the model, the
+// user's history, n, the
 // category cat, the caller's catalogue epoch (which must change whenever
 // skip could answer differently for reasons other than the user's own
 // history) and the vectors of items newer than the model. Read lock held.
-func (m *Model) UserCandidates(u int32, hist []history.Entry, n, excluded int, cat int32, epoch uint64, skip func(int32) bool, out []Scored) []Scored {
+func (m *Model) UserCandidates(u int32, hist []history.Entry, start uint32, n, excluded int, cat int32, epoch uint64, skip func(int32) bool, out []Scored) []Scored {
 	if m.cur == nil || u < 0 || int(u) >= len(m.users) {
 		return out
 	}
-	key := candCache{t: m.cur, version: uint32(len(hist)), epoch: [2]uint64{epoch, m.freshEpoch}, n: n, cat: cat}
-	if c := m.users[u].cache.Load(); c != nil && c.t == key.t && c.version == key.version && c.epoch == key.epoch && c.n == key.n && c.cat == key.cat {
+	key := candCache{t: m.cur, version: start + uint32(len(hist)), start: start, epoch: [2]uint64{epoch, m.freshEpoch}, n: n, cat: cat}
+	if c := m.users[u].cache.Load(); c != nil && c.t == key.t && c.version == key.version && c.start == key.start && c.epoch == key.epoch && c.n == key.n && c.cat == key.cat {
 		m.hits.Add(1)
 		return append(out, c.list...)
 	}
-	x := m.UserVector(u, hist)
+	x := m.UserVector(u, hist, start)
 	if x == nil {
 		return out
 	}
@@ -341,12 +394,12 @@ func (m *Model) CacheHits() uint64 { return m.hits.Load() }
 // since.
 func (m *Model) itemVector(f *freshItem) []float32 {
 	p := f.v.Load()
-	if p != nil && int(p.version) == len(f.users) {
+	if p != nil && p.version == f.gen {
 		return p.x
 	}
 	x := m.cur.Model.FoldInItem(m.cur.userGram, f.users, f.weights, m.cfg.FoldInSteps)
 	m.folds.Add(1)
-	f.v.Store(&vec{version: uint32(len(f.users)), x: x})
+	f.v.Store(&vec{version: f.gen, x: x})
 	return x
 }
 
@@ -448,7 +501,7 @@ func (m *Model) Bytes() int64 {
 		}
 	}
 	if m.cur != nil {
-		n += int64(len(m.cur.Model.Users)+len(m.cur.Model.Items))*4 + int64(len(m.cur.Versions))*4 + int64(len(m.cur.HasData))
+		n += int64(len(m.cur.Model.Users)+len(m.cur.Model.Items))*4 + int64(len(m.cur.Versions)+len(m.cur.Starts))*4 + int64(len(m.cur.HasData))
 	}
 	for _, f := range m.fresh {
 		n += int64(cap(f.users))*8 + 64

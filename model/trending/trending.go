@@ -6,8 +6,15 @@
 // Decay is a factor common to all items, so the model stores scores relative
 // to a reference time (score × e^{(t−ref)/τ}); the ranking never needs a pass
 // over all items when time moves on. A top list is kept current on every
-// Apply. Apply is not safe for concurrent use; readers hold the writer's lock
-// in read mode.
+// Apply: every item outside it scores at most a bound that every item in it
+// reaches, so the list is the exact top and an item whose score falls stays
+// in it while it is still above the bound.
+//
+// Retention: Remove takes an event's contribution back out (the weight and
+// time it was applied with). Each item counts its events, and an item left
+// with none scores exactly zero again, whatever the rounding of the
+// subtractions. Apply and Remove are not safe for concurrent use; readers
+// hold the writer's lock in read mode.
 package trending
 
 import (
@@ -35,8 +42,12 @@ type Model struct {
 	ref   float64 // reference time of the stored scores (unix seconds)
 	clock float64 // latest event time seen
 	score []float64
+	count []uint32 // events applied and not removed, per item
 	inTop []bool
 	top   []int32 // item ids, best first
+	// bound: no item outside the top list scores above it, no item in it
+	// below it (never negative).
+	bound float64
 }
 
 // New returns an empty model.
@@ -57,8 +68,10 @@ const rebaseAt = 40
 func (m *Model) Apply(item int32, w float32, t float64) {
 	for int(item) >= len(m.score) {
 		m.score = append(m.score, 0)
+		m.count = append(m.count, 0)
 		m.inTop = append(m.inTop, false)
 	}
+	m.count[item]++
 	if math.IsNaN(m.ref) {
 		m.ref = t
 	}
@@ -71,6 +84,7 @@ func (m *Model) Apply(item int32, w float32, t float64) {
 		for i := range m.score {
 			m.score[i] *= f
 		}
+		m.bound *= f
 		m.ref = t
 		x = 0
 	}
@@ -80,6 +94,24 @@ func (m *Model) Apply(item int32, w float32, t float64) {
 	old := m.score[item]
 	m.score[item] += float64(w) * math.Exp(x)
 	m.updateTop(item, old)
+}
+
+// Remove takes back an event of weight w on item at time t, as Apply added
+// it. An item with no event left scores zero.
+func (m *Model) Remove(item int32, w float32, t float64) {
+	if item < 0 || int(item) >= len(m.score) || m.count[item] == 0 {
+		return
+	}
+	m.count[item]--
+	old := m.score[item]
+	if m.count[item] == 0 {
+		m.score[item] = 0
+	} else if x := (t - m.ref) / m.tau; x >= -700 {
+		m.score[item] -= float64(w) * math.Exp(x)
+	}
+	if m.score[item] != old {
+		m.updateTop(item, old)
+	}
 }
 
 func (m *Model) updateTop(item int32, old float64) {
@@ -100,7 +132,15 @@ func (m *Model) updateTop(item int32, old float64) {
 			}
 			return
 		}
-		// It went down: items outside the list may now beat it, so it leaves.
+		if s > 0 && s >= m.bound {
+			// Still above everything outside the list: it moves down.
+			for pos < len(m.top)-1 && m.score[m.top[pos+1]] > s {
+				m.top[pos], m.top[pos+1] = m.top[pos+1], m.top[pos]
+				pos++
+			}
+			return
+		}
+		// Items outside the list may now beat it, so it leaves.
 		copy(m.top[pos:], m.top[pos+1:])
 		m.top = m.top[:len(m.top)-1]
 		m.inTop[item] = false
@@ -109,16 +149,18 @@ func (m *Model) updateTop(item int32, old float64) {
 		}
 		return
 	}
-	if s <= 0 {
+	if s <= 0 || s <= m.bound {
 		return
 	}
 	if len(m.top) >= m.cfg.TopSize {
 		last := m.top[len(m.top)-1]
 		if m.score[last] >= s {
+			m.bound = s
 			return
 		}
 		m.inTop[last] = false
 		m.top = m.top[:len(m.top)-1]
+		m.bound = m.score[last]
 	}
 	pos := sort.Search(len(m.top), func(i int) bool { return m.score[m.top[i]] < s })
 	m.top = append(m.top, 0)
@@ -137,8 +179,15 @@ func (m *Model) rebuildTop() {
 			m.top = append(m.top, int32(i))
 		}
 	}
-	sort.Slice(m.top, func(a, b int) bool { return m.score[m.top[a]] > m.score[m.top[b]] })
+	sort.Slice(m.top, func(a, b int) bool {
+		if sa, sb := m.score[m.top[a]], m.score[m.top[b]]; sa != sb {
+			return sa > sb
+		}
+		return m.top[a] < m.top[b]
+	})
+	m.bound = 0
 	if len(m.top) > m.cfg.TopSize {
+		m.bound = m.score[m.top[m.cfg.TopSize]]
 		m.top = m.top[:m.cfg.TopSize]
 	}
 	for _, it := range m.top {
@@ -170,14 +219,16 @@ func (m *Model) Top() []int32 { return m.top }
 
 // Bytes is the memory held by the model.
 func (m *Model) Bytes() int64 {
-	return int64(cap(m.score))*8 + int64(cap(m.inTop)) + int64(cap(m.top))*4
+	return int64(cap(m.score))*8 + int64(cap(m.count))*4 + int64(cap(m.inTop)) + int64(cap(m.top))*4
 }
 
 // Encode writes the model's state to a snapshot.
 func (m *Model) Encode(e *snapshot.Encoder) {
 	e.Float64(m.ref)
 	e.Float64(m.clock)
+	e.Float64(m.bound)
 	e.Slice(m.score, len(m.score))
+	e.Slice(m.count, len(m.count))
 	e.Slice(m.top, len(m.top))
 }
 
@@ -186,12 +237,19 @@ func (m *Model) Encode(e *snapshot.Encoder) {
 func (m *Model) Decode(d *snapshot.Decoder) {
 	m.ref = d.Float64()
 	m.clock = d.Float64()
+	m.bound = d.Float64()
 	m.score = snapshot.Float64s(d)
+	m.count = snapshot.Uint32s(d)
 	m.top = snapshot.Int32s(d)
+	d.Check(len(m.count) == len(m.score), "trending columns differ in length")
+	d.Check(len(m.top) <= m.cfg.TopSize, "trending top list too long")
+	if d.Err() != nil {
+		m.score, m.count, m.top = nil, nil, nil
+	}
 	m.inTop = make([]bool, len(m.score))
 	for _, it := range m.top {
-		if it < 0 || int(it) >= len(m.score) {
-			d.Check(false, "trending top list names an unknown item")
+		if it < 0 || int(it) >= len(m.score) || m.inTop[it] {
+			d.Check(false, "trending top list names an unknown item or one twice")
 			return
 		}
 		m.inTop[it] = true
