@@ -72,6 +72,9 @@ type Writer struct {
 	log      *slog.Logger
 	cfg      Config
 	lastSnap uint64 // sequence number of the latest snapshot written or loaded
+	// dedupRestored: the window came with the snapshot, so the replay
+	// starts after it.
+	dedupRestored bool
 
 	queue chan *request
 	stop  chan struct{}
@@ -157,7 +160,27 @@ func (w *Writer) restore(newEngine func() *recommend.Engine) *recommend.Engine {
 	}
 	w.lastSnap = seq
 	w.log.Info("models restored from snapshot", "seq", seq, "bytes", size, "seconds", time.Since(start).Seconds())
+	w.restoreDedup(seq)
 	return eng
+}
+
+// restoreDedup loads the de-duplication window saved with the snapshot of
+// seq, so that the replay need not start before the snapshot to rebuild it.
+func (w *Writer) restoreDedup(seq uint64) {
+	f, err := w.store.SnapshotSide(seq)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			w.log.Warn("cannot open the saved de-duplication window; rebuilding it from the log", "err", err)
+		}
+		return
+	}
+	defer f.Close()
+	d, err := pipeline.DecodeDedup(f, w.dedup.Config())
+	if err != nil {
+		w.log.Warn("cannot use the saved de-duplication window; rebuilding it from the log", "err", err)
+		return
+	}
+	w.dedup, w.dedupRestored = d, true
 }
 
 func (w *Writer) replay(ctx context.Context) error {
@@ -166,42 +189,55 @@ func (w *Writer) replay(ctx context.Context) error {
 	if last == 0 {
 		return nil
 	}
-	// The dedup window needs the last DedupIDs records, even those the
-	// snapshot already holds.
+	// Without a saved window, the dedup window needs the last DedupIDs
+	// records, even those the snapshot already holds.
 	from := applied + 1
-	if n := uint64(max(w.cfg.DedupIDs, 0)); last > n && last-n+1 < from {
+	if w.dedupRestored {
+		// The window came with the snapshot.
+	} else if n := uint64(max(w.cfg.DedupIDs, 0)); last > n && last-n+1 < from {
 		from = last - n + 1
 	} else if last <= n {
 		from = 1
 	}
+	total := last - from + 1 // records to read: progress counts every one
 	start := time.Now()
-	w.log.Info("rebuilding models from the log", "records_to_apply", last-applied, "from_seq", applied+1)
+	w.log.Info("rebuilding models from the log", "records_to_apply", last-applied, "records_to_read", total, "from_seq", from)
 	batch := make([]event.Record, 0, 4096)
 	lastReport := start
 	var done uint64
+	report := func() error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if w.cfg.Progress != nil {
+			w.cfg.Progress(done, total)
+		}
+		if time.Since(lastReport) > 2*time.Second {
+			lastReport = time.Now()
+			w.log.Info("rebuild progress", "records", done, "of", total,
+				"percent", fmt.Sprintf("%.1f", 100*float64(done)/float64(total)))
+		}
+		return nil
+	}
+	if w.cfg.Progress != nil {
+		w.cfg.Progress(0, total)
+	}
 	err := w.store.Replay(from, func(seq uint64, r event.Record) error {
+		done++
 		if r.Kind == event.KindEvent {
 			w.dedup.Duplicate(&r.Event) // rebuilds the window; the log holds no duplicates
 		}
 		if seq <= applied {
+			if done%4096 == 0 {
+				return report()
+			}
 			return nil
 		}
 		batch = append(batch, r)
 		if len(batch) == cap(batch) {
 			w.eng.Apply(batch)
-			done += uint64(len(batch))
 			batch = batch[:0]
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			if w.cfg.Progress != nil {
-				w.cfg.Progress(done, last-applied)
-			}
-			if time.Since(lastReport) > 2*time.Second {
-				lastReport = time.Now()
-				w.log.Info("rebuild progress", "records", done, "of", last-applied,
-					"percent", fmt.Sprintf("%.1f", 100*float64(done)/float64(last-applied)))
-			}
+			return report()
 		}
 		return nil
 	})
@@ -221,7 +257,7 @@ func (w *Writer) replay(ctx context.Context) error {
 // is the source of truth).
 func (w *Writer) snapshot() {
 	start := time.Now()
-	seq, err := w.store.SaveSnapshot(w.eng.WriteSnapshot)
+	seq, err := w.store.SaveSnapshot(w.eng.WriteSnapshot, w.dedup.Encode)
 	if err != nil {
 		w.log.Error("model snapshot failed", "err", err)
 		return

@@ -1,7 +1,10 @@
 package node
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +12,9 @@ import (
 	"time"
 
 	"github.com/streamrec/streamrec/event"
+	"github.com/streamrec/streamrec/ingest"
+	"github.com/streamrec/streamrec/pipeline"
+	"github.com/streamrec/streamrec/recommend"
 	"github.com/streamrec/streamrec/store"
 )
 
@@ -148,4 +154,47 @@ func TestPeriodicSnapshots(t *testing.T) {
 	if last := n.Store.LastSeq(); seq < 100*((last-243)/100) || seq > last {
 		t.Fatalf("newest snapshot at %d, log at %d", seq, last)
 	}
+}
+
+// TestRestartReadsOnlyTheTail: the de-duplication window is saved with the
+// snapshot, so a restart reads only the log after it (not the last million
+// records), its progress counts what it really reads, and an event_id seen
+// before the restart is still a duplicate after it.
+func TestRestartReadsOnlyTheTail(t *testing.T) {
+	cfg := defaultConfig(t)
+	n := startNode(t, cfg)
+	seed(t, n, 0)
+	post(t, n, `[{"event_id":"before-restart","user_id":"u1","item_id":"i9","type":"view"}]`)
+	logged := n.Store.LastSeq()
+	n.stop() // writes the snapshot and its window
+
+	st, err := store.Open(cfg.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tail := []event.Record{{Kind: event.KindEvent, Event: event.Event{User: "u2", Item: "i3", Type: event.View, Value: 1, Weight: 1, Time: time.Unix(1700200000, 0).UTC()}}}
+	if _, err := st.Append(tail); err != nil {
+		t.Fatal(err)
+	}
+	tb, _ := cfg.Table()
+	var reads []uint64
+	w, err := ingest.New(context.Background(), st, func() *recommend.Engine { return recommend.New(cfg.EngineConfig(tb)) },
+		pipeline.NewDedup(cfg.DedupConfig()), slog.New(slog.NewTextHandler(io.Discard, nil)),
+		ingest.Config{DedupIDs: cfg.Dedup.IDs, Progress: func(done, total uint64) { reads = append(reads, total) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reads) == 0 || reads[len(reads)-1] != 1 {
+		t.Fatalf("the restart read %v records of a log of %d with a snapshot at %d: want only the 1 after it", reads, logged+1, logged)
+	}
+	res, err := w.Submit(context.Background(), []event.Record{{Kind: event.KindEvent, Event: event.Event{
+		ID: "before-restart", User: "u1", Item: "i9", Type: event.View, Value: 1, Weight: 1, Time: time.Now().UTC()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Duplicate[0] {
+		t.Fatal("an event_id seen before the restart was stored again after it")
+	}
+	w.Close()
+	st.Close()
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -13,20 +14,63 @@ import (
 const snapshotDir = "snapshots"
 
 // SaveSnapshot writes a model snapshot beside the log: write produces the
-// bytes and returns the log sequence number they reflect. The file is
-// synced and renamed into place, so a crash leaves either the old snapshot
-// or the new one; older snapshots are then removed.
-func (s *Store) SaveSnapshot(write func(io.Writer) (uint64, error)) (uint64, error) {
+// bytes and returns the log sequence number they reflect; side, when not
+// nil, writes the companion file of the same sequence number (the
+// de-duplication window), read back with SnapshotSide. Each file is synced
+// and renamed into place (the side file first), so a crash leaves either
+// the old snapshot or the new one; older snapshots are then removed.
+func (s *Store) SaveSnapshot(write func(io.Writer) (uint64, error), side func(io.Writer) error) (uint64, error) {
 	dir := filepath.Join(s.dir, snapshotDir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return 0, fmt.Errorf("store: snapshot: %w", err)
 	}
-	f, err := os.CreateTemp(dir, "engine-*.tmp")
+	var seq uint64
+	tmp, err := writeTemp(dir, "engine-*.tmp", func(w io.Writer) (err error) {
+		seq, err = write(w)
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("store: snapshot: %w", err)
 	}
-	defer os.Remove(f.Name()) // no-op once renamed
-	seq, err := write(f)
+	defer os.Remove(tmp) // no-op once renamed
+	if side != nil {
+		stmp, err := writeTemp(dir, "side-*.tmp", side)
+		if err != nil {
+			return 0, fmt.Errorf("store: snapshot side file: %w", err)
+		}
+		defer os.Remove(stmp)
+		if err := os.Rename(stmp, sidePath(dir, seq)); err != nil {
+			return 0, fmt.Errorf("store: snapshot side file: %w", err)
+		}
+	}
+	final := filepath.Join(dir, fmt.Sprintf("engine-%020d.snap", seq))
+	if err := os.Rename(tmp, final); err != nil {
+		return 0, fmt.Errorf("store: snapshot: %w", err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync() // make the renames durable
+		d.Close()
+	}
+	for _, old := range s.snapshots() {
+		if old.path != final {
+			os.Remove(old.path)
+			os.Remove(sidePath(dir, old.seq))
+		}
+	}
+	return seq, nil
+}
+
+func sidePath(dir string, seq uint64) string {
+	return filepath.Join(dir, fmt.Sprintf("side-%020d.bin", seq))
+}
+
+// writeTemp writes a synced temporary file in dir and returns its name.
+func writeTemp(dir, pattern string, write func(io.Writer) error) (string, error) {
+	f, err := os.CreateTemp(dir, pattern)
+	if err != nil {
+		return "", err
+	}
+	err = write(f)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -34,22 +78,23 @@ func (s *Store) SaveSnapshot(write func(io.Writer) (uint64, error)) (uint64, err
 		err = cerr
 	}
 	if err != nil {
-		return 0, fmt.Errorf("store: snapshot: %w", err)
+		os.Remove(f.Name())
+		return "", err
 	}
-	final := filepath.Join(dir, fmt.Sprintf("engine-%020d.snap", seq))
-	if err := os.Rename(f.Name(), final); err != nil {
-		return 0, fmt.Errorf("store: snapshot: %w", err)
+	return f.Name(), nil
+}
+
+// SnapshotSide opens the side file saved with the snapshot of seq;
+// ErrNotFound when there is none (a snapshot from before side files).
+func (s *Store) SnapshotSide(seq uint64) (*os.File, error) {
+	f, err := os.Open(sidePath(filepath.Join(s.dir, snapshotDir), seq))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNotFound
 	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync() // make the rename durable
-		d.Close()
+	if err != nil {
+		return nil, fmt.Errorf("store: snapshot side file: %w", err)
 	}
-	for _, old := range s.snapshots() {
-		if old.path != final {
-			os.Remove(old.path)
-		}
-	}
-	return seq, nil
+	return f, nil
 }
 
 type snapshotFile struct {
