@@ -160,7 +160,7 @@ func TestRowDeletesAndShrinks(t *testing.T) {
 					t.Fatalf("after deleting %d keys: get(%d) = %d, want %d", x+1, k2, got, v)
 				}
 			}
-			if len(r.slots) > 8 && r.n*8 < len(r.slots) {
+			if len(r.slots) > 8 && r.n*4 < len(r.slots) {
 				t.Fatalf("%d keys in %d slots: not shrunk", r.n, len(r.slots))
 			}
 		}

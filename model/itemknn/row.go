@@ -10,7 +10,8 @@ package itemknn
 // a pair whose every contribution was evicted is gone, not left with a
 // rounding residue. A slot holds the low 32 bits; the rare count that
 // passes 2^32 units keeps its high bits in hi. Deletion shifts later slots
-// back (no tombstones), and a row that falls below an eighth full is halved.
+// back (no tombstones), and a row that falls below a quarter full is halved
+// (it grows again past three quarters).
 type row struct {
 	slots []slot
 	n     int
@@ -96,7 +97,7 @@ func (r *row) sub(k int32, v uint64) bool {
 	r.del(i)
 	if r.n == 0 {
 		r.slots = nil
-	} else if len(r.slots) > 8 && r.n*8 < len(r.slots) {
+	} else if len(r.slots) > 8 && r.n*4 < len(r.slots) {
 		r.resize(len(r.slots) / 2)
 	}
 	return true
