@@ -74,6 +74,10 @@ type Config struct {
 	Trending Trending `yaml:"trending"`
 	MF       MF       `yaml:"mf"`
 	Blend    Blend    `yaml:"blend"`
+
+	// Retention bounds the events the in-memory models keep; the log keeps
+	// every record.
+	Retention Retention `yaml:"retention"`
 }
 
 // MF configures matrix factorisation: training, its schedule, fold-in and
@@ -179,6 +183,21 @@ type Trending struct {
 	TopSize  int      `yaml:"top_size"`
 }
 
+// Retention says which events the in-memory models keep (0: no limit).
+// MaxEventsPerUser keeps each user's latest events; MaxAge drops events
+// older than that before the latest event time applied (the events' clock).
+// Evicted events are forgotten by every model, in log order, so a replay
+// rebuilds the same state; the log keeps them.
+type Retention struct {
+	MaxEventsPerUser int      `yaml:"max_events_per_user"`
+	MaxAge           Duration `yaml:"max_age"`
+}
+
+// DefaultMaxEventsPerUser is the default per-user cap: with the measured
+// memory per event (docs/BENCHMARKS.md), 50,000 users at the cap (50 million
+// events) fit in 24 GiB, and a user's fold-in and request work stay bounded.
+const DefaultMaxEventsPerUser = 1000
+
 // Default returns the embedded defaults.
 func Default() Config {
 	k := itemknn.DefaultConfig()
@@ -224,6 +243,8 @@ func Default() Config {
 			FoldInSteps: m.FoldInSteps, ANNThreshold: m.ANNThreshold, ANNM: 16, ANNEfSearch: 128,
 		},
 		Blend: Blend{ItemKNN: b.ItemKNN, MF: b.MF, Trending: b.Trending},
+
+		Retention: Retention{MaxEventsPerUser: DefaultMaxEventsPerUser},
 	}
 }
 
@@ -356,6 +377,8 @@ func (c *Config) Validate() error {
 		{"mf.ann_ef_search must be positive", c.MF.ANNEfSearch > 0},
 		{"blend weights must not be negative", c.Blend.ItemKNN >= 0 && c.Blend.MF >= 0 && c.Blend.Trending >= 0},
 		{"blend: at least one weight must be positive", c.Blend.ItemKNN > 0 || c.Blend.MF > 0 || c.Blend.Trending > 0},
+		{"retention.max_events_per_user must not be negative", c.Retention.MaxEventsPerUser >= 0},
+		{"retention.max_age must be 0 (no limit) or at least 1s", c.Retention.MaxAge == 0 || c.Retention.MaxAge >= Duration(time.Second)},
 	}
 	for _, ch := range checks {
 		if !ch.ok {
@@ -403,7 +426,12 @@ func (c *Config) MFConfig() mf.Config {
 // EngineConfig is the engine's part: every model's settings and the blend.
 func (c *Config) EngineConfig(tb *event.Table) recommend.Config {
 	return recommend.Config{Table: tb, ItemKNN: c.ItemKNNConfig(), Trending: c.TrendingConfig(), MF: c.MFConfig(),
-		Blend: recommend.Blend{ItemKNN: c.Blend.ItemKNN, MF: c.Blend.MF, Trending: c.Blend.Trending}}
+		Blend: recommend.Blend{ItemKNN: c.Blend.ItemKNN, MF: c.Blend.MF, Trending: c.Blend.Trending}, Retention: c.RetentionConfig()}
+}
+
+// RetentionConfig is the retention part.
+func (c *Config) RetentionConfig() recommend.Retention {
+	return recommend.Retention{MaxEventsPerUser: c.Retention.MaxEventsPerUser, MaxAge: time.Duration(c.Retention.MaxAge)}
 }
 
 // String formats d like time.Duration.
