@@ -31,6 +31,7 @@ func TestPrequentialHTTP(t *testing.T) {
 	if testing.Short() {
 		t.Skip("replays 100,000 events over HTTP")
 	}
+	shared.SkipUnderRace(t) // 160,000 requests: minutes under the detector
 	prequentialHTTP(t, defaultConfig(t), "")
 }
 

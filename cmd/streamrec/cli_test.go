@@ -260,6 +260,7 @@ func TestBarLines(t *testing.T) {
 // TestImportEcommerceSets: the three e-commerce logs import (every event
 // stored or dropped as a duplicate, none rejected) and evaluate.
 func TestImportEcommerceSets(t *testing.T) {
+	shared.SkipUnderRace(t)
 	for _, tc := range []struct {
 		name, format  string
 		items, events int

@@ -87,6 +87,7 @@ func TestImportCSV(t *testing.T) {
 }
 
 func TestImportMovieLens(t *testing.T) {
+	shared.SkipUnderRace(t)
 	for _, tc := range []struct {
 		name          string
 		items, events int
@@ -177,6 +178,7 @@ func TestConfigPrecedence(t *testing.T) {
 }
 
 func TestEvalWritesTableJSONAndPlot(t *testing.T) {
+	shared.SkipUnderRace(t)
 	src := shared.Dataset(t, "ml-100k")
 	dir := t.TempDir()
 	out, _, err := runCmd(t, nil, "eval", "--data", src, "--protocol", "chrono", "--json", filepath.Join(dir, "r.json"), "--plot", filepath.Join(dir, "r.svg"))

@@ -17,6 +17,7 @@ import (
 // store (and on a data set directly), writes the model file where the
 // server looks, and the file loads into an engine that serves mf items.
 func TestTrainFromStoreAndDataSet(t *testing.T) {
+	shared.SkipUnderRace(t)
 	src := shared.Dataset(t, "ml-100k")
 	dir := filepath.Join(t.TempDir(), "data")
 	if _, _, err := runCmd(t, nil, "import", "--data", dir, src); err != nil {

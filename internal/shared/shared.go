@@ -38,3 +38,14 @@ func find(name string) (string, error) {
 		}
 	}
 }
+
+// SkipUnderRace skips tb when the race detector is on: a test that pushes a
+// whole real data set through the engine gives the detector little to check
+// that the smaller tests do not, and takes minutes under it. .ci/run runs
+// each such test again without -race (its second phase).
+func SkipUnderRace(tb testing.TB) {
+	tb.Helper()
+	if Race {
+		tb.Skip("a whole data set under the race detector: .ci/run runs this test without -race")
+	}
+}
