@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/streamrec/streamrec/config"
 	"github.com/streamrec/streamrec/internal/shared"
 )
 
@@ -283,5 +284,32 @@ func TestClientsThatNeverReadDoNotAmplifyMemory(t *testing.T) {
 	// The server still answers.
 	if resp, _ := do(t, "GET", n.URL+"/v1/users/big/events?n=1", "", ""); resp.StatusCode != 200 {
 		t.Fatalf("after the attack: %d", resp.StatusCode)
+	}
+}
+
+// TestShutdownPastTheGraceIsClean: a request still running when the
+// shutdown grace ends is cut off (it was never acknowledged) and the node
+// still stops cleanly: Serve returns nil, so the process exits 0.
+func TestShutdownPastTheGraceIsClean(t *testing.T) {
+	cfg := defaultConfig(t)
+	cfg.Timeouts.Shutdown = config.Duration(300 * time.Millisecond)
+	n := startNode(t, cfg)
+	c, err := net.Dial("tcp", strings.TrimPrefix(n.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// A body that never finishes keeps its handler running.
+	fmt.Fprintf(c, "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n[")
+	time.Sleep(100 * time.Millisecond)
+	n.cancel()
+	select {
+	case err := <-n.done:
+		n.cancel = nil
+		if err != nil {
+			t.Fatalf("a request outlasting the grace made the shutdown fail: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the shutdown waited for a request past its grace")
 	}
 }
