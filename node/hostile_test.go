@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -196,21 +194,15 @@ func TestInFlightLimit(t *testing.T) {
 	}
 }
 
-// rss is the resident set of this process in bytes (Linux).
+// rss is the resident set of this process in bytes; the test is skipped
+// where it cannot be read.
 func rss(t *testing.T) int64 {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		t.Skip("no /proc/self/status: cannot read RSS here")
+	cur, _ := shared.RSS()
+	if cur == 0 {
+		t.Skip("cannot read this process's RSS here (/proc/self/status)")
 	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	t.Skip("no VmRSS")
-	return 0
+	return int64(cur)
 }
 
 // TestClientsThatNeverReadDoNotAmplifyMemory repeats the attack: 50

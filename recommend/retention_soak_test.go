@@ -1,7 +1,6 @@
 package recommend
 
 import (
-	"bytes"
 	"math/rand/v2"
 	"os"
 	"runtime"
@@ -109,29 +108,6 @@ func heapLive() uint64 {
 	return s[0].Value.Uint64()
 }
 
-// rss is the process's resident set (after returning freed memory to the
-// system), and its peak since the last resetPeakRSS; 0 where /proc is
-// absent.
-func rss() (cur, peak uint64) {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0, 0
-	}
-	field := func(name string) uint64 {
-		i := bytes.Index(b, []byte(name+":"))
-		if i < 0 {
-			return 0
-		}
-		f := bytes.Fields(b[i+len(name)+1:])
-		if len(f) == 0 {
-			return 0
-		}
-		kb, _ := strconv.ParseUint(string(f[0]), 10, 64)
-		return kb << 10
-	}
-	return field("VmRSS"), field("VmHWM")
-}
-
 // resetPeakRSS restarts the kernel's peak-RSS counter (VmHWM).
 func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
 
@@ -184,7 +160,7 @@ func TestRetentionMemoryFlat(t *testing.T) {
 				}
 				h := heapLive()
 				debug.FreeOSMemory()
-				r, _ := rss()
+				r, _ := shared.RSS()
 				heaps, rsss = append(heaps, h), append(rsss, r)
 				m := e.Memory()
 				t.Logf("%s: %d events applied, %d held, %d evicted, %d item pairs; live heap %.1f MiB (histories %.1f, item-kNN %.1f), RSS %.1f MiB",
@@ -236,7 +212,7 @@ func BenchmarkMemoryAtScale(b *testing.B) {
 			for b.Loop() {
 				base := heapLive()
 				debug.FreeOSMemory()
-				rss0, _ := rss()
+				rss0, _ := shared.RSS()
 				e := New(Config{Table: tb, Retention: bc.keep})
 				src := newSynthStream(dataset.SynthConfig{Users: 250_000, Items: 100_000, Seed: 1}, tb, false)
 				var batch []event.Record
@@ -249,7 +225,7 @@ func BenchmarkMemoryAtScale(b *testing.B) {
 				batch = nil
 				heap := heapLive() - base
 				debug.FreeOSMemory()
-				r, _ := rss()
+				r, _ := shared.RSS()
 				st, m := e.Stats(), e.Memory()
 				held := float64(st.Events)
 				b.ReportMetric(held, "events-held")
@@ -266,7 +242,7 @@ func BenchmarkMemoryAtScale(b *testing.B) {
 				if _, err := e.TrainMF(b.Context(), nil, nil); err != nil {
 					b.Fatal(err)
 				}
-				_, peak := rss()
+				_, peak := shared.RSS()
 				trained := heapLive() - base
 				b.ReportMetric(float64(peak-rss0)/held, "train-peak-rss-B/event")
 				b.ReportMetric(float64(trained)/held, "trained-heap-B/event")

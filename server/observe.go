@@ -51,7 +51,10 @@ func Observe(m *metrics.Metrics, log *slog.Logger, routeOf func(*http.Request) s
 		if rec.status == 0 {
 			rec.status = http.StatusOK
 		}
-		route := routeOf(r)
+		route := matched(r.Pattern)
+		if route == "" {
+			route = routeOf(r) // refused before any mux matched it, or unmatched
+		}
 		m.HTTP(route, r.Method, rec.status, d)
 		switch rec.status {
 		case http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests, http.StatusServiceUnavailable:
@@ -67,17 +70,27 @@ func Observe(m *metrics.Metrics, log *slog.Logger, routeOf func(*http.Request) s
 	})
 }
 
+// matched is the route of a pattern a ServeMux matched (it leaves it in
+// Request.Pattern, the innermost mux last): the pattern without its method,
+// or "" for none or the catch-all "/".
+func matched(pattern string) string {
+	if _, p, ok := strings.Cut(pattern, " "); ok {
+		pattern = p
+	}
+	if pattern == "/" {
+		return ""
+	}
+	return pattern
+}
+
 // RouteOf names the route of r on mux for metrics: the pattern without its
 // method ("/v1/users/{id}/recommendations"), or "unmatched".
 func RouteOf(mux *http.ServeMux, r *http.Request) string {
 	_, pattern := mux.Handler(r)
-	if _, p, ok := strings.Cut(pattern, " "); ok {
-		pattern = p
+	if p := matched(pattern); p != "" {
+		return p
 	}
-	if pattern == "" || pattern == "/" {
-		return "unmatched"
-	}
-	return pattern
+	return "unmatched"
 }
 
 // Concurrency bounds the requests answered at once: in front of the API, requests beyond these are
@@ -110,24 +123,30 @@ func Limit(c Concurrency, h http.Handler) http.Handler {
 			h.ServeHTTP(w, r)
 			return
 		}
-		select {
-		case all <- struct{}{}:
-			defer func() { <-all }()
-		default:
+		if !acquire(all) {
 			overloaded(w, "as many requests as limits.max_in_flight allows", c.MaxInFlight)
 			return
 		}
+		defer func() { <-all }()
 		if r.Method == http.MethodPost || r.Method == http.MethodPut {
-			select {
-			case writes <- struct{}{}:
-				defer func() { <-writes }()
-			default:
+			if !acquire(writes) {
 				overloaded(w, "as many requests with a body as limits.max_in_flight_writes allows", c.MaxInFlightWrites)
 				return
 			}
+			defer func() { <-writes }()
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// acquire takes a slot of the semaphore sem if one is free now.
+func acquire(sem chan struct{}) bool {
+	select {
+	case sem <- struct{}{}:
+		return true
+	default:
+		return false
+	}
 }
 
 // Canonical answers a path with empty, "." or ".." segments with the JSON

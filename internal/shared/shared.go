@@ -4,8 +4,10 @@
 package shared
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 )
 
@@ -48,4 +50,26 @@ func SkipUnderRace(tb testing.TB) {
 	if Race {
 		tb.Skip("a whole data set under the race detector: .ci/run runs this test without -race")
 	}
+}
+
+// RSS is this process's resident set in bytes and its peak (VmRSS and VmHWM
+// of /proc/self/status); 0, 0 where /proc is absent.
+func RSS() (cur, peak uint64) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, 0
+	}
+	field := func(name string) uint64 {
+		i := bytes.Index(b, []byte(name+":"))
+		if i < 0 {
+			return 0
+		}
+		f := bytes.Fields(b[i+len(name)+1:])
+		if len(f) == 0 {
+			return 0
+		}
+		kb, _ := strconv.ParseUint(string(f[0]), 10, 64)
+		return kb << 10
+	}
+	return field("VmRSS"), field("VmHWM")
 }
