@@ -29,7 +29,25 @@ type Entry struct {
 	Time   uint32     // unix seconds
 	Weight float32    // implicit-feedback weight
 	Type   event.Type // event type
+	Flags  uint8      // NewSession
 	Milli  uint16     // milliseconds past Time (0-999)
+}
+
+// NewSession flags the first event of a session.
+const NewSession uint8 = 1
+
+// StartsSession reports whether the entry is the first of a session.
+func (e Entry) StartsSession() bool { return e.Flags&NewSession != 0 }
+
+// SessionStart is where the last session of h begins: the index of its
+// last entry that starts a session (0 when none does).
+func SessionStart(h []Entry) int {
+	for i := len(h) - 1; i > 0; i-- {
+		if h[i].StartsSession() {
+			return i
+		}
+	}
+	return 0
 }
 
 // Seconds is the entry's time in unix seconds, milliseconds included: the
@@ -312,7 +330,7 @@ func (s *Store) Encode(e *snapshot.Encoder) {
 			times = append(times, x.Time)
 			millis = append(millis, uint32(x.Milli))
 			weights = append(weights, x.Weight)
-			types = append(types, uint8(x.Type))
+			types = append(types, uint8(x.Type)|x.Flags<<7)
 		}
 	}
 	e.Uint(s.evicted)
@@ -360,7 +378,7 @@ func Decode(d *snapshot.Decoder) *Store {
 	for u, l := range lens {
 		h = h[:0]
 		for k := off; k < off+int(l); k++ {
-			h = append(h, Entry{Item: items[k], Time: times[k], Milli: uint16(millis[k]), Weight: weights[k], Type: event.Type(types[k])})
+			h = append(h, Entry{Item: items[k], Time: times[k], Milli: uint16(millis[k]), Weight: weights[k], Type: event.Type(types[k] & 0x7f), Flags: types[k] >> 7})
 		}
 		s.users[u] = sl.place(h, n)
 		off += int(l)
