@@ -8,15 +8,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"math"
 	"net"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/streamrec/streamrec/event"
+	"github.com/streamrec/streamrec/model"
 	"github.com/streamrec/streamrec/model/als"
 	"github.com/streamrec/streamrec/model/ann"
 	"github.com/streamrec/streamrec/model/itemknn"
@@ -73,7 +77,12 @@ type Config struct {
 	ItemKNN  ItemKNN  `yaml:"item_knn"`
 	Trending Trending `yaml:"trending"`
 	MF       MF       `yaml:"mf"`
-	Blend    Blend    `yaml:"blend"`
+	// Blend weighs each source of a blended answer, by source name; a
+	// source it leaves out keeps its default weight, 0 leaves it out of
+	// the blend.
+	Blend map[string]float32 `yaml:"blend"`
+	// Sessions says when a user's session ends.
+	Sessions Sessions `yaml:"sessions"`
 
 	// Retention bounds the events the in-memory models keep; the log keeps
 	// every record.
@@ -104,11 +113,12 @@ type MF struct {
 	ANNEfSearch  int `yaml:"ann_ef_search"`
 }
 
-// Blend weighs the sources of a blended answer.
-type Blend struct {
-	ItemKNN  float32 `yaml:"item_knn"`
-	MF       float32 `yaml:"mf"`
-	Trending float32 `yaml:"trending"`
+// Sessions configures how events group into sessions.
+type Sessions struct {
+	// Gap is the inactivity, on the events' clock, after which a user's
+	// next event starts a new session (when the event's context carries no
+	// session_id).
+	Gap Duration `yaml:"gap"`
 }
 
 // APIKey is a key and what it may do: read, ingest, admin.
@@ -204,7 +214,6 @@ func Default() Config {
 	t := trending.DefaultConfig()
 	d := pipeline.DefaultDedupConfig()
 	m := mf.DefaultConfig()
-	b := recommend.DefaultBlend()
 	return Config{
 		Addr:          "127.0.0.1:8080",
 		Data:          "./streamrec-data",
@@ -242,7 +251,8 @@ func Default() Config {
 			TrainEveryEvents: 100_000, TrainEvery: Duration(10 * time.Minute),
 			FoldInSteps: m.FoldInSteps, ANNThreshold: m.ANNThreshold, ANNM: 16, ANNEfSearch: 128,
 		},
-		Blend: Blend{ItemKNN: b.ItemKNN, MF: b.MF, Trending: b.Trending},
+		Blend:    DefaultBlend(),
+		Sessions: Sessions{Gap: Duration(recommend.DefaultSessionGap)},
 
 		Retention: Retention{MaxEventsPerUser: DefaultMaxEventsPerUser},
 	}
@@ -375,8 +385,7 @@ func (c *Config) Validate() error {
 		{"mf.fold_in_steps must be positive", c.MF.FoldInSteps > 0},
 		{"mf.ann_m must be positive", c.MF.ANNM > 0},
 		{"mf.ann_ef_search must be positive", c.MF.ANNEfSearch > 0},
-		{"blend weights must not be negative", c.Blend.ItemKNN >= 0 && c.Blend.MF >= 0 && c.Blend.Trending >= 0},
-		{"blend: at least one weight must be positive", c.Blend.ItemKNN > 0 || c.Blend.MF > 0 || c.Blend.Trending > 0},
+		{"sessions.gap must be at least 1s", c.Sessions.Gap >= Duration(time.Second)},
 		{"retention.max_events_per_user must not be negative", c.Retention.MaxEventsPerUser >= 0},
 		{"retention.max_age must be 0 (no limit) or at least 1s", c.Retention.MaxAge == 0 || c.Retention.MaxAge >= Duration(time.Second)},
 	}
@@ -384,6 +393,36 @@ func (c *Config) Validate() error {
 		if !ch.ok {
 			return errors.New("config: " + ch.name)
 		}
+	}
+	return c.checkBlend()
+}
+
+// checkBlend refuses a blend that names no source or weighs one below 0,
+// and one where no source has a positive weight.
+func (c *Config) checkBlend() error {
+	var names []string
+	positive := false
+	for _, m := range c.Models() {
+		names = append(names, m.Name())
+		w := float32(1)
+		if d, ok := m.(model.Weighted); ok {
+			w = d.DefaultWeight()
+		}
+		if x, ok := c.Blend[m.Name()]; ok {
+			w = x
+		}
+		positive = positive || w > 0
+	}
+	for _, k := range slices.Sorted(maps.Keys(c.Blend)) {
+		if !slices.Contains(names, k) {
+			return fmt.Errorf("config: blend: unknown source %q (%s)", k, strings.Join(names, ", "))
+		}
+		if w := c.Blend[k]; w < 0 || math.IsNaN(float64(w)) {
+			return fmt.Errorf("config: blend.%s must not be negative", k)
+		}
+	}
+	if !positive {
+		return errors.New("config: blend: at least one weight must be positive")
 	}
 	return nil
 }
@@ -423,10 +462,27 @@ func (c *Config) MFConfig() mf.Config {
 	}
 }
 
-// EngineConfig is the engine's part: every model's settings and the blend.
+// EngineConfig is the engine's part: new models with their settings, the
+// blend, retention and sessions.
 func (c *Config) EngineConfig(tb *event.Table) recommend.Config {
-	return recommend.Config{Table: tb, ItemKNN: c.ItemKNNConfig(), Trending: c.TrendingConfig(), MF: c.MFConfig(),
-		Blend: recommend.Blend{ItemKNN: c.Blend.ItemKNN, MF: c.Blend.MF, Trending: c.Blend.Trending}, Retention: c.RetentionConfig()}
+	return recommend.Config{Table: tb, Models: c.Models(), Blend: maps.Clone(c.Blend), Retention: c.RetentionConfig(),
+		SessionGap: time.Duration(c.Sessions.Gap)}
+}
+
+// Models returns new instances of every model the engine runs, in the
+// order they apply each event. Adding a model is one line here.
+func (c *Config) Models() []model.Model {
+	return []model.Model{
+		itemknn.NewSource(c.ItemKNNConfig()),
+		trending.NewSource(c.TrendingConfig()),
+		mf.NewSource(c.MFConfig()),
+	}
+}
+
+// DefaultBlend is the default weight of each source, tuned by prequential
+// replay (docs/EVALUATION.md).
+func DefaultBlend() map[string]float32 {
+	return map[string]float32{itemknn.Name: 1, mf.Name: 0.25, trending.Name: 0.05}
 }
 
 // RetentionConfig is the retention part.

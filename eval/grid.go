@@ -3,6 +3,7 @@ package eval
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 
 	"github.com/streamrec/streamrec/event"
@@ -74,17 +75,17 @@ func GridTable(rows []GridRow, best mf.Config, k int) string {
 
 // BlendRow is one blend setting tried and its validation NDCG at the grid's K.
 type BlendRow struct {
-	Weights    recommend.Blend `json:"weights"`
-	Validation float64         `json:"validation_ndcg"`
+	Weights    map[string]float32 `json:"weights"`
+	Validation float64            `json:"validation_ndcg"`
 }
 
 // DefaultBlendGrid is 2 × 3 × 3 = 18 weightings of the sources.
-var DefaultBlendGrid = func() []recommend.Blend {
-	var out []recommend.Blend
+var DefaultBlendGrid = func() []map[string]float32 {
+	var out []map[string]float32
 	for _, k := range []float32{0, 1} {
 		for _, m := range []float32{0, 0.25, 1} {
 			for _, t := range []float32{0.05, 0.5, 2} {
-				out = append(out, recommend.Blend{ItemKNN: k, MF: m, Trending: t})
+				out = append(out, map[string]float32{ModelItemKNN: k, ModelMF: m, ModelTrending: t})
 			}
 		}
 	}
@@ -93,14 +94,14 @@ var DefaultBlendGrid = func() []recommend.Blend {
 
 // GridBlend tunes the blend weights on the same chrono validation split as
 // GridMF (mf trained with mfCfg), and returns every row and the best.
-func GridBlend(recs []event.Record, table *event.Table, newEngine func() *recommend.Engine, mfCfg *mf.Config, grid []recommend.Blend, validation float64, k int) ([]BlendRow, recommend.Blend, error) {
+func GridBlend(recs []event.Record, table *event.Table, newEngine func() *recommend.Engine, mfCfg *mf.Config, grid []map[string]float32, validation float64, k int) ([]BlendRow, map[string]float32, error) {
 	if validation <= 0 || validation >= 1 {
-		return nil, recommend.Blend{}, errors.New("eval: grid: the validation share must be in (0, 1)")
+		return nil, nil, errors.New("eval: grid: the validation share must be in (0, 1)")
 	}
 	var rows []BlendRow
-	best, bestW := -1.0, recommend.DefaultBlend()
+	best, bestW := -1.0, map[string]float32(nil)
 	for _, w := range grid {
-		rep, err := Run(recs, table, newEngine, Config{Protocol: Chrono, Models: []string{ModelBlend}, Ks: []int{k}, MF: mfCfg, Blend: &w, Validation: validation})
+		rep, err := Run(recs, table, newEngine, Config{Protocol: Chrono, Models: []string{ModelBlend}, Ks: []int{k}, MF: mfCfg, Blend: w, Validation: validation})
 		if err != nil {
 			return nil, bestW, err
 		}
@@ -114,15 +115,15 @@ func GridBlend(recs []event.Record, table *event.Table, newEngine func() *recomm
 }
 
 // BlendTable formats the blend rows, the best marked.
-func BlendTable(rows []BlendRow, best recommend.Blend, k int) string {
+func BlendTable(rows []BlendRow, best map[string]float32, k int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "blend grid on the validation split (NDCG@%d)\n%8s %8s %8s %12s\n", k, "item_knn", "mf", "trending", "validation")
 	for _, r := range rows {
 		mark := ""
-		if r.Weights == best {
+		if maps.Equal(r.Weights, best) {
 			mark = "  <- best"
 		}
-		fmt.Fprintf(&b, "%8g %8g %8g %12.4f%s\n", r.Weights.ItemKNN, r.Weights.MF, r.Weights.Trending, r.Validation, mark)
+		fmt.Fprintf(&b, "%8g %8g %8g %12.4f%s\n", r.Weights[ModelItemKNN], r.Weights[ModelMF], r.Weights[ModelTrending], r.Validation, mark)
 	}
 	return b.String()
 }

@@ -5,10 +5,10 @@ import (
 	"os"
 	"testing"
 
+	"github.com/streamrec/streamrec/config"
 	"github.com/streamrec/streamrec/dataset"
 	"github.com/streamrec/streamrec/event"
 	"github.com/streamrec/streamrec/internal/shared"
-	"github.com/streamrec/streamrec/model/itemknn"
 	"github.com/streamrec/streamrec/pipeline"
 	"github.com/streamrec/streamrec/recommend"
 )
@@ -47,7 +47,7 @@ func TestPrequentialDefaults(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			recs, table := loadRecords(t, tc.name)
-			rep, err := Run(recs, table, func() *recommend.Engine { return recommend.New(recommend.Config{Table: table}) },
+			rep, err := Run(recs, table, func() *recommend.Engine { return newDefault(table) },
 				Config{Protocol: Prequential, Models: []string{ModelBlend}, Ks: []int{10}})
 			if err != nil {
 				t.Fatal(err)
@@ -73,8 +73,9 @@ func TestPrequentialGrid(t *testing.T) {
 	for _, window := range []int{5, 10, 20, 50} {
 		for _, q := range []int{10, 15, 20} {
 			for _, decay := range []float32{1, 0.95, 0.9, 0.8} {
-				c := itemknn.Config{Window: window, Neighbors: 200, QueryItems: q, Decay: decay}
-				rep, err := Run(recs, table, func() *recommend.Engine { return recommend.New(recommend.Config{Table: table, ItemKNN: c}) },
+				c := config.Default()
+				c.ItemKNN = config.ItemKNN{Window: window, Neighbors: 200, QueryItems: q, Decay: decay}
+				rep, err := Run(recs, table, func() *recommend.Engine { return recommend.New(c.EngineConfig(table)) },
 					Config{Protocol: Prequential, Models: []string{ModelBlend}, Ks: []int{10}})
 				if err != nil {
 					t.Fatal(err)

@@ -21,16 +21,16 @@ const (
 	Prequential = "prequential"
 )
 
-// Model names: each source alone, and the blend the server answers with.
+// Model names: a model is a source of the engine, by its name, scored
+// alone, or the blend the server answers with. The names of the usual
+// sources are here for the callers' convenience; any source the engine has
+// can be scored.
 const (
 	ModelTrending = "trending"
 	ModelItemKNN  = "item_knn"
 	ModelMF       = "mf"
 	ModelBlend    = "blend"
 )
-
-// AllModels lists the models every protocol runs by default.
-var AllModels = []string{ModelTrending, ModelItemKNN, ModelMF, ModelBlend}
 
 // Config configures a run.
 type Config struct {
@@ -42,8 +42,8 @@ type Config struct {
 	WarmUp        float64 // prequential: share of events applied before scoring
 	// MF, when set, replaces the engine's matrix-factorisation settings.
 	MF *mf.Config
-	// Blend, when set, replaces the engine's blend weights.
-	Blend *recommend.Blend
+	// Blend, when set, replaces the weights of the sources it names.
+	Blend map[string]float32
 	// RetrainEvery is, in prequential, how many events pass between two
 	// trainings of mf (as the server's schedule would); between them every
 	// event is folded in. Default 10,000.
@@ -71,36 +71,45 @@ type Report struct {
 	Results  []ModelResult `json:"results"`
 }
 
+// source is the engine's source name for model ("" for the blend).
 func source(model string) string {
-	switch model {
-	case ModelTrending:
-		return recommend.SourceTrending
-	case ModelItemKNN:
-		return recommend.SourceItemKNN
-	case ModelMF:
-		return recommend.SourceMF
+	if model == ModelBlend {
+		return ""
 	}
-	return ""
+	return model
 }
 
-// Validate reports an unknown protocol or model, or a K that is not
-// positive, as Run would, without data: the eval command checks its flags
-// before it loads a data set.
-func (c Config) Validate() error { return c.check() }
+// Models lists what can be scored on an engine: each of its sources, then
+// the blend.
+func Models(eng *recommend.Engine) []string { return append(eng.Sources(), ModelBlend) }
+
+// Validate reports an unknown protocol or model (of those known), or a K
+// that is not positive, as Run would, without data: the eval command checks
+// its flags before it loads a data set.
+func (c Config) Validate(known []string) error {
+	if err := c.check(); err != nil {
+		return err
+	}
+	return c.checkModels(known)
+}
+
+func (c *Config) checkModels(known []string) error {
+	if len(c.Models) == 0 {
+		c.Models = known
+	}
+	for _, m := range c.Models {
+		if !slices.Contains(known, m) {
+			return fmt.Errorf("eval: unknown model %q (%s)", m, strings.Join(known, ", "))
+		}
+	}
+	return nil
+}
 
 func (c *Config) check() error {
 	switch c.Protocol {
 	case Chrono, LeaveLast, Prequential:
 	default:
 		return fmt.Errorf("eval: unknown protocol %q (chrono, leave-last, prequential)", c.Protocol)
-	}
-	if len(c.Models) == 0 {
-		c.Models = AllModels
-	}
-	for _, m := range c.Models {
-		if !slices.Contains(AllModels, m) {
-			return fmt.Errorf("eval: unknown model %q (%s)", m, strings.Join(AllModels, ", "))
-		}
 	}
 	if len(c.Ks) == 0 {
 		c.Ks = Ks
@@ -131,6 +140,10 @@ func Run(recs []event.Record, table *event.Table, newEngine func() *recommend.En
 	if err := cfg.check(); err != nil {
 		return Report{}, err
 	}
+	eng := newEngine()
+	if err := cfg.checkModels(Models(eng)); err != nil {
+		return Report{}, err
+	}
 	var events []event.Record
 	var catalogue []event.Record
 	users, items := map[string]bool{}, map[string]bool{}
@@ -153,9 +166,8 @@ func Run(recs []event.Record, table *event.Table, newEngine func() *recommend.En
 	start := time.Now()
 	rep := Report{Protocol: cfg.Protocol, Users: len(users), Items: len(items), Events: len(events)}
 	var err error
-	eng := newEngine()
 	if cfg.Blend != nil {
-		eng.SetBlend(*cfg.Blend)
+		eng.SetBlend(cfg.Blend)
 	}
 	switch cfg.Protocol {
 	case Prequential:

@@ -2,6 +2,7 @@ package eval
 
 import (
 	"bytes"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +26,7 @@ func tiny(t *testing.T, evs [][3]string) ([]event.Record, *event.Table, func() *
 			recs[len(recs)-1].Event.Weight = 1
 		}
 	}
-	return recs, tb, func() *recommend.Engine { return recommend.New(recommend.Config{Table: tb}) }
+	return recs, tb, func() *recommend.Engine { return newDefault(tb) }
 }
 
 // TestChronoOnATinyWorld: everyone who bought x bought y; c bought x in
@@ -102,7 +103,7 @@ func TestRunRefusesBadInput(t *testing.T) {
 // popularity on each user's last interaction.
 func TestItemKNNBeatsTrendingLeaveLast(t *testing.T) {
 	recs, table := loadRecords(t, "ml-100k")
-	rep, err := Run(recs, table, func() *recommend.Engine { return recommend.New(recommend.Config{Table: table}) },
+	rep, err := Run(recs, table, func() *recommend.Engine { return newDefault(table) },
 		Config{Protocol: LeaveLast, Ks: []int{10}, Models: []string{ModelTrending, ModelItemKNN}})
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +120,7 @@ func TestItemKNNBeatsTrendingLeaveLast(t *testing.T) {
 // items better than popularity does.
 func TestTrainedMFBeatsTrendingOnHeldOut(t *testing.T) {
 	recs, table := loadRecords(t, "ml-100k")
-	rep, err := Run(recs, table, func() *recommend.Engine { return recommend.New(recommend.Config{Table: table}) },
+	rep, err := Run(recs, table, func() *recommend.Engine { return newDefault(table) },
 		Config{Protocol: LeaveLast, Ks: []int{10}, Models: []string{ModelTrending, ModelMF}})
 	if err != nil {
 		t.Fatal(err)
@@ -139,7 +140,7 @@ func TestTunedBlendBeatsEASEChrono(t *testing.T) {
 		t.Skip("accuracy check: run without -race (go test -run TestTunedBlend ./eval)")
 	}
 	recs, table := loadRecords(t, "ml-100k")
-	newEngine := func() *recommend.Engine { return recommend.New(recommend.Config{Table: table}) }
+	newEngine := func() *recommend.Engine { return newDefault(table) }
 	rows, best, err := GridBlend(recs, table, newEngine, nil, DefaultBlendGrid, 0.2, 10)
 	if err != nil {
 		t.Fatal(err)
@@ -150,10 +151,10 @@ func TestTunedBlendBeatsEASEChrono(t *testing.T) {
 			top = r
 		}
 	}
-	if top.Weights != best {
+	if !maps.Equal(top.Weights, best) {
 		t.Fatalf("best %+v is not the top validation row %+v", best, top)
 	}
-	rep, err := Run(recs, table, newEngine, Config{Protocol: Chrono, Ks: []int{10}, Models: []string{ModelBlend}, Blend: &best})
+	rep, err := Run(recs, table, newEngine, Config{Protocol: Chrono, Ks: []int{10}, Models: []string{ModelBlend}, Blend: best})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,7 @@ type Metrics struct {
 	commitRecords  prometheus.Histogram
 	apply          prometheus.Histogram
 	recommend      *prometheus.HistogramVec
-	candidates     prometheus.Histogram
+	candidates     *prometheus.HistogramVec
 	snapshot       prometheus.Histogram
 	training       prometheus.Histogram
 	trainings      *prometheus.CounterVec
@@ -74,9 +74,9 @@ func New() *Metrics {
 		recommend: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "streamrec_recommend_source_duration_seconds", Help: "Time each candidate source takes in one recommendation request.", Buckets: latency,
 		}, []string{"source"}),
-		candidates: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "streamrec_recommend_candidates", Help: "Candidates scored for one recommendation request.", Buckets: prometheus.ExponentialBuckets(1, 4, 9),
-		}),
+		candidates: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "streamrec_recommend_candidates", Help: "Candidates each source brings to one recommendation request.", Buckets: prometheus.ExponentialBuckets(1, 4, 9),
+		}, []string{"source"}),
 		snapshot: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "streamrec_snapshot_duration_seconds", Help: "Time to write a model snapshot.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
 		}),
@@ -176,15 +176,14 @@ func (m *Metrics) Apply(d time.Duration) {
 	}
 }
 
-// Recommend records one request's per-source time and candidate count.
-func (m *Metrics) Recommend(itemKNN, mf, trending time.Duration, candidates int) {
+// RecommendSource records one source's time and candidates in one
+// request.
+func (m *Metrics) RecommendSource(source string, d time.Duration, candidates int) {
 	if m == nil {
 		return
 	}
-	m.recommend.WithLabelValues("item_knn").Observe(itemKNN.Seconds())
-	m.recommend.WithLabelValues("mf").Observe(mf.Seconds())
-	m.recommend.WithLabelValues("trending").Observe(trending.Seconds())
-	m.candidates.Observe(float64(candidates))
+	m.recommend.WithLabelValues(source).Observe(d.Seconds())
+	m.candidates.WithLabelValues(source).Observe(float64(candidates))
 }
 
 // Snapshot records the time to write a model snapshot.

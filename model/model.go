@@ -90,6 +90,13 @@ type Statser interface {
 	Stats() any
 }
 
+// Popular is a source that answers users the engine knows nothing of (the
+// same popular items for everyone): the engine's cold start and
+// /v1/trending.
+type Popular interface {
+	Popular()
+}
+
 // Candidate is one scored item.
 type Candidate struct {
 	Item  int32
@@ -103,6 +110,19 @@ type Source interface {
 	// Candidates appends to dst up to q.Want items that q.Skip does not
 	// reject, best first, with scores where higher is better.
 	Candidates(q *Query, dst []Candidate) []Candidate
+}
+
+// Weighted is a source with its own default weight in the blend (1 when a
+// source does not say); the configuration's blend overrides it.
+type Weighted interface {
+	DefaultWeight() float32
+}
+
+// Scorer is a source that scores given items directly (for ranking a
+// list the client sends) rather than through Candidates with q.Only.
+type Scorer interface {
+	// ScoreItems appends a candidate for each of items it has a score for.
+	ScoreItems(q *Query, items []int32, dst []Candidate) []Candidate
 }
 
 // Norm says how a blend scales a source's scores to [0, 1] for the user at
@@ -160,8 +180,10 @@ type Query struct {
 	Now     float64         // the events' clock: the latest event time applied, in seconds
 	// Excluded counts the items of History that Skip rejects.
 	Excluded int
-	// Category is the category the answer is restricted to, -1 for none.
-	Category int32
+	// Category is the category the answer is restricted to, -1 for none;
+	// InCategory its items.
+	Category   int32
+	InCategory []int32
 	// Epoch changes with every catalogue change: a source that caches
 	// filtered candidates keys them by it.
 	Epoch uint64
@@ -174,9 +196,11 @@ type Query struct {
 	Touched []int32
 
 	// Mark[item] == Stamp: excluded from this answer (consumed by the
-	// user, or excluded by the request).
+	// user, or excluded by the request); when Only is set, the reverse:
+	// the answer may hold only the marked items (ranking a given list).
 	Mark  []uint32
 	Stamp uint32
+	Only  bool
 	// Blocked[item]: hidden or deleted.
 	Blocked []bool
 	// Cats[item]: the item's categories.
@@ -184,8 +208,12 @@ type Query struct {
 }
 
 // Skip reports whether item must not be answered: excluded, hidden,
-// deleted, or outside the category asked for.
+// deleted, or outside the category asked for; when ranking a given list
+// (Only), whether it is not in the list.
 func (q *Query) Skip(item int32) bool {
+	if q.Only {
+		return q.Mark[item] != q.Stamp
+	}
 	if q.Mark[item] == q.Stamp || q.Blocked[item] {
 		return true
 	}

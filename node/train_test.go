@@ -44,7 +44,7 @@ func TestBackgroundTrainingServesAndSurvivesRestart(t *testing.T) {
 	cfg.MF.TrainEveryEvents = 200
 	cfg.MF.TrainEvery = 0
 	cfg.MF.Factors, cfg.MF.Iterations = 8, 5
-	cfg.Blend.MF = 5 // let mf lead, so that its items show
+	cfg.Blend["mf"] = 5 // let mf lead, so that its items show
 	n := startNode(t, cfg)
 	if s := mfStats(t, n); s.Trained {
 		t.Fatalf("trained before any event: %+v", s)

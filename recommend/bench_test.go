@@ -3,7 +3,9 @@ package recommend
 import (
 	"context"
 	"fmt"
+	"maps"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -30,7 +32,7 @@ func BenchmarkPipelineAndApply(b *testing.B) {
 	var total int
 	for b.Loop() {
 		b.StopTimer()
-		e := New(Config{Table: tb})
+		e := newTest(testConfig{Table: tb})
 		d := pipeline.NewDedup(pipeline.DefaultDedupConfig())
 		batches := make(chan []event.Record, 8)
 		b.StartTimer()
@@ -78,7 +80,7 @@ func BenchmarkMemoryPerEvent(b *testing.B) {
 		runtime.GC()
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		e := New(Config{Table: tb})
+		e := newTest(testConfig{Table: tb})
 		e.Apply(recs)
 		live := e.Memory()
 		e.Compact() // what a rebuild at start leaves
@@ -87,8 +89,9 @@ func BenchmarkMemoryPerEvent(b *testing.B) {
 		m := e.Memory()
 		b.ReportMetric(float64(live.History)/n, "history-live-B/event")
 		b.ReportMetric(float64(m.History)/n, "history-B/event")
-		b.ReportMetric(float64(m.ItemKNN)/n, "itemknn-B/event")
-		b.ReportMetric(float64(m.Trending)/n, "trending-B/event")
+		for _, name := range slices.Sorted(maps.Keys(m.Models)) {
+			b.ReportMetric(float64(m.Models[name])/n, name+"-B/event")
+		}
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "heap-B/event")
 		runtime.KeepAlive(e)
 	}
@@ -101,7 +104,7 @@ func loadMLLatest(b *testing.B) (*Engine, []string) {
 	}
 	tb, _ := event.Preset(event.PresetEcommerce)
 	p := pipeline.New(pipeline.DefaultConfig(tb))
-	e := New(Config{Table: tb})
+	e := newTest(testConfig{Table: tb})
 	var recs []event.Record
 	for _, it := range d.Items {
 		recs = append(recs, event.Record{Kind: event.KindItemPut, Item: it})

@@ -1,57 +1,72 @@
 // Package recommend holds the in-memory state every model reads (dense ids,
-// the catalogue's model-relevant fields, user histories) and the models
-// themselves, applies log records to them in log order, and answers
-// recommendation requests: candidates → merge → rank → filter → respond.
+// the catalogue's model-relevant fields, user histories and their sessions),
+// applies log records to the models in log order, and answers requests:
+// candidates → blend → filter → diversify → explain → respond.
+//
+// The engine holds a list of models (model.Model) and never names one: a
+// model's optional parts (eviction, catalogue, snapshot, memory, scoring
+// given items, similarity, explanations) are found once by type assertion,
+// and blend weights, traces, stats and memory figures are keyed by the
+// model's name.
 //
 // Concurrency: one writer applies records under the write lock; any number of
 // readers recommend under the read lock. A read that starts after Apply
 // returned sees everything Apply applied (read-your-writes).
 //
+// Sessions: every event belongs to a session of its user. A new session
+// starts when the event's context carries a session_id other than the
+// user's previous one, or, without one, after Config.SessionGap of
+// inactivity on the events' clock. The first event of a session is flagged
+// in the history (history.NewSession).
+//
 // Retention (Config.Retention) bounds what the models hold, in log order as
 // part of applying records: before a user's event is applied, their oldest
 // events beyond the per-user cap are evicted, and so is every event older
 // than the maximum age on the events' clock (the latest event time applied).
-// Each model forgets an evicted event as if it had never seen it: item-kNN
-// subtracts its squared weight and its pairs, trending its decayed weight,
-// mf the seed of an item without a trained vector, and the user's vector is
-// re-solved from what is kept. Replaying the log therefore rebuilds the same
-// state; the log itself keeps every record.
+// Each model that implements model.Evicter forgets an evicted event as if it
+// had never seen it. Replaying the log therefore rebuilds the same state;
+// the log itself keeps every record.
 package recommend
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"sync"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
+
 	"github.com/streamrec/streamrec/event"
 	"github.com/streamrec/streamrec/ids"
+	"github.com/streamrec/streamrec/model"
 	"github.com/streamrec/streamrec/model/history"
-	"github.com/streamrec/streamrec/model/itemknn"
 	"github.com/streamrec/streamrec/model/mf"
-	"github.com/streamrec/streamrec/model/trending"
-)
-
-// Source names, reported with every recommended item.
-const (
-	SourceItemKNN  = "item_knn"
-	SourceMF       = "mf"
-	SourceTrending = "trending"
 )
 
 // ErrUnknownItem is returned for an item id the engine has never seen.
 var ErrUnknownItem = errors.New("unknown item")
 
+// DefaultSessionGap is the inactivity after which a user's next event starts
+// a new session.
+const DefaultSessionGap = 30 * time.Minute
+
 // Config configures the engine.
 type Config struct {
-	Table    *event.Table
-	ItemKNN  itemknn.Config
-	Trending trending.Config
-	MF       mf.Config
-	// Blend weighs the sources in a blended answer; all zero means
-	// DefaultBlend.
-	Blend Blend
+	Table *event.Table
+	// Models are the engine's models, in the order they apply each event;
+	// those that are also a model.Source answer requests. Every engine
+	// needs its own instances.
+	Models []model.Model
+	// Blend weighs the sources in a blended answer, by source name; a
+	// source it does not name keeps its default weight (model.Weighted, or
+	// 1). Zero leaves a source out of the blend (it still answers alone).
+	Blend map[string]float32
 	// Retention bounds the events the models hold; zero keeps them all.
 	Retention Retention
+	// SessionGap is the inactivity that ends a session (0:
+	// DefaultSessionGap).
+	SessionGap time.Duration
 }
 
 // Retention says which events the in-memory models keep. Zero fields are
@@ -75,33 +90,16 @@ func (r Retention) maxAgeSeconds() int64 {
 	return max(1, int64(r.MaxAge/time.Second))
 }
 
-// Blend is the weight of each source in a blended answer. Each source's
-// candidate scores are scaled to [0, 1] for the user at hand, then the
-// weighted sum ranks them; an item's source is the one that added most.
-type Blend struct {
-	ItemKNN  float32 `json:"item_knn"`
-	MF       float32 `json:"mf"`
-	Trending float32 `json:"trending"`
-}
-
-// SetBlend replaces the blend weights (all zero: the defaults).
-func (e *Engine) SetBlend(b Blend) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if b == (Blend{}) {
-		b = DefaultBlend()
-	}
-	e.blend = b
-}
-
-// DefaultBlend returns the default weights, tuned by prequential replay of
-// ml-100k (docs/EVALUATION.md).
-func DefaultBlend() Blend { return Blend{ItemKNN: 1, MF: 0.25, Trending: 0.05} }
-
-type itemMeta struct {
-	cats    []int32
-	hidden  bool
-	deleted bool
+// source is one model that answers requests, with what the engine found it
+// can do.
+type source struct {
+	name    string
+	src     model.Source
+	norm    model.Norm
+	weight  float32 // configured blend weight
+	popular bool
+	scorer  model.Scorer
+	explain model.Explainer
 }
 
 // Engine is the in-memory model state.
@@ -111,31 +109,88 @@ type Engine struct {
 	users    *ids.Dict
 	items    *ids.Dict
 	cats     *ids.Dict
-	meta     []itemMeta
+	blocked  []bool    // per item: hidden or deleted
+	deleted  []bool    // per item: deleted
+	itemCats [][]int32 // per item: its categories
 	members  [][]int32 // category id → item ids
 	hist     history.Store
-	knn      *itemknn.Model
-	trend    *trending.Model
-	mf       *mf.Model
-	blend    Blend
+	sessKey  []uint64 // per user: the hash of the last session_id sent, 0 for none
+	gap      uint32   // session inactivity gap in seconds
+
+	models   []model.Model
+	sources  []source
+	evicters []model.Evicter
+	flushers []model.Flusher
+	catalog  []model.Cataloguer
+	snaps    []snapModel
+	similar  []model.Similar
+	sized    []model.Model
+	mf       *mf.Source // the trained model's lifecycle (mf.go), when one is configured
+
 	keep     Retention
 	clock    uint32 // the latest event time applied (unix seconds)
 	applied  uint64 // records applied
 	catEpoch uint64 // changes with every catalogue record: cached answers that filter by it expire
+	x        model.Interaction
 	scratch  sync.Pool
+}
+
+type snapModel struct {
+	name string
+	s    model.Snapshotter
 }
 
 // New returns an empty engine.
 func New(cfg Config) *Engine {
 	e := &Engine{
-		users: ids.New(),
-		items: ids.New(),
-		cats:  ids.New(),
-		knn:   itemknn.New(cfg.ItemKNN),
-		trend: trending.New(cfg.Trending),
-		mf:    mf.New(cfg.MF),
-		blend: cfg.Blend,
-		keep:  cfg.Retention,
+		users:  ids.New(),
+		items:  ids.New(),
+		cats:   ids.New(),
+		keep:   cfg.Retention,
+		models: cfg.Models,
+		gap:    uint32(DefaultSessionGap / time.Second),
+	}
+	if cfg.SessionGap > 0 {
+		e.gap = uint32(max(1, cfg.SessionGap/time.Second))
+	}
+	for _, m := range cfg.Models {
+		if s, ok := m.(model.Source); ok {
+			src := source{name: m.Name(), src: s, weight: 1}
+			if w, ok := m.(model.Weighted); ok {
+				src.weight = w.DefaultWeight()
+			}
+			if w, ok := cfg.Blend[src.name]; ok {
+				src.weight = w
+			}
+			if n, ok := m.(model.Normed); ok {
+				src.norm = n.Norm()
+			}
+			_, src.popular = m.(model.Popular)
+			src.scorer, _ = m.(model.Scorer)
+			src.explain, _ = m.(model.Explainer)
+			e.sources = append(e.sources, src)
+		}
+		if x, ok := m.(model.Evicter); ok {
+			e.evicters = append(e.evicters, x)
+		}
+		if x, ok := m.(model.Flusher); ok {
+			e.flushers = append(e.flushers, x)
+		}
+		if x, ok := m.(model.Cataloguer); ok {
+			e.catalog = append(e.catalog, x)
+		}
+		if x, ok := m.(model.Snapshotter); ok {
+			e.snaps = append(e.snaps, snapModel{m.Name(), x})
+		}
+		if x, ok := m.(model.Similar); ok {
+			e.similar = append(e.similar, x)
+		}
+		if _, ok := m.(model.Sized); ok {
+			e.sized = append(e.sized, m)
+		}
+		if x, ok := m.(*mf.Source); ok && e.mf == nil {
+			e.mf = x
+		}
 	}
 	if e.keep.MaxEventsPerUser < 0 {
 		e.keep.MaxEventsPerUser = 0
@@ -143,15 +198,43 @@ func New(cfg Config) *Engine {
 	if e.keep.maxAgeSeconds() > 0 {
 		e.hist.TrackAge()
 	}
-	if e.blend == (Blend{}) {
-		e.blend = DefaultBlend()
-	}
 	for t := range event.NumTypes {
 		if r, ok := cfg.Table.Rule(event.Type(t)); ok {
 			e.consumed[t] = r.Consumed
 		}
 	}
 	return e
+}
+
+// Sources names the engine's sources, in their order.
+func (e *Engine) Sources() []string {
+	out := make([]string, len(e.sources))
+	for i, s := range e.sources {
+		out[i] = s.name
+	}
+	return out
+}
+
+// Blend is the weight of each source in a blended answer, by name.
+func (e *Engine) Blend() map[string]float32 {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	out := make(map[string]float32, len(e.sources))
+	for _, s := range e.sources {
+		out[s.name] = s.weight
+	}
+	return out
+}
+
+// SetBlend replaces the weights of the sources it names.
+func (e *Engine) SetBlend(b map[string]float32) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i := range e.sources {
+		if w, ok := b[e.sources[i].name]; ok {
+			e.sources[i].weight = w
+		}
+	}
 }
 
 // applyChunk bounds how long readers wait for the write lock: a large group
@@ -168,7 +251,9 @@ func (e *Engine) Apply(recs []event.Record) {
 		for i := range recs[:n] {
 			e.apply(&recs[i])
 		}
-		e.knn.Flush()
+		for _, f := range e.flushers {
+			f.Flush()
+		}
 		e.mu.Unlock()
 		recs = recs[n:]
 	}
@@ -180,48 +265,104 @@ func (e *Engine) apply(r *event.Record) {
 	case event.KindEvent:
 		ev := &r.Event
 		u := e.users.Intern(ev.User)
+		for int(u) >= len(e.sessKey) {
+			e.sessKey = append(e.sessKey, 0)
+		}
 		if ev.Item == "" {
 			return // context only (search)
 		}
 		it := e.item(ev.Item)
 		ms := max(ev.Time.UnixMilli(), 0)
 		h := history.Entry{Item: it, Time: uint32(ms / 1000), Milli: uint16(ms % 1000), Weight: ev.Weight, Type: ev.Type}
-		e.mf.Grow(e.users.Len())
 		e.retain(u, h.Time)
-		e.knn.Apply(it, ev.Weight, e.hist.User(u))
-		e.trend.Apply(it, ev.Weight, h.Seconds())
+		prev := e.hist.User(u)
+		if e.newSession(u, prev, h.Time, ev.Context) {
+			h.Flags |= history.NewSession
+		}
+		x := &e.x
+		*x = model.Interaction{User: u, Item: it, Entry: h, History: prev, Start: e.hist.Start(u),
+			Users: e.users.Len(), Items: e.items.Len()}
+		x.Session = len(prev)
+		if !h.StartsSession() {
+			x.Session = history.SessionStart(prev)
+		}
+		for _, m := range e.models {
+			m.Apply(x)
+		}
 		e.hist.Append(u, h)
-		e.mf.Apply(u, it, ev.Weight)
 	case event.KindItemPut:
 		e.catEpoch++
 		it := e.item(r.Item.ID)
-		m := &e.meta[it]
-		for _, c := range m.cats {
+		for _, c := range e.itemCats[it] {
 			e.members[c] = remove(e.members[c], it)
 		}
-		m.cats = m.cats[:0]
+		cats := e.itemCats[it][:0]
 		for _, name := range r.Item.Categories {
 			c := e.cats.Intern(name)
 			for int(c) >= len(e.members) {
 				e.members = append(e.members, nil)
 			}
-			if !contains(m.cats, c) {
-				m.cats = append(m.cats, c)
+			if !contains(cats, c) {
+				cats = append(cats, c)
 				e.members[c] = append(e.members[c], it)
 			}
 		}
-		m.hidden = r.Item.Hidden
-		m.deleted = false
+		e.itemCats[it] = cats
+		e.deleted[it] = false
+		e.blocked[it] = r.Item.Hidden
+		for _, c := range e.catalog {
+			c.PutItem(it, &r.Item)
+		}
 	case event.KindItemDelete:
 		e.catEpoch++
 		if it, ok := e.items.Lookup(r.Item.ID); ok {
-			e.meta[it].deleted = true
+			e.deleted[it], e.blocked[it] = true, true
+			for _, c := range e.catalog {
+				c.DeleteItem(it)
+			}
 		}
 	case event.KindUserPut:
-		e.users.Intern(r.User.ID)
+		u := e.users.Intern(r.User.ID)
+		for int(u) >= len(e.sessKey) {
+			e.sessKey = append(e.sessKey, 0)
+		}
 	case event.KindUserDelete:
 		// The profile lives in the store; the history stays with the models.
 	}
+}
+
+// newSession says whether an event of user at time t with context ctx
+// starts a session: a session_id in the context other than the user's last
+// one, or, without one, the gap since their last event.
+func (e *Engine) newSession(user int32, prev []history.Entry, t uint32, ctx json.RawMessage) bool {
+	if key := sessionKey(ctx); key != 0 {
+		last := e.sessKey[user]
+		e.sessKey[user] = key
+		return last != key || len(prev) == 0
+	}
+	e.sessKey[user] = 0
+	if len(prev) == 0 {
+		return true
+	}
+	last := prev[len(prev)-1].Time
+	return t > last && t-last > e.gap
+}
+
+var sessionField = []byte(`"session_id"`)
+
+// sessionKey is a hash of the context's session_id (a string or a number),
+// 0 when it has none.
+func sessionKey(ctx json.RawMessage) uint64 {
+	if len(ctx) == 0 || !bytes.Contains(ctx, sessionField) {
+		return 0
+	}
+	var c struct {
+		SessionID json.RawMessage `json:"session_id"`
+	}
+	if json.Unmarshal(ctx, &c) != nil || len(c.SessionID) == 0 || string(c.SessionID) == "null" {
+		return 0
+	}
+	return xxhash.Sum64(c.SessionID) | 1
 }
 
 // retain evicts what retention no longer keeps before an event of user at
@@ -256,16 +397,21 @@ func (e *Engine) evictOldest(user int32) {
 		return
 	}
 	old := h[0]
-	e.knn.Evict(old, h[1:])
-	e.trend.Remove(old.Item, old.Weight, old.Seconds())
-	e.mf.Evict(user, old.Item, old.Weight, e.hist.Start(user))
+	x := &e.x
+	*x = model.Interaction{User: user, Item: old.Item, Entry: old, History: h[1:], Start: e.hist.Start(user),
+		Session: max(history.SessionStart(h)-1, 0), Users: e.users.Len(), Items: e.items.Len()}
+	for _, m := range e.evicters {
+		m.Evict(x)
+	}
 	e.hist.EvictOldest(user)
 }
 
 func (e *Engine) item(id string) int32 {
 	it := e.items.Intern(id)
-	for int(it) >= len(e.meta) {
-		e.meta = append(e.meta, itemMeta{})
+	for int(it) >= len(e.blocked) {
+		e.blocked = append(e.blocked, false)
+		e.deleted = append(e.deleted, false)
+		e.itemCats = append(e.itemCats, nil)
 	}
 	return it
 }
@@ -290,13 +436,13 @@ func contains(s []int32, v int32) bool {
 
 // Stats describes the engine's size.
 type Stats struct {
-	Applied      uint64  `json:"records_applied"`
-	Users        int     `json:"users"`
-	Items        int     `json:"items"`
-	Events       int     `json:"events_in_memory"`
-	Evicted      uint64  `json:"events_evicted"` // by retention, since the log began
-	ItemKNNPairs int     `json:"item_knn_pairs"`
-	MF           MFStats `json:"mf"`
+	Applied uint64         `json:"records_applied"`
+	Users   int            `json:"users"`
+	Items   int            `json:"items"`
+	Events  int            `json:"events_in_memory"`
+	Evicted uint64         `json:"events_evicted"` // by retention, since the log began
+	Sources map[string]any `json:"sources"`        // each model's own figures (model.Statser)
+	MF      MFStats        `json:"mf"`
 }
 
 // MFStats describes the served matrix-factorisation model.
@@ -316,24 +462,34 @@ type MFStats struct {
 func (e *Engine) Stats() Stats {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	return Stats{
-		Applied:      e.applied,
-		Users:        e.users.Len(),
-		Items:        e.items.Len(),
-		Events:       e.hist.Events(),
-		Evicted:      e.hist.Evicted(),
-		ItemKNNPairs: e.knn.Pairs(),
-		MF:           e.mfStats(),
+	st := Stats{
+		Applied: e.applied,
+		Users:   e.users.Len(),
+		Items:   e.items.Len(),
+		Events:  e.hist.Events(),
+		Evicted: e.hist.Evicted(),
+		Sources: map[string]any{},
+		MF:      e.mfStats(),
 	}
+	for _, m := range e.models {
+		if s, ok := m.(model.Statser); ok {
+			st.Sources[m.Name()] = s.Stats()
+		}
+	}
+	return st
 }
 
 func (e *Engine) mfStats() MFStats {
-	t := e.mf.Current()
+	if e.mf == nil {
+		return MFStats{}
+	}
+	m := e.mf.Model()
+	t := m.Current()
 	if t == nil {
 		return MFStats{}
 	}
 	return MFStats{Trained: true, TrainedAt: t.At, Seq: t.Seq, Events: t.Events, Seconds: t.Took.Seconds(),
-		FreshItems: e.mf.Fresh(), FoldIns: e.mf.FoldIns(), CacheHits: e.mf.CacheHits(), ANN: t.Index != nil}
+		FreshItems: m.Fresh(), FoldIns: m.FoldIns(), CacheHits: m.CacheHits(), ANN: t.Index != nil}
 }
 
 // KnowsItem reports whether the engine has seen item (in an event or the
@@ -345,19 +501,22 @@ func (e *Engine) KnowsItem(item string) bool {
 	return ok
 }
 
-// Memory is an estimate of the bytes each part of the engine holds.
+// Memory is an estimate of the bytes each part of the engine holds: the
+// histories and each model, by name.
 type Memory struct {
-	History  int64 `json:"history_bytes"`
-	ItemKNN  int64 `json:"item_knn_bytes"`
-	Trending int64 `json:"trending_bytes"`
-	MF       int64 `json:"mf_bytes"`
+	History int64            `json:"history_bytes"`
+	Models  map[string]int64 `json:"model_bytes"`
 }
 
 // Memory estimates the engine's memory by part, from slice capacities.
 func (e *Engine) Memory() Memory {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	return Memory{History: e.hist.Bytes(), ItemKNN: e.knn.Bytes(), Trending: e.trend.Bytes(), MF: e.mf.Bytes()}
+	m := Memory{History: e.hist.Bytes(), Models: map[string]int64{}}
+	for _, x := range e.sized {
+		m.Models[x.Name()] = x.(model.Sized).Bytes()
+	}
+	return m
 }
 
 // Compact trims the histories to their length, after a rebuild.

@@ -16,7 +16,7 @@ func newEngine(t testing.TB) *Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return New(Config{Table: tb})
+	return newTest(testConfig{Table: tb})
 }
 
 func ev(user, item string, typ event.Type, w float32, sec int) event.Record {
@@ -90,7 +90,7 @@ func TestConsumedHiddenDeletedNeverShown(t *testing.T) {
 	if r := e.Trending(10, ""); has(r, "c") || has(r, "b") {
 		t.Fatalf("trending shows hidden or deleted items: %v", itemsOf(r))
 	}
-	if s, _ := e.Similar("a", 10); has(s, "b") {
+	if s, _ := e.Similar("a", 10, ""); has(s, "b") {
 		t.Fatalf("similar shows a hidden item: %v", itemsOf(s))
 	}
 	// Putting the item back brings it back.
@@ -159,7 +159,7 @@ func TestConcurrentReadsAndWrites(t *testing.T) {
 			defer wg.Done()
 			for i := range 300 {
 				e.Recommend(Request{User: fmt.Sprint("w", (i+r)%20), N: 5})
-				e.Similar("a", 5)
+				e.Similar("a", 5, "")
 				e.Trending(5, "")
 			}
 		}()

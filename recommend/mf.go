@@ -2,12 +2,17 @@ package recommend
 
 import (
 	"context"
+	"errors"
 	"io"
 
 	"github.com/streamrec/streamrec/model/als"
 	"github.com/streamrec/streamrec/model/history"
 	"github.com/streamrec/streamrec/model/mf"
 )
+
+// ErrNoMF is returned for training or loading matrix factorisation on an
+// engine configured without it.
+var ErrNoMF = errors.New("no matrix-factorisation model is configured")
 
 // readChunk is how many users' histories are copied per read-lock hold while
 // gathering training data, so writers never wait long.
@@ -58,7 +63,10 @@ func (e *Engine) TrainMF(ctx context.Context, cfg *mf.Config, progress func(done
 // served, and so never reported, before it is saved. An error from save
 // leaves the served model as it was.
 func (e *Engine) TrainSaveMF(ctx context.Context, cfg *mf.Config, progress func(done, total int), save func(*mf.Trained) error) (*mf.Trained, error) {
-	c := e.mf.Config()
+	if e.mf == nil {
+		return nil, ErrNoMF
+	}
+	c := e.mf.Model().Config()
 	if cfg != nil {
 		c = *cfg
 	}
@@ -85,10 +93,13 @@ func (e *Engine) TrainSaveMF(ctx context.Context, cfg *mf.Config, progress func(
 func (e *Engine) InstallMF(t *mf.Trained, cfg *mf.Config) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if cfg != nil {
-		e.mf = mf.New(*cfg)
+	if e.mf == nil {
+		return
 	}
-	e.mf.Install(t, e.users.Len(), e.userHistory)
+	if cfg != nil {
+		e.mf.Replace(*cfg)
+	}
+	e.mf.Model().Install(t, e.users.Len(), e.userHistory)
 }
 
 // userHistory is the kept history of user and how many of their events were
@@ -101,7 +112,10 @@ func (e *Engine) userHistory(user int32) ([]history.Entry, uint32) {
 func (e *Engine) MFTrained() *mf.Trained {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	return e.mf.Current()
+	if e.mf == nil {
+		return nil
+	}
+	return e.mf.Model().Current()
 }
 
 // WriteMF saves the installed model to w under external ids; false when
@@ -129,13 +143,16 @@ func (e *Engine) WriteTrainedMF(w io.Writer, t *mf.Trained) error {
 // it; users and items the engine does not know are dropped, the others'
 // vectors are refreshed by fold-in as their histories differ.
 func (e *Engine) LoadMF(ctx context.Context, r io.Reader, size int64) (*mf.Trained, error) {
+	if e.mf == nil {
+		return nil, ErrNoMF
+	}
 	f, err := mf.ReadFile(r, size)
 	if err != nil {
 		return nil, err
 	}
 	e.mu.RLock()
 	nu, ni := e.users.Len(), e.items.Len()
-	cfg := e.mf.Config()
+	cfg := e.mf.Model().Config()
 	e.mu.RUnlock()
 	// Name lookups run without the lock held for long: a dict is only
 	// appended to, and ids below nu and ni never change.

@@ -29,7 +29,7 @@ func twoWorldsUntrained(t testing.TB) *Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := New(Config{Table: tb, MF: mf.Config{ALS: als.Config{Factors: 8, Lambda: 1, Alpha: 5, Iterations: 15}, FoldInSteps: 8}})
+	e := newTest(testConfig{Table: tb, MF: mf.Config{ALS: als.Config{Factors: 8, Lambda: 1, Alpha: 5, Iterations: 15}, FoldInSteps: 8}})
 	var recs []event.Record
 	sec := 0
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -104,13 +104,13 @@ func TestMFFoldInMatchesAFullSolve(t *testing.T) {
 	e := twoWorlds(t)
 	e.Apply([]event.Record{ev("a3", "B1", event.Watch, 3, 50_000), ev("a3", "A7", event.Like, 5, 50_001)})
 	u, _ := e.users.Lookup("a3")
-	got := e.mf.UserVector(u, e.hist.User(u), e.hist.Start(u))
+	got := e.mfm().UserVector(u, e.hist.User(u), e.hist.Start(u))
 	var items []int32
 	var weights []float32
 	for _, h := range e.hist.User(u) {
 		items, weights = append(items, h.Item), append(weights, h.Weight)
 	}
-	want := e.mf.Current().Model.FoldIn(items, weights, 8) // from zero, Factors steps: exact
+	want := e.mfm().Current().Model.FoldIn(items, weights, 8) // from zero, Factors steps: exact
 	for a := range want {
 		if d := got[a] - want[a]; d > 1e-3 || d < -1e-3 {
 			t.Fatalf("factor %d: served %v, full solve %v", a, got[a], want[a])
@@ -167,7 +167,7 @@ func TestMFEventsDuringTrainingAreKept(t *testing.T) {
 		recs = append(recs, ev(fmt.Sprint("b", u), "Blate", event.Watch, 3, 41_000+u))
 	}
 	e.Apply(recs) // while "training" runs
-	tr, err := mf.Train(context.Background(), d, e.mf.Config(), nil)
+	tr, err := mf.Train(context.Background(), d, e.mfm().Config(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +189,7 @@ func TestMFSaveAndLoad(t *testing.T) {
 	if ok, err := e.WriteMF(&buf); err != nil || !ok {
 		t.Fatal(ok, err)
 	}
-	e2 := New(Config{Table: videoTable(t), MF: e.mf.Config()})
+	e2 := newTest(testConfig{Table: videoTable(t), MF: e.mfm().Config()})
 	var recs []event.Record
 	for u := range e.users.Len() {
 		for _, h := range e.hist.User(int32(u)) {
@@ -210,7 +210,7 @@ func TestMFSaveAndLoad(t *testing.T) {
 	}
 	// Damaged files are refused, never installed.
 	for _, cut := range []int{0, 10, buf.Len() / 2, buf.Len() - 1} {
-		e3 := New(Config{Table: videoTable(t)})
+		e3 := newTest(testConfig{Table: videoTable(t)})
 		if _, err := e3.LoadMF(context.Background(), bytes.NewReader(buf.Bytes()[:cut]), int64(cut)); err == nil {
 			t.Fatalf("a file cut at %d bytes was accepted", cut)
 		}
@@ -245,7 +245,7 @@ func TestBlendNamesEachItemsSource(t *testing.T) {
 // TestBlendWeightsSteer: weighing only one source gives that source's answer.
 func TestBlendWeightsSteer(t *testing.T) {
 	e := twoWorlds(t)
-	only := New(Config{Table: videoTable(t), MF: e.mf.Config(), Blend: Blend{MF: 1}})
+	only := newTest(testConfig{Table: videoTable(t), MF: e.mfm().Config(), Blend: map[string]float32{SourceItemKNN: 0, SourceTrending: 0, SourceMF: 1}})
 	var recs []event.Record
 	for u := range e.users.Len() {
 		for _, h := range e.hist.User(int32(u)) {
@@ -286,13 +286,13 @@ func TestRecommendEachMatchesRecommend(t *testing.T) {
 }
 
 // TestBlendEqualsTheFullMerge: the blend equals the weighted sum of each
-// source's scaled scores computed over every candidate, the definition the
-// merge's shortcuts must not change.
+// source's scaled scores over the candidates each brings (its best
+// perSource(n)), computed from each source's own answer.
 func TestBlendEqualsTheFullMerge(t *testing.T) {
 	e := twoWorlds(t)
 	// More sources overlap when users cross over.
 	e.Apply([]event.Record{ev("a4", "B2", event.Watch, 3, 70_000), ev("b6", "A9", event.Watch, 3, 70_001)})
-	w := e.blend
+	w := e.Blend()
 	for _, user := range []string{"a0", "a4", "b6", "b11", "nobody"} {
 		for _, n := range []int{3, 10} {
 			score := map[string]float64{}
@@ -301,18 +301,18 @@ func TestBlendEqualsTheFullMerge(t *testing.T) {
 					score[x.Item] += float64(weight) * scale(x.Score)
 				}
 			}
-			knn := e.Recommend(Request{User: user, N: 1 << 20, Source: SourceItemKNN})
+			knn := e.Recommend(Request{User: user, N: perSource(n), Source: SourceItemKNN})
 			if len(knn) > 0 {
-				part(knn, w.ItemKNN, func(v float64) float64 { return v / knn[0].Score })
+				part(knn, w[SourceItemKNN], func(v float64) float64 { return v / knn[0].Score })
 			}
 			mfl := e.Recommend(Request{User: user, N: perSource(n), Source: SourceMF})
 			if len(mfl) > 0 {
 				hi, lo := mfl[0].Score, mfl[len(mfl)-1].Score
-				part(mfl, w.MF, func(v float64) float64 { return (v - lo) / (hi - lo) })
+				part(mfl, w[SourceMF], func(v float64) float64 { return (v - lo) / (hi - lo) })
 			}
 			tr := e.Recommend(Request{User: user, N: perSource(n), Source: SourceTrending})
 			if len(tr) > 0 {
-				part(tr, w.Trending, func(v float64) float64 { return v / tr[0].Score })
+				part(tr, w[SourceTrending], func(v float64) float64 { return v / tr[0].Score })
 			}
 			type kv struct {
 				item  string

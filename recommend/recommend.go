@@ -1,29 +1,33 @@
 package recommend
 
 import (
+	"math"
 	"slices"
-	"sort"
 	"time"
 
+	"github.com/streamrec/streamrec/model"
 	"github.com/streamrec/streamrec/model/history"
-	"github.com/streamrec/streamrec/model/mf"
 )
 
-func cmpCand(a, b cand) int {
-	switch {
-	case a.score > b.score:
-		return -1
-	case a.score < b.score:
-		return 1
-	}
-	return int(a.item - b.item)
-}
-
-// Scored is one recommended item.
+// Scored is one recommended (or ranked) item.
 type Scored struct {
 	Item   string  `json:"item_id"`
 	Score  float64 `json:"score"`
 	Source string  `json:"source"`
+	// ColdStart marks an item no source could score (ranking a list: an id
+	// never seen, or one nothing knows anything of yet).
+	ColdStart bool `json:"cold_start,omitempty"`
+	// Because and Parts explain the item (Request.Explain): the user's own
+	// items that led to it, strongest first, and each source's weighted,
+	// scaled part of the score.
+	Because []string `json:"because,omitempty"`
+	Parts   []Part   `json:"contributions,omitempty"`
+}
+
+// Part is one source's share of a blended score.
+type Part struct {
+	Source string  `json:"source"`
+	Score  float64 `json:"score"`
 }
 
 // Request asks for recommendations.
@@ -31,39 +35,49 @@ type Request struct {
 	User     string
 	N        int
 	Category string // only items of this category, when set
-	// Source restricts the answer to one source (SourceItemKNN, SourceMF or
-	// SourceTrending), for evaluating each model alone; empty blends them.
+	// Source restricts the answer to one source (by name), for evaluating
+	// each model alone; empty blends them.
 	Source string
-	Trace  *Trace // filled with per-source timings when not nil
+	// Exclude lists items the answer must not hold.
+	Exclude []string
+	// Diversity in [0, 1] trades relevance for variety by maximal marginal
+	// relevance over item-to-item similarity: 0 (the default) ranks by
+	// relevance alone.
+	Diversity float64
+	// MaxPerCategory, when positive, caps the items of any one category.
+	MaxPerCategory int
+	// Explain adds Because and Parts to every item.
+	Explain bool
+	Trace   *Trace // filled with per-source timings when not nil
 }
 
-// Trace says where one request's time went.
+// Trace says where one request's time went, per source.
 type Trace struct {
-	ItemKNN    time.Duration // scoring the neighbours of the user's items
-	MF         time.Duration // fold-in (when stale) and retrieval
-	Trending   time.Duration // the trending candidates
-	Candidates int           // item-kNN candidates scored
+	Sources []SourceTrace
+	buf     [8]SourceTrace
+}
+
+// SourceTrace is one source's part of a request.
+type SourceTrace struct {
+	Name       string
+	Took       time.Duration
+	Candidates int // candidates it brought
 }
 
 type scratch struct {
+	q       model.Query
 	acc     []float32
 	touched []int32
-	mark    []uint32 // mark[item] == stamp: excluded for this request
+	mark    []uint32
 	stamp   uint32
-	cand    []cand
-	knn     []cand
-	mf      []mf.Scored
-	tr      []cand
-	blend   []float32 // per item: blended score
-	best    []float32 // per item: the largest weighted part
-	src     []uint8   // per item: the source of that part
+	lists   [][]model.Candidate // per source
+	blend   []float32           // per item: blended score
+	best    []float32           // per item: the largest weighted part
+	src     []uint8             // per item: the source of that part
 	merged  []int32
-	final   []cand
-}
-
-type cand struct {
-	item  int32
-	score float32
+	final   []model.Candidate
+	ids     []int32
+	because []int32
 }
 
 func (e *Engine) getScratch() *scratch {
@@ -86,69 +100,103 @@ func (e *Engine) getScratch() *scratch {
 		clear(s.mark)
 		s.stamp = 1
 	}
+	for len(s.lists) < len(e.sources) {
+		s.lists = append(s.lists, nil)
+	}
 	return s
 }
 
-// catFilter returns the category id to filter on: -1 for none, and false if
-// the category is unknown (nothing can match).
-func (e *Engine) catFilter(name string) (int32, bool) {
-	if name == "" {
-		return -1, true
+// query fills s.q for user; false when the category is unknown (nothing can
+// match).
+func (e *Engine) query(s *scratch, user string, category string, n, want int) bool {
+	q := &s.q
+	*q = model.Query{User: -1, N: n, Want: want, Now: float64(e.clock), Category: -1, Epoch: e.catEpoch,
+		Items: e.items.Len(), Acc: s.acc, Touched: s.touched[:0], Mark: s.mark, Stamp: s.stamp, Blocked: e.blocked, Cats: e.itemCats}
+	if category != "" {
+		c, ok := e.cats.Lookup(category)
+		if !ok {
+			return false
+		}
+		q.Category, q.InCategory = c, e.members[c]
 	}
-	c, ok := e.cats.Lookup(name)
-	return c, ok
+	if u, ok := e.users.Lookup(user); ok {
+		q.User = u
+		q.History = e.hist.User(u)
+		q.Start = e.hist.Start(u)
+		q.Session = history.SessionStart(q.History)
+	}
+	return true
 }
 
-// eligible says whether item may be shown: not deleted, not hidden, in the
-// category when one is asked for.
-func (e *Engine) eligible(it int32, cat int32) bool {
-	m := &e.meta[it]
-	if m.deleted || m.hidden {
-		return false
+// excludeConsumed marks the user's consumed items excluded.
+func (e *Engine) excludeConsumed(q *model.Query) {
+	for _, h := range q.History {
+		if e.consumed[h.Type] && q.Mark[h.Item] != q.Stamp {
+			q.Mark[h.Item] = q.Stamp
+			q.Excluded++
+		}
 	}
-	return cat < 0 || contains(m.cats, cat)
 }
 
-// weights is the blend for a request: the configured one, or one source
-// alone when the request names it.
-func (e *Engine) weights(source string) Blend {
-	switch source {
-	case SourceItemKNN:
-		return Blend{ItemKNN: 1}
-	case SourceMF:
-		return Blend{MF: 1}
-	case SourceTrending:
-		return Blend{Trending: 1}
+func (e *Engine) exclude(q *model.Query, items []string) {
+	for _, id := range items {
+		if it, ok := e.items.Lookup(id); ok {
+			q.Mark[it] = q.Stamp
+		}
 	}
-	return e.blend
 }
 
-// perSource is how many candidates mf and trending each bring to a blend of
-// n: enough that the blend can reorder, not so many that it costs.
+// sourceIndex is the index of the source named, -1 for none.
+func (e *Engine) sourceIndex(name string) int {
+	for i, s := range e.sources {
+		if s.name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// perSource is how many candidates each source brings to a blend of n:
+// enough that the blend can reorder, not so many that it costs.
 func perSource(n int) int { return max(3*n, 50) }
 
 // Recommend returns up to req.N items for the user, best first. Candidates
-// come from each source with a weight: neighbours of the user's recent
-// items (item_knn), the user's vector against the item vectors (mf, once a
-// model is trained) and the trending items; each source's scores are scaled
-// to [0, 1] for this user and the weighted sum ranks them. Items the user
-// consumed, hidden and deleted items never appear. An unknown user gets
-// trending items (cold start).
+// come from each source with a weight; each source's scores are scaled to
+// [0, 1] for this user and the weighted sum ranks them. Items the user
+// consumed, excluded, hidden and deleted items never appear. An unknown
+// user gets what the sources that know no user bring (trending: cold
+// start). With req.Source set, that source answers alone (nil if there is
+// no such source).
 func (e *Engine) Recommend(req Request) []Scored {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	if req.N <= 0 {
 		return nil
 	}
-	cat, ok := e.catFilter(req.Category)
-	if !ok {
-		return []Scored{}
-	}
 	s := e.getScratch()
 	defer e.scratch.Put(s)
-	w := e.weights(req.Source)
-	e.gather(s, req.User, req.N, cat, w, req.Trace)
-	return e.answer(s, req.Source, w, req.N)
+	one := -1
+	if req.Source != "" {
+		if one = e.sourceIndex(req.Source); one < 0 {
+			return nil
+		}
+	}
+	pool := req.N
+	if req.Diversity > 0 || req.MaxPerCategory > 0 {
+		pool = perSource(req.N) // room to choose from
+	}
+	want := pool
+	if one < 0 {
+		want = perSource(pool)
+	}
+	if !e.query(s, req.User, req.Category, req.N, want) {
+		return []Scored{}
+	}
+	e.excludeConsumed(&s.q)
+	e.exclude(&s.q, req.Exclude)
+	e.gather(s, one, req.Trace)
+	e.rank(s, one, pool)
+	return e.respond(s, one, req)
 }
 
 // RecommendEach answers one user for several sources at once (each as
@@ -159,261 +207,249 @@ func (e *Engine) RecommendEach(user string, n int, sources []string) [][]Scored 
 	defer e.mu.RUnlock()
 	s := e.getScratch()
 	defer e.scratch.Put(s)
-	var need Blend
+	want := n
 	for _, src := range sources {
-		w := e.weights(src)
-		need.ItemKNN, need.MF, need.Trending = max(need.ItemKNN, w.ItemKNN), max(need.MF, w.MF), max(need.Trending, w.Trending)
+		if src == "" {
+			want = perSource(n)
+		}
 	}
-	e.gather(s, user, n, -1, need, nil)
+	e.query(s, user, "", n, want)
+	e.excludeConsumed(&s.q)
+	e.gather(s, -1, nil)
 	out := make([][]Scored, len(sources))
 	for i, src := range sources {
-		out[i] = e.answer(s, src, e.weights(src), n)
+		one := -1
+		if src != "" {
+			if one = e.sourceIndex(src); one < 0 {
+				continue
+			}
+		}
+		e.rank(s, one, n)
+		out[i] = e.respond(s, one, Request{N: n})
 	}
 	return out
 }
 
-// gather fills s with the candidates of each source w weighs, for user.
-func (e *Engine) gather(s *scratch, user string, n int, cat int32, w Blend, trace *Trace) {
-	var hist []history.Entry // an unknown user has none: trending only
-	u, known := e.users.Lookup(user)
-	if known {
-		hist = e.hist.User(u)
+// gather fills s.lists with the candidates of each source the answer
+// weighs (only source one when one ≥ 0).
+func (e *Engine) gather(s *scratch, one int, trace *Trace) {
+	q := &s.q
+	if trace != nil {
+		trace.Sources = trace.buf[:0]
 	}
-	excluded := 0
-	for _, h := range hist {
-		if e.consumed[h.Type] {
-			s.mark[h.Item] = s.stamp
-			excluded++
-		}
-	}
-	skip := func(it int32) bool { return s.mark[it] == s.stamp || !e.eligible(it, cat) }
-	timed := trace != nil
-	var sink Trace
-	if !timed {
-		trace = &sink
-	}
-	var start time.Time
-	lap := func(d *time.Duration) {
-		if timed {
-			now := time.Now()
-			*d, start = now.Sub(start), now
-		}
-	}
-	if timed {
-		start = time.Now()
-	}
-
-	// item_knn: every item scored by the neighbours of the user's items.
-	s.knn = s.knn[:0]
-	if w.ItemKNN > 0 {
-		s.touched = e.knn.Score(hist, s.acc, s.touched[:0])
-		for _, it := range s.touched {
-			sc := s.acc[it]
-			s.acc[it] = 0
-			if sc > 0 && !skip(it) {
-				s.knn = append(s.knn, cand{it, sc})
-			}
-		}
-		trace.Candidates = len(s.touched)
-	}
-	lap(&trace.ItemKNN)
-
-	// mf: the user's vector, folded in first if they acted since.
-	s.mf = s.mf[:0]
-	if w.MF > 0 && known {
-		s.mf = e.mf.UserCandidates(u, hist, e.hist.Start(u), perSource(n), excluded, cat, e.catEpoch, skip, s.mf)
-	}
-	lap(&trace.MF)
-
-	// trending: the most popular eligible items right now.
-	s.tr = s.tr[:0]
-	if w.Trending > 0 {
-		s.tr = e.trendingCands(s.tr, perSource(n), cat, skip)
-	}
-	lap(&trace.Trending)
-}
-
-// answer turns the gathered candidates into the answer for source ("" for
-// the blend by w); the candidate lists are left as they were, for the next
-// answer.
-func (e *Engine) answer(s *scratch, source string, w Blend, n int) []Scored {
-	out := make([]Scored, 0, n)
-	switch source {
-	case SourceItemKNN:
-		s.cand = append(s.cand[:0], s.knn...)
-		for _, c := range topN(s.cand, n) {
-			out = append(out, Scored{Item: e.items.Name(c.item), Score: float64(c.score), Source: SourceItemKNN})
-		}
-		return out
-	case SourceMF:
-		for _, c := range s.mf[:min(n, len(s.mf))] {
-			out = append(out, Scored{Item: e.items.Name(c.Item), Score: float64(c.Score), Source: SourceMF})
-		}
-		return out
-	case SourceTrending:
-		for _, c := range s.tr[:min(n, len(s.tr))] {
-			out = append(out, Scored{Item: e.items.Name(c.item), Score: e.trend.Score(c.item), Source: SourceTrending})
-		}
-		return out
-	}
-	return e.merge(s, w, n, out)
-}
-
-var sourceNames = [...]string{SourceItemKNN, SourceMF, SourceTrending}
-
-// merge blends the three candidate lists in s into out.
-func (e *Engine) merge(s *scratch, w Blend, n int, out []Scored) []Scored {
-	s.merged = s.merged[:0]
-	add := func(it int32, v float32, src uint8) {
-		if s.blend[it] == 0 && s.best[it] == 0 {
-			s.merged = append(s.merged, it)
-		}
-		s.blend[it] += v
-		if v > s.best[it] {
-			s.best[it], s.src[it] = v, src
-		}
-	}
-	// Of item-kNN's candidates only its own top n and those the other
-	// sources also bring can matter: any other one scores below n items of
-	// that top n. s.acc (all zero between requests) flags the latter.
-	for _, c := range s.mf {
-		s.acc[c.Item] = 1
-	}
-	for _, c := range s.tr {
-		s.acc[c.item] = 1
-	}
-	if len(s.knn) > 0 {
-		s.cand = append(s.cand[:0], s.knn...)
-		knnTop := topN(s.cand, n)
-		hi, last := knnTop[0].score, knnTop[len(knnTop)-1]
-		for _, c := range s.knn {
-			if s.acc[c.item] != 0 || cmpCand(c, last) <= 0 {
-				add(c.item, w.ItemKNN*c.score/hi, 0)
-			}
-		}
-	}
-	for _, c := range s.mf {
-		s.acc[c.Item] = 0
-	}
-	for _, c := range s.tr {
-		s.acc[c.item] = 0
-	}
-	if len(s.mf) > 0 {
-		hi, lo := s.mf[0].Score, s.mf[len(s.mf)-1].Score
-		for _, c := range s.mf {
-			v := float32(1)
-			if hi > lo {
-				v = (c.Score - lo) / (hi - lo)
-			}
-			add(c.Item, w.MF*v+1e-9, 1) // +ε: the last one still counts as a candidate
-		}
-	}
-	if len(s.tr) > 0 {
-		hi := s.tr[0].score
-		for _, c := range s.tr {
-			v := float32(0)
-			if hi > 0 {
-				v = c.score / hi
-			}
-			add(c.item, w.Trending*v+1e-9, 2)
-		}
-	}
-	s.final = s.final[:0]
-	for _, it := range s.merged {
-		s.final = append(s.final, cand{it, s.blend[it]})
-	}
-	for _, c := range topN(s.final, n) {
-		out = append(out, Scored{Item: e.items.Name(c.item), Score: float64(c.score), Source: sourceNames[s.src[c.item]]})
-	}
-	for _, it := range s.merged {
-		s.blend[it], s.best[it] = 0, 0
-	}
-	return out
-}
-
-// trendingCands appends up to n trending items that skip does not reject,
-// best first, with their raw (undecayed-to-now) scores.
-func (e *Engine) trendingCands(out []cand, n int, cat int32, skip func(int32) bool) []cand {
-	if cat < 0 {
-		for _, it := range e.trend.Top() {
-			if len(out) >= n {
-				break
-			}
-			if !skip(it) {
-				out = append(out, cand{it, float32(e.trend.Raw(it))})
-			}
-		}
-		return out
-	}
-	base := len(out)
-	for _, it := range e.members[cat] {
-		if skip(it) {
+	for i := range e.sources {
+		src := &e.sources[i]
+		s.lists[i] = s.lists[i][:0]
+		if one >= 0 && i != one || one < 0 && src.weight <= 0 {
 			continue
 		}
-		if sc := e.trend.Raw(it); sc > 0 {
-			out = append(out, cand{it, float32(sc)})
+		var start time.Time
+		if trace != nil {
+			start = time.Now()
+		}
+		s.lists[i] = src.src.Candidates(q, s.lists[i])
+		if trace != nil {
+			trace.Sources = append(trace.Sources, SourceTrace{Name: src.name, Took: time.Since(start), Candidates: len(s.lists[i])})
 		}
 	}
-	return out[:base+len(topN(out[base:], n))]
+	s.touched = q.Touched
 }
 
-// Trending returns the n most popular items right now (time-decayed),
-// optionally within a category.
+// rank puts the best n candidates, by the blend (or source one alone),
+// into s.final; s.src names each one's source.
+func (e *Engine) rank(s *scratch, one int, n int) {
+	s.final = s.final[:0]
+	if one >= 0 {
+		for _, c := range s.lists[one][:min(n, len(s.lists[one]))] {
+			s.final = append(s.final, c)
+			s.src[c.Item] = uint8(one)
+		}
+		return
+	}
+	s.merged = s.merged[:0]
+	for i, list := range s.lists {
+		w := e.sources[i].weight
+		if len(list) == 0 || w <= 0 {
+			continue
+		}
+		scale, lo := e.scale(i, list)
+		for _, c := range list {
+			v := w*max(c.Score-lo, 0)*scale + 1e-9 // +ε: the last one still counts as a candidate
+			it := c.Item
+			if s.blend[it] == 0 && s.best[it] == 0 {
+				s.merged = append(s.merged, it)
+			}
+			s.blend[it] += v
+			if v > s.best[it] {
+				s.best[it], s.src[it] = v, uint8(i)
+			}
+		}
+	}
+	for _, it := range s.merged {
+		s.final = append(s.final, model.Candidate{Item: it, Score: s.blend[it]})
+		s.blend[it], s.best[it] = 0, 0
+	}
+	s.final = model.Top(s.final, n)
+}
+
+// scale is how source i's list maps to [0, 1]: (score − lo)·scale.
+func (e *Engine) scale(i int, list []model.Candidate) (scale, lo float32) {
+	hi := list[0].Score
+	if e.sources[i].norm == model.NormMinMax {
+		lo = list[len(list)-1].Score
+		if hi > lo {
+			return 1 / (hi - lo), lo
+		}
+		return 0, lo // all alike: each counts its ε
+	}
+	if hi > 0 {
+		return 1 / hi, 0
+	}
+	return 0, 0
+}
+
+// respond turns s.final into the answer: diversified and capped per
+// category when asked, explained when asked.
+func (e *Engine) respond(s *scratch, one int, req Request) []Scored {
+	final := s.final
+	if req.Diversity > 0 || req.MaxPerCategory > 0 {
+		final = e.diversify(s, final, req)
+	}
+	final = final[:min(len(final), req.N)]
+	out := make([]Scored, 0, len(final))
+	for _, c := range final {
+		sc := Scored{Item: e.items.Name(c.Item), Score: float64(c.Score), Source: e.sources[s.src[c.Item]].name}
+		if req.Explain {
+			e.explain(s, &sc, c.Item, one)
+		}
+		out = append(out, sc)
+	}
+	return out
+}
+
+// diversify reorders the candidates by maximal marginal relevance,
+// (1−λ)·relevance − λ·(largest similarity to an item already chosen), and
+// leaves out items of a category that already has req.MaxPerCategory.
+func (e *Engine) diversify(s *scratch, c []model.Candidate, req Request) []model.Candidate {
+	lambda := float32(min(max(req.Diversity, 0), 1))
+	var sim model.Similar
+	if len(e.similar) > 0 && lambda > 0 {
+		sim = e.similar[0]
+	}
+	hi := float32(0)
+	if len(c) > 0 {
+		hi = c[0].Score
+	}
+	rel := func(x model.Candidate) float32 {
+		if hi > 0 {
+			return x.Score / hi
+		}
+		return 0
+	}
+	perCat := map[int32]int{}
+	full := func(it int32) bool {
+		if req.MaxPerCategory <= 0 {
+			return false
+		}
+		for _, cat := range e.itemCats[it] {
+			if perCat[cat] >= req.MaxPerCategory {
+				return true
+			}
+		}
+		return false
+	}
+	out := make([]model.Candidate, 0, req.N)
+	left := slices.Clone(c)
+	maxSim := make([]float32, len(left))
+	for len(out) < req.N && len(left) > 0 {
+		bi, bv := -1, float32(math.Inf(-1))
+		for i, x := range left {
+			if full(x.Item) {
+				continue
+			}
+			v := rel(x)
+			if sim != nil {
+				v = (1-lambda)*v - lambda*maxSim[i]
+			}
+			if v > bv {
+				bi, bv = i, v
+			}
+		}
+		if bi < 0 {
+			break
+		}
+		pick := left[bi]
+		out = append(out, pick)
+		for _, cat := range e.itemCats[pick.Item] {
+			perCat[cat]++
+		}
+		left = slices.Delete(left, bi, bi+1)
+		maxSim = slices.Delete(maxSim, bi, bi+1)
+		if sim != nil {
+			for i, x := range left {
+				maxSim[i] = max(maxSim[i], sim.Similarity(pick.Item, x.Item))
+			}
+		}
+	}
+	return out
+}
+
+// explain fills the item's Because (from the sources that can say, the
+// user's items that led to it) and Parts (each source's weighted share).
+func (e *Engine) explain(s *scratch, sc *Scored, it int32, one int) {
+	s.because = s.because[:0]
+	for i, list := range s.lists {
+		if one >= 0 && i != one || len(list) == 0 {
+			continue
+		}
+		w := e.sources[i].weight
+		if one >= 0 {
+			w = 1
+		}
+		scale, lo := e.scale(i, list)
+		for _, c := range list {
+			if c.Item == it {
+				sc.Parts = append(sc.Parts, Part{Source: e.sources[i].name, Score: float64(w * max(c.Score-lo, 0) * scale)})
+				if x := e.sources[i].explain; x != nil {
+					s.because = x.Because(&s.q, it, s.because)
+				}
+				break
+			}
+		}
+	}
+	seen := map[int32]bool{}
+	for _, b := range s.because {
+		if !seen[b] && len(sc.Because) < 5 {
+			seen[b] = true
+			sc.Because = append(sc.Because, e.items.Name(b))
+		}
+	}
+}
+
+// Trending returns the n most popular items right now, optionally within a
+// category: the blend of the sources that know no user.
 func (e *Engine) Trending(n int, category string) []Scored {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	cat, ok := e.catFilter(category)
-	if !ok || n <= 0 {
+	if n <= 0 {
 		return []Scored{}
 	}
 	s := e.getScratch()
 	defer e.scratch.Put(s)
-	s.tr = e.trendingCands(s.tr[:0], n, cat, func(it int32) bool { return !e.eligible(it, cat) })
-	return e.answer(s, SourceTrending, Blend{}, n)
-}
-
-// Similar returns up to n items most similar to item (item-kNN neighbours),
-// never hidden or deleted ones.
-func (e *Engine) Similar(item string, n int) ([]Scored, error) {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	it, ok := e.items.Lookup(item)
-	if !ok {
-		return nil, ErrUnknownItem
+	if !e.query(s, "", category, n, n) {
+		return []Scored{}
 	}
-	out := make([]Scored, 0, n)
-	items, sims := e.knn.SortedNeighbors(it)
-	for x, j := range items {
-		if len(out) >= n {
+	one := -1
+	for i, src := range e.sources {
+		if src.popular {
+			one = i
 			break
 		}
-		if !e.eligible(j, -1) {
-			continue
-		}
-		out = append(out, Scored{Item: e.items.Name(j), Score: float64(sims[x]), Source: SourceItemKNN})
 	}
-	return out, nil
-}
-
-// topN sorts the best n candidates to the front and returns them. Ties go to
-// the lower item id so results are deterministic.
-func topN(c []cand, n int) []cand {
-	if len(c) <= n {
-		slices.SortFunc(c, cmpCand)
-		return c
+	if one < 0 {
+		return []Scored{}
 	}
-	// Partial selection in place: c[:n] is kept sorted and holds the best
-	// seen so far.
-	best := c[:n]
-	slices.SortFunc(best, cmpCand)
-	less := func(a, b cand) bool { return cmpCand(a, b) < 0 }
-	for _, x := range c[n:] {
-		if !less(x, best[n-1]) {
-			continue
-		}
-		pos := sort.Search(n, func(i int) bool { return less(x, best[i]) })
-		copy(best[pos+1:], best[pos:n-1])
-		best[pos] = x
-	}
-	return best
+	e.gather(s, one, nil)
+	e.rank(s, one, n)
+	return e.respond(s, one, Request{N: n})
 }

@@ -133,7 +133,7 @@ func TestRetentionMemoryFlat(t *testing.T) {
 		{"age", Retention{MaxAge: 300_000 * time.Second}, 50_000, false, 300_000},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := New(Config{Table: tb, Retention: tc.keep})
+			e := newTest(testConfig{Table: tb, Retention: tc.keep})
 			src := newSynthStream(dataset.SynthConfig{Users: tc.users, Items: 10_000, Seed: 7}, tb, tc.uniform)
 			var batch []event.Record
 			feed := func(n int) {
@@ -164,7 +164,7 @@ func TestRetentionMemoryFlat(t *testing.T) {
 				heaps, rsss = append(heaps, h), append(rsss, r)
 				m := e.Memory()
 				t.Logf("%s: %d events applied, %d held, %d evicted, %d item pairs; live heap %.1f MiB (histories %.1f, item-kNN %.1f), RSS %.1f MiB",
-					tc.name, st.Applied, st.Events, st.Evicted, st.ItemKNNPairs, float64(h)/(1<<20), float64(m.History)/(1<<20), float64(m.ItemKNN)/(1<<20), float64(r)/(1<<20))
+					tc.name, st.Applied, st.Events, st.Evicted, e.knnPairs(), float64(h)/(1<<20), float64(m.History)/(1<<20), float64(m.Models[SourceItemKNN])/(1<<20), float64(r)/(1<<20))
 			}
 			if len(heaps) < 3 {
 				t.Fatalf("only %d samples in the time allowed", len(heaps))
@@ -213,7 +213,7 @@ func BenchmarkMemoryAtScale(b *testing.B) {
 				base := heapLive()
 				debug.FreeOSMemory()
 				rss0, _ := shared.RSS()
-				e := New(Config{Table: tb, Retention: bc.keep})
+				e := newTest(testConfig{Table: tb, Retention: bc.keep})
 				src := newSynthStream(dataset.SynthConfig{Users: 250_000, Items: 100_000, Seed: 1}, tb, false)
 				var batch []event.Record
 				start := time.Now()
@@ -232,10 +232,10 @@ func BenchmarkMemoryAtScale(b *testing.B) {
 				b.ReportMetric(float64(heap)/held, "heap-B/event")
 				b.ReportMetric(float64(r-rss0)/held, "rss-B/event")
 				b.ReportMetric(float64(m.History)/held, "history-B/event")
-				b.ReportMetric(float64(m.ItemKNN)/held, "itemknn-B/event")
+				b.ReportMetric(float64(m.Models[SourceItemKNN])/held, "itemknn-B/event")
 				b.ReportMetric(float64(n)/applied.Seconds(), "applied-events/s")
 				b.Logf("%s: %d events applied in %v, %d held (%d users, %d items, %d item pairs); live heap %.0f MiB, RSS %.0f MiB above the start",
-					bc.name, n, applied.Round(time.Millisecond), st.Events, st.Users, st.Items, st.ItemKNNPairs, float64(heap)/(1<<20), float64(r-rss0)/(1<<20))
+					bc.name, n, applied.Round(time.Millisecond), st.Events, st.Users, st.Items, e.knnPairs(), float64(heap)/(1<<20), float64(r-rss0)/(1<<20))
 
 				resetPeakRSS()
 				start = time.Now()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -104,7 +105,7 @@ func keptByRule(recs []event.Record, r Retention) []bool {
 // dense ids (and so ties) agree.
 func reference(t *testing.T, e *Engine, recs []event.Record, kept []bool) *Engine {
 	t.Helper()
-	ref := New(Config{Table: videoTable(t)})
+	ref := newTest(testConfig{Table: videoTable(t)})
 	var pre []event.Record
 	for u := range e.users.Len() {
 		pre = append(pre, event.Record{Kind: event.KindUserPut, User: event.User{ID: e.users.Name(int32(u))}})
@@ -157,7 +158,7 @@ func TestRetentionForgetsLikeAReference(t *testing.T) {
 		{MaxEventsPerUser: 20, MaxAge: 3000 * time.Second},
 	} {
 		t.Run(fmt.Sprintf("cap%d-age%v", tc.MaxEventsPerUser, tc.MaxAge), func(t *testing.T) {
-			e := New(Config{Table: videoTable(t), Retention: tc})
+			e := newTest(testConfig{Table: videoTable(t), Retention: tc})
 			for i := 0; i < len(recs); i += 37 {
 				e.Apply(recs[i:min(i+37, len(recs))])
 			}
@@ -188,19 +189,19 @@ func TestRetentionForgetsLikeAReference(t *testing.T) {
 				}
 			}
 			// item-kNN: exact.
-			if st.ItemKNNPairs != ref.Stats().ItemKNNPairs {
-				t.Fatalf("item-kNN pairs %d, reference %d", st.ItemKNNPairs, ref.Stats().ItemKNNPairs)
+			if e.knnPairs() != ref.knnPairs() {
+				t.Fatalf("item-kNN pairs %d, reference %d", e.knnPairs(), ref.knnPairs())
 			}
 			for it := range int32(e.items.Len()) {
-				a, as := e.knn.SortedNeighbors(it)
-				b, bs := ref.knn.SortedNeighbors(it)
+				a, as := e.knn().SortedNeighbors(it)
+				b, bs := ref.knn().SortedNeighbors(it)
 				if !slices.Equal(a, b) || !slices.Equal(as, bs) {
 					t.Fatalf("item %d: neighbours %v %v, reference %v %v", it, a, as, b, bs)
 				}
 			}
 			// trending: equal to rounding, and the same top.
 			for it := range int32(e.items.Len()) {
-				if g, w := e.trend.Score(it), ref.trend.Score(it); math.Abs(g-w) > 1e-12*(math.Abs(g)+math.Abs(w)) || (g == 0) != (w == 0) {
+				if g, w := e.trend().Score(it), ref.trend().Score(it); math.Abs(g-w) > 1e-12*(math.Abs(g)+math.Abs(w)) || (g == 0) != (w == 0) {
 					t.Fatalf("trending score of %d: %v, reference %v", it, g, w)
 				}
 			}
@@ -216,7 +217,7 @@ func TestRetentionForgetsLikeAReference(t *testing.T) {
 				user := e.users.Name(int32(u))
 				g := e.Recommend(Request{User: user, N: 10, Source: SourceItemKNN})
 				w := ref.Recommend(Request{User: user, N: 10, Source: SourceItemKNN})
-				if !slices.Equal(g, w) {
+				if !reflect.DeepEqual(g, w) {
 					t.Fatalf("%s item_knn: %v, reference %v", user, g, w)
 				}
 				if err := sameRanking(e.Recommend(Request{User: user, N: 10}), ref.Recommend(Request{User: user, N: 10})); err != nil {
@@ -236,7 +237,7 @@ func TestRetentionForgetsLikeAReference(t *testing.T) {
 func TestRetentionReplayAndSnapshot(t *testing.T) {
 	recs := retentionLog(2, 50, 80, 5000)
 	keep := Retention{MaxEventsPerUser: 15, MaxAge: 2 * time.Hour}
-	newE := func() *Engine { return New(Config{Table: videoTable(t), Retention: keep}) }
+	newE := func() *Engine { return newTest(testConfig{Table: videoTable(t), Retention: keep}) }
 
 	live := newE()
 	rng := rand.New(rand.NewPCG(3, 4))
@@ -245,7 +246,7 @@ func TestRetentionReplayAndSnapshot(t *testing.T) {
 		live.Apply(recs[i:min(i+n, len(recs))])
 		i += n
 		live.Recommend(Request{User: fmt.Sprint("u", rng.IntN(50)), N: 5})
-		live.Similar(fmt.Sprint("i", rng.IntN(80)), 5)
+		live.Similar(fmt.Sprint("i", rng.IntN(80)), 5, "")
 	}
 	replay := newE()
 	replay.Apply(recs)
@@ -277,7 +278,7 @@ func TestRetentionReplayAndSnapshot(t *testing.T) {
 
 	// A snapshot taken under another retention is refused: the log is
 	// replayed instead.
-	other := New(Config{Table: videoTable(t), Retention: Retention{MaxEventsPerUser: 16, MaxAge: 2 * time.Hour}})
+	other := newTest(testConfig{Table: videoTable(t), Retention: Retention{MaxEventsPerUser: 16, MaxAge: 2 * time.Hour}})
 	if err := other.ReadSnapshot(bytes.NewReader(want), int64(len(want))); !errors.Is(err, ErrSnapshotConfig) {
 		t.Fatalf("want ErrSnapshotConfig, got %v", err)
 	}
@@ -287,7 +288,7 @@ func TestRetentionReplayAndSnapshot(t *testing.T) {
 // by the next request, and an item evicted from a user's history counts as
 // consumed no more.
 func TestRetentionFreshAndForgetting(t *testing.T) {
-	e := New(Config{Table: videoTable(t), Retention: Retention{MaxEventsPerUser: 2}})
+	e := newTest(testConfig{Table: videoTable(t), Retention: Retention{MaxEventsPerUser: 2}})
 	// Others pair x→y, y→z and z→w.
 	var recs []event.Record
 	for u := range 4 {
@@ -321,7 +322,7 @@ func TestRetentionFreshAndForgetting(t *testing.T) {
 // event was evicted has no vector any more.
 func TestRetentionMF(t *testing.T) {
 	keep := Retention{MaxAge: 1000 * time.Second}
-	e := New(Config{Table: videoTable(t), Retention: keep,
+	e := newTest(testConfig{Table: videoTable(t), Retention: keep,
 		MF: mf.Config{ALS: als.Config{Factors: 8, Lambda: 1, Alpha: 5, Iterations: 10}, FoldInSteps: 8}})
 	var recs []event.Record
 	rng := rand.New(rand.NewPCG(5, 6))
@@ -344,7 +345,7 @@ func TestRetentionMF(t *testing.T) {
 		t.Fatal(err)
 	}
 	late, _ := e.users.Lookup("late")
-	trained := slices.Clone(e.mf.Current().Model.UserVec(int(late)))
+	trained := slices.Clone(e.mfm().Current().Model.UserVec(int(late)))
 
 	// A new item seeded by one event at 1000, then time moves on: at 1601
 	// the events of u0..u29 before 601 are gone and so is half of "late".
@@ -358,13 +359,13 @@ func TestRetentionMF(t *testing.T) {
 	}
 	// Its vector is re-solved from what is kept, warm-started from the trained one.
 	folds := e.Stats().MF.FoldIns
-	got := e.mf.UserVector(late, e.hist.User(late), e.hist.Start(late))
+	got := e.mfm().UserVector(late, e.hist.User(late), e.hist.Start(late))
 	var items []int32
 	var weights []float32
 	for _, h := range e.hist.User(late) {
 		items, weights = append(items, h.Item), append(weights, h.Weight)
 	}
-	if want := e.mf.Current().Model.FoldInFrom(trained, items, weights, 8); !slices.Equal(got, want) || e.Stats().MF.FoldIns != folds+1 {
+	if want := e.mfm().Current().Model.FoldInFrom(trained, items, weights, 8); !slices.Equal(got, want) || e.Stats().MF.FoldIns != folds+1 {
 		t.Fatalf("after eviction: vector %v, want a fold-in of the kept events %v", got, want)
 	}
 	// The fresh item's only event goes at 2001 (older than 1000 s).

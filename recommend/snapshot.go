@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strings"
 
 	"github.com/streamrec/streamrec/ids"
 	"github.com/streamrec/streamrec/model/history"
@@ -13,9 +14,9 @@ import (
 
 // snapshotMagic names the layout; version 2 added retention (history
 // starts and milliseconds, the engine's clock, trending counts and bound,
-// fixed-point item-kNN counts), so older snapshots are refused and the log
-// replayed.
-const snapshotMagic = "streamrec-engine-2"
+// fixed-point item-kNN counts); version 3 sessions and one named section
+// per model. Older snapshots are refused and the log replayed.
+const snapshotMagic = "streamrec-engine-3"
 
 // ErrSnapshotConfig is returned when a snapshot was taken under another
 // model configuration: the log must be replayed instead.
@@ -23,7 +24,12 @@ var ErrSnapshotConfig = errors.New("snapshot taken with another model configurat
 
 // fingerprint names everything a snapshot's state depends on besides the log.
 func (e *Engine) fingerprint() string {
-	return fmt.Sprintf("%+v|%+v|%v|%+v", e.knn.Config(), e.trend.Config(), e.consumed, e.keep)
+	var b strings.Builder
+	fmt.Fprintf(&b, "%v|%+v|gap %d", e.consumed, e.keep, e.gap)
+	for _, m := range e.snaps {
+		fmt.Fprintf(&b, "|%s %s", m.name, m.s.Fingerprint())
+	}
+	return b.String()
 }
 
 // Applied is the number of records applied: the log sequence number the
@@ -47,16 +53,16 @@ func (e *Engine) WriteSnapshot(w io.Writer) (uint64, error) {
 	e.users.Encode(enc)
 	e.items.Encode(enc)
 	e.cats.Encode(enc)
-	lens := make([]uint32, len(e.meta))
-	flags := make([]uint8, len(e.meta))
+	lens := make([]uint32, len(e.blocked))
+	flags := make([]uint8, len(e.blocked))
 	var cats []int32
-	for i, m := range e.meta {
-		lens[i] = uint32(len(m.cats))
-		cats = append(cats, m.cats...)
-		if m.hidden {
+	for i := range e.blocked {
+		lens[i] = uint32(len(e.itemCats[i]))
+		cats = append(cats, e.itemCats[i]...)
+		if e.blocked[i] && !e.deleted[i] {
 			flags[i] |= 1
 		}
-		if m.deleted {
+		if e.deleted[i] {
 			flags[i] |= 2
 		}
 	}
@@ -64,8 +70,11 @@ func (e *Engine) WriteSnapshot(w io.Writer) (uint64, error) {
 	enc.Slice(flags, len(flags))
 	enc.Slice(cats, len(cats))
 	e.hist.Encode(enc)
-	e.trend.Encode(enc)
-	e.knn.Encode(enc)
+	enc.Slice(e.sessKey, len(e.sessKey))
+	for _, m := range e.snaps {
+		enc.String(m.name)
+		m.s.Encode(enc)
+	}
 	return e.applied, enc.Flush()
 }
 
@@ -97,18 +106,19 @@ func (e *Engine) ReadSnapshot(r io.Reader, size int64) error {
 	if err := d.Err(); err != nil {
 		return err
 	}
-	e.meta = make([]itemMeta, len(lens))
+	e.blocked = make([]bool, len(lens))
+	e.deleted = make([]bool, len(lens))
+	e.itemCats = make([][]int32, len(lens))
 	e.members = make([][]int32, e.cats.Len())
 	off := 0
 	for i, l := range lens {
 		if off+int(l) > len(cats) {
 			return fmt.Errorf("%w: categories do not add up", snapshot.ErrCorrupt)
 		}
-		m := &e.meta[i]
-		m.cats = cats[off : off+int(l) : off+int(l)]
+		e.itemCats[i] = cats[off : off+int(l) : off+int(l)]
 		off += int(l)
-		m.hidden, m.deleted = flags[i]&1 != 0, flags[i]&2 != 0
-		for _, c := range m.cats {
+		e.blocked[i], e.deleted[i] = flags[i]&3 != 0, flags[i]&2 != 0
+		for _, c := range e.itemCats[i] {
 			if c < 0 || int(c) >= len(e.members) {
 				return fmt.Errorf("%w: unknown category", snapshot.ErrCorrupt)
 			}
@@ -119,13 +129,24 @@ func (e *Engine) ReadSnapshot(r io.Reader, size int64) error {
 	if e.keep.maxAgeSeconds() > 0 {
 		e.hist.TrackAge()
 	}
-	e.trend.Decode(d)
-	e.knn.Decode(d)
+	e.sessKey = snapshot.Uint64s(d)
+	d.Check(len(e.sessKey) == e.users.Len(), "session keys")
+	for _, m := range e.snaps {
+		if name := d.String(); d.Err() == nil && name != m.name {
+			return fmt.Errorf("%w: section %q where %q belongs", snapshot.ErrCorrupt, name, m.name)
+		}
+		m.s.Decode(d)
+	}
 	if err := d.Err(); err != nil {
 		return err
 	}
-	if e.hist.Users() > e.users.Len() || e.knn.Items() > e.items.Len() || e.trend.Items() > e.items.Len() {
-		return fmt.Errorf("%w: models name unknown ids", snapshot.ErrCorrupt)
+	if e.hist.Users() > e.users.Len() {
+		return fmt.Errorf("%w: histories name unknown users", snapshot.ErrCorrupt)
+	}
+	for _, m := range e.snaps {
+		if x, ok := m.s.(interface{ Items() int }); ok && x.Items() > e.items.Len() {
+			return fmt.Errorf("%w: %s names unknown items", snapshot.ErrCorrupt, m.name)
+		}
 	}
 	for u := range e.hist.Users() {
 		for _, h := range e.hist.User(int32(u)) {

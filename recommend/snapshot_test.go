@@ -50,7 +50,7 @@ func TestSnapshotOtherConfigRefused(t *testing.T) {
 	world(e)
 	b := snapshotOf(t, e)
 	tb, _ := event.Preset(event.PresetVideo)
-	r := New(Config{Table: tb, ItemKNN: itemknn.Config{Window: 3}})
+	r := newTest(testConfig{Table: tb, ItemKNN: itemknn.Config{Window: 3}})
 	if err := r.ReadSnapshot(bytes.NewReader(b), int64(len(b))); !errors.Is(err, ErrSnapshotConfig) {
 		t.Fatalf("want ErrSnapshotConfig, got %v", err)
 	}
@@ -76,6 +76,6 @@ func FuzzReadSnapshot(f *testing.F) {
 		}
 		r.Recommend(Request{User: "u1", N: 5})
 		r.Trending(5, "")
-		r.Similar("a", 5)
+		r.Similar("a", 5, "")
 	})
 }

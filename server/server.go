@@ -533,7 +533,9 @@ func (s *Server) recommendations(w http.ResponseWriter, r *http.Request) error {
 	}
 	var trace recommend.Trace
 	items := s.eng.Recommend(recommend.Request{User: id, N: n, Category: r.URL.Query().Get("category"), Trace: &trace})
-	s.metrics.Recommend(trace.ItemKNN, trace.MF, trace.Trending, trace.Candidates)
+	for _, t := range trace.Sources {
+		s.metrics.RecommendSource(t.Name, t.Took, t.Candidates)
+	}
 	writeItems(w, "user_id", id, items)
 	return nil
 }
@@ -607,7 +609,11 @@ func (s *Server) similar(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	items, err := s.eng.Similar(id, n)
+	by := r.URL.Query().Get("by")
+	items, err := s.eng.Similar(id, n, by)
+	if errors.Is(err, recommend.ErrUnknownSimilarity) {
+		return errorf(http.StatusBadRequest, "invalid_parameter", fmt.Sprintf("by=%q: no source answers that similarity (behaviour, content, or leave it out for both)", by), nil)
+	}
 	if errors.Is(err, recommend.ErrUnknownItem) {
 		return errorf(http.StatusNotFound, "not_found", fmt.Sprintf("item %q has no events and no catalogue entry", id), nil)
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/streamrec/streamrec/eval"
+	"github.com/streamrec/streamrec/model"
 	"github.com/streamrec/streamrec/pipeline"
 	"github.com/streamrec/streamrec/recommend"
 )
@@ -41,7 +42,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	var data, protocol, models, ks, jsonOut, plotOut, plotMetric string
 	cf.fs.StringVar(&data, "data", "", "data set to evaluate on (anything streamrec import reads)")
 	cf.fs.StringVar(&protocol, "protocol", eval.Chrono, "chrono, leave-last or prequential")
-	cf.fs.StringVar(&models, "models", strings.Join(eval.AllModels, ","), "models to score, comma-separated (trending, item_knn, mf, blend)")
+	cf.fs.StringVar(&models, "models", "", "models to score, comma-separated: any source of the configuration, or blend (default: every source and the blend)")
 	cf.fs.StringVar(&ks, "k", "5,10,20", "cut-offs, comma-separated")
 	cf.fs.StringVar(&jsonOut, "json", "", "write the numbers as JSON to this file")
 	cf.fs.StringVar(&plotOut, "plot", "", "draw --plot-metric against K for every model into this .svg file")
@@ -91,8 +92,10 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		mc.ALS.Alpha = float32(alpha)
 	}
 	ec := eval.Config{Protocol: protocol, MF: &mc, Validation: validation, RetrainEvery: retrain}
-	for _, m := range strings.Split(models, ",") {
-		ec.Models = append(ec.Models, strings.TrimSpace(m))
+	if models != "" {
+		for _, m := range strings.Split(models, ",") {
+			ec.Models = append(ec.Models, strings.TrimSpace(m))
+		}
 	}
 	for _, k := range strings.Split(ks, ",") {
 		v, err := strconv.Atoi(strings.TrimSpace(k))
@@ -102,7 +105,13 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		ec.Ks = append(ec.Ks, v)
 	}
 	// Every flag is checked before the data set is read.
-	if err := ec.Validate(); err != nil {
+	var known []string
+	for _, m := range cfg.Models() {
+		if _, ok := m.(model.Source); ok {
+			known = append(known, m.Name())
+		}
+	}
+	if err := ec.Validate(append(known, eval.ModelBlend)); err != nil {
 		return err
 	}
 	if plotOut != "" {
@@ -143,8 +152,8 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 				return err
 			}
 			fmt.Fprint(stdout, eval.BlendTable(brows, bw, k))
-			fmt.Fprintf(stdout, "best blend: item_knn %g, mf %g, trending %g\n\n", bw.ItemKNN, bw.MF, bw.Trending)
-			ec.Blend = &bw
+			fmt.Fprintf(stdout, "best blend: item_knn %g, mf %g, trending %g\n\n", bw[eval.ModelItemKNN], bw[eval.ModelMF], bw[eval.ModelTrending])
+			ec.Blend = bw
 		}
 	}
 	sbar := newBar(progress, 1, "scoring "+protocol, false)

@@ -52,7 +52,7 @@ func TestTrainFromStoreAndDataSet(t *testing.T) {
 	if tr.Model.Factors() != 16 || tr.Events != 100000 {
 		t.Fatalf("loaded model: %d factors, %d interactions", tr.Model.Factors(), tr.Events)
 	}
-	if got := eng2.Recommend(recommend.Request{User: "1", N: 10, Source: recommend.SourceMF}); len(got) != 10 {
+	if got := eng2.Recommend(recommend.Request{User: "1", N: 10, Source: "mf"}); len(got) != 10 {
 		t.Fatalf("mf from the loaded file: %v", got)
 	}
 

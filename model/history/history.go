@@ -95,7 +95,7 @@ func (s *Store) Append(user int32, e Entry) {
 }
 
 // EvictOldest removes the oldest entry of user and returns it; false when
-// the user has none.
+// the user has none. The entry that becomes the oldest starts a session.
 func (s *Store) EvictOldest(user int32) (Entry, bool) {
 	if user < 0 || int(user) >= len(s.users) || len(s.users[user]) == 0 {
 		return Entry{}, false
@@ -115,6 +115,9 @@ func (s *Store) EvictOldest(user int32) (Entry, bool) {
 	case int(f.dead) > len(h):
 		// More of the array is evicted than kept: keep a copy of the rest.
 		h, f.dead = append(make([]Entry, 0, len(h)), h...), 0
+	}
+	if len(h) > 0 {
+		h[0].Flags |= NewSession // a history begins with a session, as a replay of what is kept would
 	}
 	s.users[user] = h
 	s.events--

@@ -24,6 +24,7 @@ package mf
 
 import (
 	"context"
+	"github.com/streamrec/streamrec/model"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -404,10 +405,7 @@ func (m *Model) itemVector(f *freshItem) []float32 {
 }
 
 // Scored is one candidate.
-type Scored struct {
-	Item  int32
-	Score float32
-}
+type Scored = model.Candidate
 
 // Candidates appends to out up to n items with the largest dot product with
 // x, best first, skipping those skip rejects (about excluded of them: the
@@ -429,14 +427,14 @@ func (m *Model) Candidates(x []float32, n, excluded int, skip func(int32) bool, 
 			if !m.cur.HasData[i] || skip(it) {
 				continue
 			}
-			out = append(out, Scored{it, m.cur.Model.Score(x, i)})
+			out = append(out, Scored{Item: it, Score: m.cur.Model.Score(x, i)})
 		}
 	}
 	for it, f := range m.fresh {
 		if skip(it) {
 			continue
 		}
-		out = append(out, Scored{it, als.Dot(x, m.itemVector(f))})
+		out = append(out, Scored{Item: it, Score: als.Dot(x, m.itemVector(f))})
 	}
 	return out[:base+len(Top(out[base:], n))]
 }
@@ -483,7 +481,7 @@ func (m *Model) annCandidates(idx *ann.Index, x []float32, n, excluded int, skip
 		out = out[:base]
 		for _, it := range idx.Search(x, k) {
 			if !skip(it) {
-				out = append(out, Scored{it, m.cur.Model.Score(x, int(it))})
+				out = append(out, Scored{Item: it, Score: m.cur.Model.Score(x, int(it))})
 			}
 		}
 		if len(out)-base >= n || k >= idx.Len() {
@@ -507,4 +505,22 @@ func (m *Model) Bytes() int64 {
 		n += int64(cap(f.users))*8 + 64
 	}
 	return n
+}
+
+// ScoreItems appends to dst the dot product of the user's vector with each
+// of items that has a vector (trained or solved since), in order; items
+// without one are left out. Read lock held.
+func (m *Model) ScoreItems(u int32, hist []history.Entry, start uint32, items []int32, dst []Scored) []Scored {
+	x := m.UserVector(u, hist, start)
+	if x == nil {
+		return dst
+	}
+	for _, it := range items {
+		if m.trained(it) {
+			dst = append(dst, Scored{Item: it, Score: m.cur.Model.Score(x, int(it))})
+		} else if f := m.fresh[it]; f != nil {
+			dst = append(dst, Scored{Item: it, Score: als.Dot(x, m.itemVector(f))})
+		}
+	}
+	return dst
 }
