@@ -8,6 +8,7 @@ import (
 	"sort"
 	"testing"
 
+	"github.com/streamrec/streamrec/internal/shared"
 	"github.com/streamrec/streamrec/model"
 	"github.com/streamrec/streamrec/snapshot"
 )
@@ -51,22 +52,25 @@ func TestFreshAfterEachEvent(t *testing.T) {
 		t          float64
 	}
 	tests := []struct {
-		name   string
-		events []ev
-		user   int32
-		want   []int32 // must be answered
-		absent []int32 // must not be
+		name    string
+		events  []ev
+		user    int32
+		want    []int32 // must be answered
+		absent  []int32 // must not be
+		exclude bool
 	}{
-		{"a running session is a neighbour", []ev{{0, 1, 0}, {0, 2, 10}, {1, 1, 20}}, 1, []int32{2}, nil},
-		{"its newest event counts at once", []ev{{0, 1, 0}, {0, 2, 10}, {1, 1, 20}, {0, 9, 30}}, 1, []int32{2, 9}, nil},
-		{"the query's newest event counts at once", []ev{{0, 1, 0}, {0, 2, 10}, {2, 5, 11}, {2, 6, 12}, {1, 1, 20}, {1, 5, 30}}, 1, []int32{6}, nil},
-		{"a session after a gap starts afresh", []ev{{0, 1, 0}, {0, 2, 10}, {2, 5, 11}, {2, 6, 12}, {1, 1, 20}, {1, 5, 20 + 2*sessionGap}}, 1, []int32{6}, []int32{2}},
-		{"the user's own session is no neighbour", []ev{{0, 1, 0}, {0, 2, 10}}, 0, nil, []int32{1, 2}},
-		{"a neighbour sharing nothing votes nothing", []ev{{0, 1, 0}, {0, 2, 10}, {1, 3, 20}}, 1, nil, []int32{1, 2}},
+		{"the user's own session excluded is no neighbour", []ev{{0, 1, 0}, {0, 2, 10}}, 0, nil, []int32{1, 2}, true},
+		{"excluded, the others still are", []ev{{0, 1, 0}, {0, 2, 10}, {1, 1, 15}, {1, 3, 16}, {0, 1, 20}}, 0, []int32{3, 1}, []int32{2}, true},
+		{"a running session is a neighbour", []ev{{0, 1, 0}, {0, 2, 10}, {1, 1, 20}}, 1, []int32{2}, nil, false},
+		{"its newest event counts at once", []ev{{0, 1, 0}, {0, 2, 10}, {1, 1, 20}, {0, 9, 30}}, 1, []int32{2, 9}, nil, false},
+		{"the query's newest event counts at once", []ev{{0, 1, 0}, {0, 2, 10}, {2, 5, 11}, {2, 6, 12}, {1, 1, 20}, {1, 5, 30}}, 1, []int32{6}, nil, false},
+		{"a session after a gap starts afresh", []ev{{0, 1, 0}, {0, 2, 10}, {2, 5, 11}, {2, 6, 12}, {1, 1, 20}, {1, 5, 20 + 2*sessionGap}}, 1, []int32{6}, []int32{2}, false},
+		{"the user's own session votes for its items", []ev{{0, 1, 0}, {0, 2, 10}}, 0, []int32{1, 2}, nil, false},
+		{"a neighbour sharing nothing votes nothing", []ev{{0, 1, 0}, {0, 2, 10}, {1, 3, 20}}, 1, nil, []int32{1, 2}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			m := New(Config{ItemDecay: 2, RecencySeconds: 3600})
+			m := New(Config{ItemDecay: 2, RecencySeconds: 3600, ExcludeOwnSession: tc.exclude})
 			d := newDriver(m)
 			for _, e := range tc.events {
 				d.apply(e.user, e.item, e.t)
@@ -154,7 +158,7 @@ func (b *brute) scores(q *model.Query, n int) []model.Candidate {
 	}
 	var nbs []nb
 	for idx, s := range b.sessions {
-		if q.User >= 0 && b.current[q.User] == idx && s.user == q.User {
+		if b.cfg.ExcludeOwnSession && q.User >= 0 && b.current[q.User] == idx && s.user == q.User {
 			continue
 		}
 		sim := 0.0
@@ -257,6 +261,7 @@ func TestAgainstBruteForce(t *testing.T) {
 		{"defaults", Config{Neighbours: 5, Sample: 10000, QueryItems: 6, PositionDecay: 1.2, RecencySeconds: 3600, ItemDecay: 2}},
 		{"no decays, every neighbour", Config{Neighbours: 10000, Sample: 10000, QueryItems: 3, PositionDecay: 5}},
 		{"idf, many neighbours", Config{Neighbours: 1000, Sample: 10000, QueryItems: 10, PositionDecay: 2, RecencySeconds: 600, ItemDecay: 1, IDF: 0.5}},
+		{"own session excluded", Config{Neighbours: 5, Sample: 10000, QueryItems: 6, PositionDecay: 0.5, RecencySeconds: 3600, ItemDecay: 4, ExcludeOwnSession: true}},
 		{"short stored sessions", Config{Neighbours: 8, Sample: 10000, QueryItems: 4, PositionDecay: 1, RecencySeconds: 7200, ItemDecay: 3, MaxSessionLength: 3}},
 	}
 	for _, tc := range tests {
@@ -382,4 +387,26 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		d.apply(e.user, e.item, e.t)
 	}
 	compare("after more events")
+}
+
+// TestCandidatesDoNotAllocate: a warm request allocates nothing.
+func TestCandidatesDoNotAllocate(t *testing.T) {
+	shared.SkipUnderRace(t)
+	m := New(Config{})
+	d := newDriver(m)
+	for _, e := range randomEvents(5, 50, 200, 5000) {
+		d.apply(e.user, e.item, e.t)
+	}
+	qs := []*model.Query{d.query(3, 20), d.query(7, 20), d.query(-1, 20)}
+	dst := make([]model.Candidate, 0, 20)
+	for _, q := range qs {
+		dst = m.Candidates(q, dst[:0])
+	}
+	if n := testing.AllocsPerRun(200, func() {
+		for _, q := range qs {
+			dst = m.Candidates(q, dst[:0])
+		}
+	}); n != 0 {
+		t.Fatalf("%v allocations per request", n/3)
+	}
 }
