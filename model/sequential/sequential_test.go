@@ -8,6 +8,7 @@ import (
 	"sort"
 	"testing"
 
+	"github.com/streamrec/streamrec/internal/shared"
 	"github.com/streamrec/streamrec/model"
 	"github.com/streamrec/streamrec/model/history"
 	"github.com/streamrec/streamrec/snapshot"
@@ -302,5 +303,27 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	}
 	if a, b := m.Stats().(Stats), m2.Stats().(Stats); a.Rules != b.Rules || a.Pruned != b.Pruned || a.Items != b.Items {
 		t.Fatalf("stats %+v, decoded %+v", m.Stats(), m2.Stats())
+	}
+}
+
+// TestCandidatesDoNotAllocate: a warm request allocates nothing.
+func TestCandidatesDoNotAllocate(t *testing.T) {
+	shared.SkipUnderRace(t)
+	m := New(Config{})
+	d := newDriver(m)
+	for _, e := range randomEvents(5, 50, 200, 5000) {
+		d.apply(e.user, e.item, e.t)
+	}
+	qs := []*model.Query{d.query(3, 20), d.query(7, 20), d.query(-1, 20)}
+	dst := make([]model.Candidate, 0, 20)
+	for _, q := range qs {
+		dst = m.Candidates(q, dst[:0])
+	}
+	if n := testing.AllocsPerRun(200, func() {
+		for _, q := range qs {
+			dst = m.Candidates(q, dst[:0])
+		}
+	}); n != 0 {
+		t.Fatalf("%v allocations per request", n/3)
 	}
 }
