@@ -88,7 +88,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Neighbours:        100,
-		Sample:            500,
+		Sample:            100,
 		QueryItems:        10,
 		PositionDecay:     0.5,
 		RecencySeconds:    20 * 24 * 3600,
@@ -136,6 +136,7 @@ const (
 type session struct {
 	ents []uint32
 	last float64 // seconds of the latest event
+	lw   float64 // exp((last-ref)/RecencySeconds): the recency weight but for a factor common to all
 	user int32
 	seq  uint32
 }
@@ -157,15 +158,51 @@ type Model struct {
 	lists [][]uint32 // by item: seqs of sessions holding it, most recent last (dead ones skipped)
 	count []uint32   // by item: live sessions holding it
 	clock float64
+	ref   float64 // reference time of the sessions' lw
 
+	inh  []float32 // exp(-d/ItemDecay) by distance d
 	pool sync.Pool
 }
 
 // New returns an empty model.
 func New(cfg Config) *Model {
-	m := &Model{cfg: cfg.withDefaults()}
-	m.pool.New = func() any { return new(scratch) }
+	m := &Model{cfg: cfg.withDefaults(), ref: math.NaN()}
+	m.init()
 	return m
+}
+
+func (m *Model) init() {
+	m.pool.New = func() any { return new(scratch) }
+	m.inh = make([]float32, m.cfg.MaxSessionLength)
+	for d := range m.inh {
+		m.inh[d] = 1
+		if m.cfg.ItemDecay > 0 {
+			m.inh[d] = float32(math.Exp(-float64(d) / m.cfg.ItemDecay))
+		}
+	}
+}
+
+// rebaseAt keeps the recency weights' exponents small: past e^40 they are
+// recomputed against a new reference time.
+const rebaseAt = 40
+
+// recency is the session recency weight of time t but for a factor common
+// to all sessions: exp((t-ref)/RecencySeconds).
+func (m *Model) recency(t float64) float64 {
+	if m.cfg.RecencySeconds <= 0 {
+		return 1
+	}
+	if math.IsNaN(m.ref) {
+		m.ref = t
+	}
+	if (t-m.ref)/m.cfg.RecencySeconds > rebaseAt {
+		m.ref = t
+		for k := range m.live {
+			s := m.session(m.oldest + uint32(k))
+			s.lw = math.Exp((s.last - m.ref) / m.cfg.RecencySeconds)
+		}
+	}
+	return math.Exp((t - m.ref) / m.cfg.RecencySeconds)
 }
 
 // Name is the source name.
@@ -219,6 +256,7 @@ func (m *Model) Apply(x *model.Interaction) {
 	}
 	s.ents = append(s.ents, item)
 	s.last = x.Seconds()
+	s.lw = m.recency(s.last)
 	m.entries++
 	if first {
 		m.count[item]++
@@ -389,13 +427,16 @@ func (m *Model) neighbours(q *model.Query, sc *scratch) bool {
 			sc.vals[h] += w
 		}
 	}
+	now := 1.0 // the factor common to all sessions' lw, at q.Now
+	if m.cfg.RecencySeconds > 0 && !math.IsNaN(m.ref) {
+		now = math.Exp((m.ref - q.Now) / m.cfg.RecencySeconds)
+	}
 	for _, h := range sc.used {
 		seq := uint32(sc.keys[h] - 1)
 		sim := sc.vals[h]
 		sc.keys[h], sc.vals[h] = 0, 0
 		if m.cfg.RecencySeconds > 0 {
-			age := max(q.Now-m.session(seq).last, 0)
-			sim *= float32(math.Exp(-age / m.cfg.RecencySeconds))
+			sim *= float32(min(m.session(seq).lw*now, 1)) // no weight above 1 for events after q.Now
 		}
 		if sim > 0 {
 			sc.nb = append(sc.nb, neighbour{seq, sim})
@@ -406,6 +447,13 @@ func (m *Model) neighbours(q *model.Query, sc *scratch) bool {
 		sc.nb = sc.nb[:m.cfg.Neighbours]
 	}
 	return len(sc.nb) > 0
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
 }
 
 func resize[T any](s []T, n int) []T {
@@ -503,10 +551,7 @@ func (m *Model) Candidates(q *model.Query, dst []model.Candidate) []model.Candid
 			if e&later != 0 || int(e) >= len(acc) {
 				continue
 			}
-			w := nb.sim
-			if m.cfg.ItemDecay > 0 {
-				w *= float32(math.Exp(-math.Abs(float64(k-p)) / m.cfg.ItemDecay))
-			}
+			w := nb.sim * m.inh[abs(k-p)]
 			if w <= 0 { // underflow: acc must be non-zero exactly where touched
 				continue
 			}
@@ -607,11 +652,7 @@ func (m *Model) Because(q *model.Query, item int32, dst []int32) []int32 {
 		}
 		for k, e := range s.ents {
 			if e&later == 0 && int32(e) == item {
-				w := nb.sim
-				if m.cfg.ItemDecay > 0 {
-					w *= float32(math.Exp(-math.Abs(float64(k-p)) / m.cfg.ItemDecay))
-				}
-				credit[qi] += w
+				credit[qi] += nb.sim * m.inh[abs(k-p)]
 			}
 		}
 	}
@@ -663,7 +704,7 @@ func (m *Model) Entries() int { return m.entries }
 // Bytes is the memory held by the sessions, the item index and the per-user
 // and per-item arrays.
 func (m *Model) Bytes() int64 {
-	n := int64(cap(m.ring))*40 + int64(cap(m.users))*4 + int64(cap(m.lists))*24 + int64(cap(m.count))*4
+	n := int64(cap(m.ring))*48 + int64(cap(m.users))*4 + int64(cap(m.lists))*24 + int64(cap(m.count))*4
 	for i := range m.ring {
 		n += int64(cap(m.ring[i].ents)) * 4
 	}
@@ -688,6 +729,7 @@ func (m *Model) Encode(e *snapshot.Encoder) {
 	e.Uint(uint64(m.oldest))
 	e.Uint(m.evicted)
 	e.Float64(m.clock)
+	e.Float64(m.ref)
 	lens := make([]uint32, m.live)
 	users := make([]int32, m.live)
 	lasts := make([]float64, m.live)
@@ -719,6 +761,7 @@ func (m *Model) Decode(d *snapshot.Decoder) {
 	oldest := uint32(d.Uint())
 	evicted := d.Uint()
 	clock := d.Float64()
+	ref := d.Float64()
 	lens := snapshot.Uint32s(d)
 	users := snapshot.Int32s(d)
 	lasts := snapshot.Float64s(d)
@@ -756,8 +799,8 @@ func (m *Model) Decode(d *snapshot.Decoder) {
 	if d.Err() != nil {
 		return
 	}
-	*m = Model{cfg: m.cfg}
-	m.pool.New = func() any { return new(scratch) }
+	*m = Model{cfg: m.cfg, ref: ref}
+	m.init()
 	m.next, m.oldest, m.evicted, m.clock = oldest, oldest, evicted, clock
 	m.users = cur
 	m.growItems(len(llens))
@@ -766,6 +809,10 @@ func (m *Model) Decode(d *snapshot.Decoder) {
 		s := m.newSession(users[k])
 		s.ents = append(s.ents, ents[off:off+int(l)]...)
 		s.last = lasts[k]
+		s.lw = 1
+		if m.cfg.RecencySeconds > 0 {
+			s.lw = math.Exp((s.last - m.ref) / m.cfg.RecencySeconds)
+		}
 		off += int(l)
 		m.entries += int(l)
 		for _, e := range s.ents {

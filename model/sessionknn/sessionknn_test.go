@@ -336,7 +336,7 @@ func TestMemoryBound(t *testing.T) {
 	}
 	// Ring (64 slots at least, power of two), sessions of at most 10
 	// entries, at most 2·Sample index entries for each of the 500 items.
-	bound := int64(64*40+64*10*4) + 500*(24+4+2*20*4) + 200*4 + 4096
+	bound := int64(64*48+64*10*4) + 500*(24+4+2*20*4) + 200*4 + 4096
 	if peak > bound {
 		t.Fatalf("peak %d bytes, bound %d", peak, bound)
 	}
