@@ -35,11 +35,16 @@ type Config struct {
 	HalfLifeSeconds float64
 	// ExplainItems is how many of the user's latest items Because looks at.
 	ExplainItems int
+	// MaxPostings is how many of a term's postings a query reads: the
+	// items that weigh the term most (lists are kept heaviest first). It
+	// bounds a request's work when a term is in most items (a genre);
+	// scores are exact for lists no longer than it. 0 reads them all.
+	MaxPostings int
 }
 
 // DefaultConfig returns the defaults: title and tags count three and two
 // times a description's word, 64 terms an item, 128 a profile, 32 of them
-// to query, a 30-day half-life.
+// to query, a 30-day half-life, every posting read.
 func DefaultConfig() Config {
 	return Config{
 		TitleWeight: 3, DescriptionWeight: 1, TagWeight: 2, CategoryWeight: 1.5, AttributeWeight: 1,
@@ -130,6 +135,9 @@ func New(cfg Config) *Model {
 	}
 	if cfg.ExplainItems <= 0 {
 		cfg.ExplainItems = d.ExplainItems
+	}
+	if cfg.MaxPostings <= 0 {
+		cfg.MaxPostings = math.MaxInt32
 	}
 	return &Model{cfg: cfg, tau: cfg.HalfLifeSeconds / math.Ln2, dict: map[string]int32{}}
 }
@@ -556,7 +564,11 @@ func (m *Model) score(q *model.Query, terms []tw, inv float32, self int32, dst [
 	acc := q.Acc
 	touched := q.Touched[:0]
 	for _, e := range terms {
-		for _, p := range m.post[e.t] {
+		l := m.post[e.t]
+		if len(l) > m.cfg.MaxPostings {
+			l = l[:m.cfg.MaxPostings]
+		}
+		for _, p := range l {
 			if int(p.item) >= len(acc) {
 				continue
 			}
