@@ -23,8 +23,11 @@ import (
 	"github.com/streamrec/streamrec/model"
 	"github.com/streamrec/streamrec/model/als"
 	"github.com/streamrec/streamrec/model/ann"
+	"github.com/streamrec/streamrec/model/content"
 	"github.com/streamrec/streamrec/model/itemknn"
 	"github.com/streamrec/streamrec/model/mf"
+	"github.com/streamrec/streamrec/model/sequential"
+	"github.com/streamrec/streamrec/model/sessionknn"
 	"github.com/streamrec/streamrec/model/trending"
 	"github.com/streamrec/streamrec/pipeline"
 	"github.com/streamrec/streamrec/recommend"
@@ -77,6 +80,11 @@ type Config struct {
 	ItemKNN  ItemKNN  `yaml:"item_knn"`
 	Trending Trending `yaml:"trending"`
 	MF       MF       `yaml:"mf"`
+	// SessionKNN, Sequential and Content configure the session, sequence
+	// and item-text sources.
+	SessionKNN SessionKNN `yaml:"session_knn"`
+	Sequential Sequential `yaml:"sequential"`
+	Content    Content    `yaml:"content"`
 	// Blend weighs each source of a blended answer, by source name; a
 	// source it leaves out keeps its default weight, 0 leaves it out of
 	// the blend.
@@ -187,6 +195,30 @@ type ItemKNN struct {
 	Decay      float32 `yaml:"decay"`
 }
 
+// SessionKNN configures the nearest-neighbour sessions source.
+type SessionKNN struct {
+	Neighbours  int      `yaml:"neighbours"`   // neighbour sessions that score items
+	Sample      int      `yaml:"sample"`       // recent sessions per item that may be neighbours
+	QueryItems  int      `yaml:"query_items"`  // latest events of the current session that make the query
+	Recency     Duration `yaml:"recency"`      // a neighbour Δt old weighs exp(-Δt/recency)
+	MaxSessions int      `yaml:"max_sessions"` // sessions kept, oldest dropped first
+	MaxEntries  int      `yaml:"max_entries"`  // events kept over all sessions
+}
+
+// Sequential configures the sequential-rules source.
+type Sequential struct {
+	Steps         int `yaml:"steps"`          // how far apart in a session two events form a rule
+	MaxSuccessors int `yaml:"max_successors"` // rules an item keeps, the weakest pruned
+	QueryItems    int `yaml:"query_items"`    // latest events of the session that score
+}
+
+// Content configures the item-text source.
+type Content struct {
+	HalfLife    Duration `yaml:"half_life"`    // how long an event's part in a user's profile takes to halve
+	QueryTerms  int      `yaml:"query_terms"`  // profile terms that score candidates
+	MaxPostings int      `yaml:"max_postings"` // items read per query term, heaviest first (0: all)
+}
+
 // Trending configures time-decayed popularity.
 type Trending struct {
 	HalfLife Duration `yaml:"half_life"`
@@ -214,6 +246,7 @@ func Default() Config {
 	t := trending.DefaultConfig()
 	d := pipeline.DefaultDedupConfig()
 	m := mf.DefaultConfig()
+	sk, sq, ct := sessionknn.DefaultConfig(), sequential.DefaultConfig(), content.DefaultConfig()
 	return Config{
 		Addr:          "127.0.0.1:8080",
 		Data:          "./streamrec-data",
@@ -251,8 +284,12 @@ func Default() Config {
 			TrainEveryEvents: 100_000, TrainEvery: Duration(10 * time.Minute),
 			FoldInSteps: m.FoldInSteps, ANNThreshold: m.ANNThreshold, ANNM: 16, ANNEfSearch: 128,
 		},
-		Blend:    DefaultBlend(),
-		Sessions: Sessions{Gap: Duration(recommend.DefaultSessionGap)},
+		SessionKNN: SessionKNN{Neighbours: sk.Neighbours, Sample: sk.Sample, QueryItems: sk.QueryItems,
+			Recency: Duration(time.Duration(sk.RecencySeconds) * time.Second), MaxSessions: sk.MaxSessions, MaxEntries: sk.MaxEntries},
+		Sequential: Sequential{Steps: sq.Steps, MaxSuccessors: sq.MaxSuccessors, QueryItems: sq.QueryItems},
+		Content:    Content{HalfLife: Duration(time.Duration(ct.HalfLifeSeconds) * time.Second), QueryTerms: ct.QueryTerms, MaxPostings: ct.MaxPostings},
+		Blend:      DefaultBlend(),
+		Sessions:   Sessions{Gap: Duration(recommend.DefaultSessionGap)},
 
 		Retention: Retention{MaxEventsPerUser: DefaultMaxEventsPerUser},
 	}
@@ -386,6 +423,18 @@ func (c *Config) Validate() error {
 		{"mf.ann_m must be positive", c.MF.ANNM > 0},
 		{"mf.ann_ef_search must be positive", c.MF.ANNEfSearch > 0},
 		{"sessions.gap must be at least 1s", c.Sessions.Gap >= Duration(time.Second)},
+		{"session_knn.neighbours must be positive", c.SessionKNN.Neighbours > 0},
+		{"session_knn.sample must be positive", c.SessionKNN.Sample > 0},
+		{"session_knn.query_items must be positive", c.SessionKNN.QueryItems > 0},
+		{"session_knn.recency must not be negative", c.SessionKNN.Recency >= 0},
+		{"session_knn.max_sessions must be positive", c.SessionKNN.MaxSessions > 0},
+		{"session_knn.max_entries must be positive", c.SessionKNN.MaxEntries > 0},
+		{"sequential.steps must be positive", c.Sequential.Steps > 0},
+		{"sequential.max_successors must be positive", c.Sequential.MaxSuccessors > 0},
+		{"sequential.query_items must be positive", c.Sequential.QueryItems > 0},
+		{"content.half_life must be positive", c.Content.HalfLife > 0},
+		{"content.query_terms must be positive", c.Content.QueryTerms > 0},
+		{"content.max_postings must not be negative", c.Content.MaxPostings >= 0},
 		{"retention.max_events_per_user must not be negative", c.Retention.MaxEventsPerUser >= 0},
 		{"retention.max_age must be 0 (no limit) or at least 1s", c.Retention.MaxAge == 0 || c.Retention.MaxAge >= Duration(time.Second)},
 	}
@@ -476,7 +525,34 @@ func (c *Config) Models() []model.Model {
 		itemknn.NewSource(c.ItemKNNConfig()),
 		trending.NewSource(c.TrendingConfig()),
 		mf.NewSource(c.MFConfig()),
+		sessionknn.New(c.SessionKNNConfig()),
+		sequential.New(c.SequentialConfig()),
+		content.New(c.ContentConfig()),
 	}
+}
+
+// SessionKNNConfig is the nearest-neighbour sessions part.
+func (c *Config) SessionKNNConfig() sessionknn.Config {
+	k := sessionknn.DefaultConfig()
+	k.Neighbours, k.Sample, k.QueryItems = c.SessionKNN.Neighbours, c.SessionKNN.Sample, c.SessionKNN.QueryItems
+	k.RecencySeconds = time.Duration(c.SessionKNN.Recency).Seconds()
+	k.MaxSessions, k.MaxEntries = c.SessionKNN.MaxSessions, c.SessionKNN.MaxEntries
+	return k
+}
+
+// SequentialConfig is the sequential-rules part.
+func (c *Config) SequentialConfig() sequential.Config {
+	q := sequential.DefaultConfig()
+	q.Steps, q.MaxSuccessors, q.QueryItems = c.Sequential.Steps, c.Sequential.MaxSuccessors, c.Sequential.QueryItems
+	return q
+}
+
+// ContentConfig is the item-text part.
+func (c *Config) ContentConfig() content.Config {
+	t := content.DefaultConfig()
+	t.HalfLifeSeconds = time.Duration(c.Content.HalfLife).Seconds()
+	t.QueryTerms, t.MaxPostings = c.Content.QueryTerms, c.Content.MaxPostings
+	return t
 }
 
 // DefaultBlend is the default weight of each source, tuned by prequential

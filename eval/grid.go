@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 
 	"github.com/streamrec/streamrec/event"
@@ -73,10 +74,12 @@ func GridTable(rows []GridRow, best mf.Config, k int) string {
 	return b.String()
 }
 
-// BlendRow is one blend setting tried and its validation NDCG at the grid's K.
+// BlendRow is one blend setting tried and its validation figure at the
+// grid's K: NDCG (chrono) or MRR, with the hit rate (prequential).
 type BlendRow struct {
 	Weights    map[string]float32 `json:"weights"`
-	Validation float64            `json:"validation_ndcg"`
+	Validation float64            `json:"validation"`
+	HitRate    float64            `json:"validation_hit_rate,omitempty"`
 }
 
 // DefaultBlendGrid is 2 × 3 × 3 = 18 weightings of the sources.
@@ -126,4 +129,42 @@ func BlendTable(rows []BlendRow, best map[string]float32, k int) string {
 		fmt.Fprintf(&b, "%8g %8g %8g %12.4f%s\n", r.Weights[ModelItemKNN], r.Weights[ModelMF], r.Weights[ModelTrending], r.Validation, mark)
 	}
 	return b.String()
+}
+
+// GridBlendPrequential tunes the blend by prequential replay of the first
+// until share of the events (the rest never looked at): every weighting of
+// grid is scored in the same pass, by MRR at k, and every row and the best
+// are returned.
+func GridBlendPrequential(recs []event.Record, table *event.Table, newEngine func() *recommend.Engine, grid []map[string]float32, until float64, k int, progress func(done, total int)) ([]BlendRow, map[string]float32, error) {
+	rep, err := Run(recs, table, newEngine, Config{Protocol: Prequential, Ks: []int{k}, Blends: grid, Until: until, Progress: progress})
+	if err != nil {
+		return nil, nil, err
+	}
+	var rows []BlendRow
+	best, bestW := -1.0, map[string]float32(nil)
+	for i, r := range rep.Results {
+		v := r.Metrics[0].MRR
+		rows = append(rows, BlendRow{Weights: grid[i], Validation: v, HitRate: r.Metrics[0].HitRate})
+		if v > best {
+			best, bestW = v, grid[i]
+		}
+	}
+	return rows, bestW, nil
+}
+
+// WeightGrid is every combination of the weights given per source.
+func WeightGrid(weights map[string][]float32) []map[string]float32 {
+	out := []map[string]float32{{}}
+	for _, name := range slices.Sorted(maps.Keys(weights)) {
+		var next []map[string]float32
+		for _, g := range out {
+			for _, w := range weights[name] {
+				m := maps.Clone(g)
+				m[name] = w
+				next = append(next, m)
+			}
+		}
+		out = next
+	}
+	return out
 }

@@ -51,7 +51,15 @@ type Config struct {
 	// Validation, when set, carves the last share of the training events
 	// (by time) out as the test: the real test events are never touched.
 	Validation float64
-	Progress   func(done, total int)
+	// Blends, when set (prequential only), scores each of these blends
+	// instead of Models, each in one pass (result i is named "blend i"):
+	// for tuning the weights.
+	Blends []map[string]float32
+	// Until, when in (WarmUp, 1), stops the prequential replay at this
+	// share of the events: the events after it are never looked at (for
+	// tuning on the first part of a data set).
+	Until    float64
+	Progress func(done, total int)
 }
 
 // ModelResult is one model's metrics at each K.
@@ -294,8 +302,19 @@ func runPrequential(catalogue, events []event.Record, table *event.Table, eng *r
 	for _, r := range events {
 		allItems[r.Event.Item] = true
 	}
-	accs := make([][]*accumulator, len(cfg.Models))
-	for mi := range cfg.Models {
+	labels := cfg.Models
+	if cfg.Blends != nil {
+		labels = nil
+		for i := range cfg.Blends {
+			labels = append(labels, fmt.Sprintf("blend %d", i))
+		}
+	}
+	end := len(events)
+	if cfg.Until > cfg.WarmUp && cfg.Until < 1 {
+		end = int(float64(len(events)) * cfg.Until)
+	}
+	accs := make([][]*accumulator, len(labels))
+	for mi := range labels {
 		for _, k := range cfg.Ks {
 			accs[mi] = append(accs[mi], newAccumulator(k, len(allItems), func() int { return len(users) }, popularity))
 		}
@@ -305,12 +324,18 @@ func runPrequential(catalogue, events []event.Record, table *event.Table, eng *r
 		sources[mi] = source(model)
 	}
 	scored := 0
-	for i := warm; i < len(events); i++ {
+	for i := warm; i < end; i++ {
 		r := &events[i]
 		if !consumed[[2]string{r.Event.User, r.Event.Item}] {
 			scored++
 			rel := map[string]bool{r.Event.Item: true}
-			for mi, list := range eng.RecommendEach(r.Event.User, maxK(cfg.Ks), sources) {
+			var lists [][]recommend.Scored
+			if cfg.Blends != nil {
+				lists = eng.RecommendBlends(r.Event.User, maxK(cfg.Ks), cfg.Blends)
+			} else {
+				lists = eng.RecommendEach(r.Event.User, maxK(cfg.Ks), sources)
+			}
+			for mi, list := range lists {
 				for _, a := range accs[mi] {
 					a.add(names(list), rel)
 				}
@@ -324,11 +349,11 @@ func runPrequential(catalogue, events []event.Record, table *event.Table, eng *r
 			}
 		}
 		if cfg.Progress != nil && i%1000 == 0 {
-			cfg.Progress(i-warm, len(events)-warm)
+			cfg.Progress(i-warm, end-warm)
 		}
 	}
-	results := make([]ModelResult, len(cfg.Models))
-	for mi, model := range cfg.Models {
+	results := make([]ModelResult, len(labels))
+	for mi, model := range labels {
 		results[mi] = ModelResult{Model: model, Scored: scored, Metrics: collect(accs[mi])}
 	}
 	return results, nil
@@ -337,7 +362,7 @@ func runPrequential(catalogue, events []event.Record, table *event.Table, eng *r
 // trainMF trains the engine's mf on what it has applied, when a model to
 // score needs it.
 func trainMF(eng *recommend.Engine, cfg Config) error {
-	if !slices.Contains(cfg.Models, ModelMF) && !slices.Contains(cfg.Models, ModelBlend) {
+	if !slices.Contains(cfg.Models, ModelMF) && !slices.Contains(cfg.Models, ModelBlend) && cfg.Blends == nil {
 		return nil
 	}
 	_, err := eng.TrainMF(context.Background(), cfg.MF, nil)

@@ -231,7 +231,7 @@ func (e *Engine) RecommendEach(user string, n int, sources []string) [][]Scored 
 }
 
 // gather fills s.lists with the candidates of each source the answer
-// weighs (only source one when one ≥ 0).
+// weighs (only source one when one ≥ 0; every source when one is -2).
 func (e *Engine) gather(s *scratch, one int, trace *Trace) {
 	q := &s.q
 	if trace != nil {
@@ -240,7 +240,7 @@ func (e *Engine) gather(s *scratch, one int, trace *Trace) {
 	for i := range e.sources {
 		src := &e.sources[i]
 		s.lists[i] = s.lists[i][:0]
-		if one >= 0 && i != one || one < 0 && src.weight <= 0 {
+		if one >= 0 && i != one || one == -1 && src.weight <= 0 {
 			continue
 		}
 		var start time.Time
@@ -255,6 +255,30 @@ func (e *Engine) gather(s *scratch, one int, trace *Trace) {
 	s.touched = q.Touched
 }
 
+// RecommendBlends answers one user as Recommend would under each of the
+// blends (weights by source name; a source a blend leaves out weighs 0),
+// gathering every source's candidates once: what tuning the blend by
+// replay needs.
+func (e *Engine) RecommendBlends(user string, n int, blends []map[string]float32) [][]Scored {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	s := e.getScratch()
+	defer e.scratch.Put(s)
+	e.query(s, user, "", n, perSource(n))
+	e.excludeConsumed(&s.q)
+	e.gather(s, -2, nil)
+	out := make([][]Scored, len(blends))
+	w := make([]float32, len(e.sources))
+	for i, b := range blends {
+		for j, src := range e.sources {
+			w[j] = b[src.name]
+		}
+		e.rankWeights(s, n, w)
+		out[i] = e.respond(s, -1, Request{N: n})
+	}
+	return out
+}
+
 // rank puts the best n candidates, by the blend (or source one alone),
 // into s.final; s.src names each one's source.
 func (e *Engine) rank(s *scratch, one int, n int) {
@@ -266,9 +290,19 @@ func (e *Engine) rank(s *scratch, one int, n int) {
 		}
 		return
 	}
+	e.rankWeights(s, n, nil)
+}
+
+// rankWeights is rank of the blend by weights w per source (nil: the
+// configured ones).
+func (e *Engine) rankWeights(s *scratch, n int, weights []float32) {
+	s.final = s.final[:0]
 	s.merged = s.merged[:0]
 	for i, list := range s.lists {
 		w := e.sources[i].weight
+		if weights != nil {
+			w = weights[i]
+		}
 		if len(list) == 0 || w <= 0 {
 			continue
 		}
