@@ -1,4 +1,4 @@
-package recommend
+package recommend_test
 
 import (
 	"context"
@@ -9,10 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/streamrec/streamrec/config"
 	"github.com/streamrec/streamrec/dataset"
 	"github.com/streamrec/streamrec/event"
 	"github.com/streamrec/streamrec/internal/shared"
 	"github.com/streamrec/streamrec/pipeline"
+	"github.com/streamrec/streamrec/recommend"
 )
 
 func synthRecords(b *testing.B, events int) ([]event.Input, *pipeline.Pipeline, *event.Table) {
@@ -32,7 +34,7 @@ func BenchmarkPipelineAndApply(b *testing.B) {
 	var total int
 	for b.Loop() {
 		b.StopTimer()
-		e := newTest(testConfig{Table: tb})
+		e := newDefault(tb)
 		d := pipeline.NewDedup(pipeline.DefaultDedupConfig())
 		batches := make(chan []event.Record, 8)
 		b.StartTimer()
@@ -80,7 +82,7 @@ func BenchmarkMemoryPerEvent(b *testing.B) {
 		runtime.GC()
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		e := newTest(testConfig{Table: tb})
+		e := newDefault(tb)
 		e.Apply(recs)
 		live := e.Memory()
 		e.Compact() // what a rebuild at start leaves
@@ -97,14 +99,14 @@ func BenchmarkMemoryPerEvent(b *testing.B) {
 	}
 }
 
-func loadMLLatest(b *testing.B) (*Engine, []string) {
+func loadMLLatest(b *testing.B) (*recommend.Engine, []string) {
 	d, err := dataset.Load(shared.Dataset(b, "ml-latest-small"), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	tb, _ := event.Preset(event.PresetEcommerce)
 	p := pipeline.New(pipeline.DefaultConfig(tb))
-	e := newTest(testConfig{Table: tb})
+	e := newDefault(tb)
 	var recs []event.Record
 	for _, it := range d.Items {
 		recs = append(recs, event.Record{Kind: event.KindItemPut, Item: it})
@@ -135,15 +137,15 @@ func BenchmarkRecommend(b *testing.B) {
 
 // benchWarm asks once for every user (warming neighbour lists, mf vectors
 // and candidate lists), then measures requests cycling through them.
-func benchWarm(b *testing.B, e *Engine, users []string) {
+func benchWarm(b *testing.B, e *recommend.Engine, users []string) {
 	for _, u := range users {
-		e.Recommend(Request{User: u, N: 10})
+		e.Recommend(recommend.Request{User: u, N: 10})
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	i := 0
 	for b.Loop() {
-		e.Recommend(Request{User: users[i%len(users)], N: 10})
+		e.Recommend(recommend.Request{User: users[i%len(users)], N: 10})
 		i++
 	}
 }
@@ -156,21 +158,21 @@ func BenchmarkRecommendAfterWrite(b *testing.B) {
 }
 
 // benchAfterWrite alternates one event and one request for the same user.
-func benchAfterWrite(b *testing.B, e *Engine, users []string) {
+func benchAfterWrite(b *testing.B, e *recommend.Engine, users []string) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	i := 0
 	for b.Loop() {
 		u := users[i%len(users)]
 		e.Apply([]event.Record{{Kind: event.KindEvent, Event: event.Event{User: u, Item: fmt.Sprint(1 + i%3000), Type: event.Rating, Weight: 1, Time: time.Unix(1600000000+int64(i), 0)}}})
-		e.Recommend(Request{User: u, N: 10})
+		e.Recommend(recommend.Request{User: u, N: 10})
 		i++
 	}
 }
 
 // loadMLLatestMF is loadMLLatest with mf trained (defaults: 64 factors;
 // 9,742 items, so retrieval goes through the HNSW index).
-func loadMLLatestMF(b *testing.B) (*Engine, []string) {
+func loadMLLatestMF(b *testing.B) (*recommend.Engine, []string) {
 	e, users := loadMLLatest(b)
 	if _, err := e.TrainMF(context.Background(), nil, nil); err != nil {
 		b.Fatal(err)
@@ -190,4 +192,50 @@ func BenchmarkRecommendWithMF(b *testing.B) {
 func BenchmarkRecommendWithMFAfterWrite(b *testing.B) {
 	e, users := loadMLLatestMF(b)
 	benchAfterWrite(b, e, users)
+}
+
+// newDefault is an engine with the server's default models and blend.
+func newDefault(tb *event.Table) *recommend.Engine {
+	c := config.Default()
+	return recommend.New(c.EngineConfig(tb))
+}
+
+// BenchmarkRank100 ranks a list of 100 items (a feed) for one user, with
+// ml-latest-small loaded.
+func BenchmarkRank100(b *testing.B) {
+	e, users := loadMLLatest(b)
+	items := make([]string, 100)
+	for i := range items {
+		items[i] = fmt.Sprint(1 + i*37)
+	}
+	for _, u := range users {
+		e.Rank(recommend.RankRequest{User: u, Items: items})
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		e.Rank(recommend.RankRequest{User: users[i%len(users)], Items: items})
+		i++
+	}
+}
+
+// BenchmarkRecommendEachSource is one request answered by each source
+// alone, so the table shows where a blended request's time goes.
+func BenchmarkRecommendEachSource(b *testing.B) {
+	e, users := loadMLLatest(b)
+	for _, src := range e.Sources() {
+		b.Run(src, func(b *testing.B) {
+			for _, u := range users {
+				e.Recommend(recommend.Request{User: u, N: 10, Source: src})
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			i := 0
+			for b.Loop() {
+				e.Recommend(recommend.Request{User: users[i%len(users)], N: 10, Source: src})
+				i++
+			}
+		})
+	}
 }
