@@ -555,10 +555,22 @@ func (c *Config) ContentConfig() content.Config {
 	return t
 }
 
-// DefaultBlend is the default weight of each source, tuned by prequential
-// replay (docs/EVALUATION.md).
+// DefaultBlend is the default weight of each source (model.Weighted, or
+// 1), tuned by prequential replay (docs/EVALUATION.md).
 func DefaultBlend() map[string]float32 {
-	return map[string]float32{itemknn.Name: 1, mf.Name: 0.25, trending.Name: 0.05}
+	c := Config{}
+	out := map[string]float32{}
+	for _, m := range c.Models() {
+		if _, ok := m.(model.Source); !ok {
+			continue
+		}
+		w := float32(1)
+		if d, ok := m.(model.Weighted); ok {
+			w = d.DefaultWeight()
+		}
+		out[m.Name()] = w
+	}
+	return out
 }
 
 // RetentionConfig is the retention part.
