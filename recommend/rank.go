@@ -31,18 +31,26 @@ func (e *Engine) Rank(req RankRequest) []Scored {
 	}
 	s := e.getScratch()
 	defer e.scratch.Put(s)
-	e.query(s, req.User, "", n, n)
+	// First the sources' own answers, as Recommend gathers them: they set
+	// each source's scale, so a ranked item scores as it would among
+	// recommendations.
+	e.query(s, req.User, "", n, perSource(n))
+	e.excludeConsumed(&s.q)
+	e.gather(s, -1, req.Trace)
+	for i := range e.sources {
+		s.scales[i] = e.scale(i, s.lists[i])
+	}
+	s.fixed = true
+	// Then the items given, and only them.
+	e.nextStamp(s)
 	q := &s.q
-	q.Only = true
+	q.Stamp, q.Only, q.Want, q.Excluded = s.stamp, true, n, 0
 	s.ids = s.ids[:0]
 	for _, id := range req.Items {
 		if it, ok := e.items.Lookup(id); ok && q.Mark[it] != q.Stamp {
 			q.Mark[it] = q.Stamp
 			s.ids = append(s.ids, it)
 		}
-	}
-	if req.Trace != nil {
-		req.Trace.Sources = req.Trace.buf[:0]
 	}
 	for i := range e.sources {
 		src := &e.sources[i]

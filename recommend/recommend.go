@@ -71,6 +71,8 @@ type scratch struct {
 	mark    []uint32
 	stamp   uint32
 	lists   [][]model.Candidate // per source
+	scales  []scaling           // per source: how its list maps to [0, 1]
+	fixed   bool                // scales set by the caller (Rank), not from the lists
 	blend   []float32           // per item: blended score
 	best    []float32           // per item: the largest weighted part
 	src     []uint8             // per item: the source of that part
@@ -95,15 +97,22 @@ func (e *Engine) getScratch() *scratch {
 		s.src = make([]uint8, size)
 		s.stamp = 0
 	}
+	e.nextStamp(s)
+	for len(s.lists) < len(e.sources) {
+		s.lists = append(s.lists, nil)
+		s.scales = append(s.scales, scaling{})
+	}
+	s.fixed = false
+	return s
+}
+
+// nextStamp starts a new set of marks.
+func (e *Engine) nextStamp(s *scratch) {
 	s.stamp++
 	if s.stamp == 0 { // wrapped: clear old marks
 		clear(s.mark)
 		s.stamp = 1
 	}
-	for len(s.lists) < len(e.sources) {
-		s.lists = append(s.lists, nil)
-	}
-	return s
 }
 
 // query fills s.q for user; false when the category is unknown (nothing can
@@ -306,9 +315,12 @@ func (e *Engine) rankWeights(s *scratch, n int, weights []float32) {
 		if len(list) == 0 || w <= 0 {
 			continue
 		}
-		scale, lo := e.scale(i, list)
+		if !s.fixed {
+			s.scales[i] = e.scale(i, list)
+		}
+		scale, lo := s.scales[i].scale, s.scales[i].lo
 		for _, c := range list {
-			v := w*max(c.Score-lo, 0)*scale + 1e-9 // +ε: the last one still counts as a candidate
+			v := w*min(max(c.Score-lo, 0)*scale, 1) + 1e-9 // +ε: the last one still counts as a candidate
 			it := c.Item
 			if s.blend[it] == 0 && s.best[it] == 0 {
 				s.merged = append(s.merged, it)
@@ -326,20 +338,27 @@ func (e *Engine) rankWeights(s *scratch, n int, weights []float32) {
 	s.final = model.Top(s.final, n)
 }
 
-// scale is how source i's list maps to [0, 1]: (score − lo)·scale.
-func (e *Engine) scale(i int, list []model.Candidate) (scale, lo float32) {
+// scaling maps a source's scores to [0, 1]: (score − lo)·scale, clamped
+// at 0.
+type scaling struct{ scale, lo float32 }
+
+// scale is how source i's list (best first) maps to [0, 1].
+func (e *Engine) scale(i int, list []model.Candidate) scaling {
+	if len(list) == 0 {
+		return scaling{}
+	}
 	hi := list[0].Score
 	if e.sources[i].norm == model.NormMinMax {
-		lo = list[len(list)-1].Score
+		lo := list[len(list)-1].Score
 		if hi > lo {
-			return 1 / (hi - lo), lo
+			return scaling{1 / (hi - lo), lo}
 		}
-		return 0, lo // all alike: each counts its ε
+		return scaling{0, lo} // all alike: each counts its ε
 	}
 	if hi > 0 {
-		return 1 / hi, 0
+		return scaling{1 / hi, 0}
 	}
-	return 0, 0
+	return scaling{}
 }
 
 // respond turns s.final into the answer: diversified and capped per
@@ -440,10 +459,14 @@ func (e *Engine) explain(s *scratch, sc *Scored, it int32, one int) {
 		if one >= 0 {
 			w = 1
 		}
-		scale, lo := e.scale(i, list)
+		sc0 := s.scales[i]
+		if !s.fixed {
+			sc0 = e.scale(i, list)
+		}
+		scale, lo := sc0.scale, sc0.lo
 		for _, c := range list {
 			if c.Item == it {
-				sc.Parts = append(sc.Parts, Part{Source: e.sources[i].name, Score: float64(w * max(c.Score-lo, 0) * scale)})
+				sc.Parts = append(sc.Parts, Part{Source: e.sources[i].name, Score: float64(w * min(max(c.Score-lo, 0)*scale, 1))})
 				if x := e.sources[i].explain; x != nil {
 					s.because = x.Because(&s.q, it, s.because)
 				}

@@ -1,0 +1,141 @@
+package recommend
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"testing"
+
+	"github.com/streamrec/streamrec/event"
+)
+
+// shop: a catalogue of 3 categories (x0.. in "x", y0.. in "y", z0.. in "z");
+// users who use x-items together, so item-kNN ranks the x-items first for
+// someone who used x0.
+func shop(t *testing.T) *Engine {
+	e := newEngine(t)
+	var recs []event.Record
+	for _, c := range []string{"x", "y", "z"} {
+		for i := range 6 {
+			recs = append(recs, event.Record{Kind: event.KindItemPut, Item: event.Item{ID: fmt.Sprint(c, i), Categories: []string{c}}})
+		}
+	}
+	sec := 0
+	for u := range 12 {
+		user := fmt.Sprint("u", u)
+		for i := range 6 {
+			recs = append(recs, ev(user, fmt.Sprint("x", i), event.Watch, 3, sec))
+			sec++
+		}
+		recs = append(recs, ev(user, fmt.Sprint("y", u%6), event.Watch, 3, sec), ev(user, fmt.Sprint("z", u%3), event.Watch, 3, sec+1))
+		sec += 2
+	}
+	recs = append(recs, ev("me", "x0", event.Watch, 3, sec))
+	e.Apply(recs)
+	return e
+}
+
+func TestRankOrdersTheGivenList(t *testing.T) {
+	e := shop(t)
+	rec := e.Recommend(Request{User: "me", N: 8})
+	score := map[string]float64{}
+	for _, s := range rec {
+		score[s.Item] = s.Score
+	}
+	// The list: recommended items reversed, an item the user consumed,
+	// an id never seen (twice), and hidden-by-nothing catalogue items.
+	var list []string
+	for i := len(rec) - 1; i >= 0; i-- {
+		list = append(list, rec[i].Item)
+	}
+	list = append(list, "x0", "never-seen", "never-seen")
+	got := e.Rank(RankRequest{User: "me", Items: list})
+	if len(got) != len(list)-1 {
+		t.Fatalf("%d items for a list of %d distinct", len(got), len(list)-1)
+	}
+	for i := 1; i < len(got); i++ {
+		if !got[i].ColdStart && got[i].Score > got[i-1].Score {
+			t.Fatalf("not best first at %d: %+v", i, got)
+		}
+	}
+	for _, s := range got {
+		if w, ok := score[s.Item]; ok && math.Abs(w-s.Score) > 1e-4 {
+			t.Fatalf("%s ranked %.5f, recommended at %.5f", s.Item, s.Score, w)
+		}
+	}
+	last := got[len(got)-1]
+	if last.Item != "never-seen" || !last.ColdStart || last.Score != 0 || last.Source != "" {
+		t.Fatalf("last %+v: want the unknown id, cold start", last)
+	}
+	if !slices.ContainsFunc(got, func(s Scored) bool { return s.Item == "x0" }) {
+		t.Fatal("a consumed item given in the list was left out")
+	}
+	if got := e.Rank(RankRequest{User: "me"}); len(got) != 0 {
+		t.Fatalf("empty list: %+v", got)
+	}
+}
+
+func TestExcludeAndMaxPerCategory(t *testing.T) {
+	e := shop(t)
+	base := itemsOf(e.Recommend(Request{User: "me", N: 6}))
+	ex := e.Recommend(Request{User: "me", N: 6, Exclude: []string{base[0], base[2], "unknown"}})
+	if has(ex, base[0]) || has(ex, base[2]) || len(ex) != 6 {
+		t.Fatalf("exclude %v from %v: %v", []string{base[0], base[2]}, base, itemsOf(ex))
+	}
+	capped := e.Recommend(Request{User: "me", N: 6, MaxPerCategory: 1})
+	per := map[string]int{}
+	for _, s := range capped {
+		per[s.Item[:1]]++
+	}
+	for c, n := range per {
+		if n > 1 {
+			t.Fatalf("category %s has %d items: %v", c, n, itemsOf(capped))
+		}
+	}
+	if len(capped) < 2 {
+		t.Fatalf("capped answer %v: want items of more than one category", itemsOf(capped))
+	}
+	if d := e.Recommend(Request{User: "me", N: 6, Diversity: 0}); !slices.Equal(itemsOf(d), base) {
+		t.Fatalf("diversity 0 changed the answer: %v, want %v", itemsOf(d), base)
+	}
+}
+
+func TestDiversityBreaksUpNearCopies(t *testing.T) {
+	e := shop(t)
+	base := e.Recommend(Request{User: "me", N: 4})
+	div := e.Recommend(Request{User: "me", N: 4, Diversity: 0.9})
+	cats := func(s []Scored) int {
+		seen := map[string]bool{}
+		for _, x := range s {
+			seen[x.Item[:1]] = true
+		}
+		return len(seen)
+	}
+	if cats(div) <= cats(base) {
+		t.Fatalf("diversity 0.9: %v (%d categories), relevance alone: %v (%d)", itemsOf(div), cats(div), itemsOf(base), cats(base))
+	}
+	if div[0].Item != base[0].Item {
+		t.Fatalf("diversity must keep the most relevant first: %v vs %v", itemsOf(div), itemsOf(base))
+	}
+}
+
+func TestExplain(t *testing.T) {
+	e := shop(t)
+	for _, s := range e.Recommend(Request{User: "me", N: 5, Explain: true}) {
+		var sum float64
+		for _, p := range s.Parts {
+			sum += p.Score
+		}
+		if len(s.Parts) == 0 || math.Abs(sum-s.Score) > 1e-4 {
+			t.Fatalf("%s: parts %+v sum to %.5f, score %.5f", s.Item, s.Parts, sum, s.Score)
+		}
+		if s.Source == SourceItemKNN && !slices.Equal(s.Because, []string{"x0"}) {
+			t.Fatalf("%s from item_knn because %v, want [x0]", s.Item, s.Because)
+		}
+	}
+	for _, s := range e.Recommend(Request{User: "me", N: 5}) {
+		if s.Parts != nil || s.Because != nil {
+			t.Fatalf("explanations without explain=true: %+v", s)
+		}
+	}
+}
