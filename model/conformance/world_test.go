@@ -2,7 +2,6 @@ package conformance
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -233,8 +232,10 @@ func modelNames() []string {
 }
 
 // newModel is a new instance of the default configuration's model name.
-func newModel(t testing.TB, name string) model.Model {
-	c := config.Default()
+func newModel(t testing.TB, name string) model.Model { return newModelOf(t, config.Default(), name) }
+
+// newModelOf is a new instance of configuration c's model name.
+func newModelOf(t testing.TB, c config.Config, name string) model.Model {
 	for _, m := range c.Models() {
 		if m.Name() == name {
 			return m
@@ -247,7 +248,12 @@ func newModel(t testing.TB, name string) model.Model {
 // newEngine is an engine holding model name alone (blend weight 1, so that
 // the blend is that source, scaled), under preset.
 func newEngine(t testing.TB, preset, name string, keep recommend.Retention) *recommend.Engine {
-	return recommend.New(recommend.Config{Table: presetTable(t, preset), Models: []model.Model{newModel(t, name)},
+	return newEngineOf(t, config.Default(), preset, name, keep)
+}
+
+// newEngineOf is newEngine with the model configured by c.
+func newEngineOf(t testing.TB, c config.Config, preset, name string, keep recommend.Retention) *recommend.Engine {
+	return recommend.New(recommend.Config{Table: presetTable(t, preset), Models: []model.Model{newModelOf(t, c, name)},
 		Blend: map[string]float32{name: 1}, Retention: keep})
 }
 
@@ -405,5 +411,3 @@ func itemsOf(s []recommend.Scored) []string {
 func position(s []recommend.Scored, item string) int {
 	return slices.IndexFunc(s, func(x recommend.Scored) bool { return x.Item == item })
 }
-
-var _ = cmp.Compare[int]
