@@ -11,7 +11,14 @@ import (
 	"github.com/streamrec/streamrec/snapshot"
 )
 
-const fileMagic = "streamrec-mf-1"
+// fileMagic names the layout; version 2 added each user's start (the
+// events retention had evicted when training read their history), without
+// which a loaded model re-solves every user with evictions. Version 1 files
+// are still read (starts unknown: 0).
+const (
+	fileMagic   = "streamrec-mf-2"
+	fileMagicV1 = "streamrec-mf-1"
+)
 
 // Write saves t to w, naming users and items by their external ids so that
 // the file can be served by any engine that knows them.
@@ -36,6 +43,9 @@ func (t *Trained) Write(w io.Writer, userName, itemName func(int32) string) erro
 	versions := make([]uint32, nu)
 	copy(versions, t.Versions)
 	enc.Slice(versions, nu)
+	starts := make([]uint32, nu)
+	copy(starts, t.Starts)
+	enc.Slice(starts, nu)
 	enc.Uint(uint64(ni))
 	for i := range ni {
 		enc.String(itemName(int32(i)))
@@ -61,6 +71,7 @@ type File struct {
 	Took     time.Duration
 	Users    []string
 	Versions []uint32
+	Starts   []uint32 // nil in a version 1 file
 	Items    []string
 	HasData  []uint8
 	UserF    []float32
@@ -71,7 +82,8 @@ type File struct {
 // input is an error wrapping snapshot.ErrCorrupt.
 func ReadFile(r io.Reader, size int64) (*File, error) {
 	d := snapshot.NewDecoder(r, size)
-	if m := d.String(); d.Err() == nil && m != fileMagic {
+	magic := d.String()
+	if d.Err() == nil && magic != fileMagic && magic != fileMagicV1 {
 		return nil, fmt.Errorf("%w: not a streamrec mf model", snapshot.ErrCorrupt)
 	}
 	f := &File{}
@@ -86,6 +98,9 @@ func ReadFile(r io.Reader, size int64) (*File, error) {
 	f.Took = time.Duration(d.Uint())
 	f.Users = readNames(d)
 	f.Versions = snapshot.Uint32s(d)
+	if magic == fileMagic {
+		f.Starts = snapshot.Uint32s(d)
+	}
 	f.Items = readNames(d)
 	f.HasData = snapshot.Uint8s(d)
 	f.UserF = snapshot.Float32s(d)
@@ -96,6 +111,7 @@ func ReadFile(r io.Reader, size int64) (*File, error) {
 	k := f.Config.Factors
 	d.Check(k > 0 && k <= 1024 && f.Config.Iterations > 0 && f.Config.CGSteps > 0, "configuration")
 	d.Check(len(f.Versions) == len(f.Users) && len(f.HasData) == len(f.Items), "table sizes")
+	d.Check(f.Starts == nil || len(f.Starts) == len(f.Users), "user starts")
 	d.Check(len(f.UserF) == len(f.Users)*k && len(f.ItemF) == len(f.Items)*k, "factor sizes")
 	if err := d.Err(); err != nil {
 		return nil, err
@@ -131,7 +147,7 @@ func (f *File) Trained(ctx context.Context, cfg Config, userID, itemID func(stri
 	k := f.Config.Factors
 	users := make([]float32, nUsers*k)
 	items := make([]float32, nItems*k)
-	t := &Trained{Versions: make([]uint32, nUsers), HasData: make([]bool, nItems), Seq: f.Seq, Events: f.Events, At: f.At, Took: f.Took}
+	t := &Trained{Versions: make([]uint32, nUsers), Starts: make([]uint32, nUsers), HasData: make([]bool, nItems), Seq: f.Seq, Events: f.Events, At: f.At, Took: f.Took}
 	for i, name := range f.Items {
 		if it, ok := itemID(name); ok && int(it) < nItems && f.HasData[i] != 0 {
 			copy(items[int(it)*k:], f.ItemF[i*k:(i+1)*k])
@@ -142,6 +158,9 @@ func (f *File) Trained(ctx context.Context, cfg Config, userID, itemID func(stri
 		if u, ok := userID(name); ok && int(u) < nUsers {
 			copy(users[int(u)*k:], f.UserF[i*k:(i+1)*k])
 			t.Versions[u] = f.Versions[i]
+			if f.Starts != nil {
+				t.Starts[u] = f.Starts[i]
+			}
 		}
 	}
 	m, err := als.NewModel(f.Config, users, items)
