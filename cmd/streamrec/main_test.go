@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/streamrec/streamrec/config"
 	"github.com/streamrec/streamrec/event"
 	"github.com/streamrec/streamrec/internal/shared"
 	"github.com/streamrec/streamrec/store"
@@ -185,7 +186,7 @@ func TestEvalWritesTableJSONAndPlot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"protocol chrono", "trending", "item_knn", "mf", "blend", "ndcg"} {
+	for _, want := range []string{"protocol chrono", "trending", "item_knn", "mf", "session_knn", "sequential", "content", "blend", "ndcg"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("table lacks %q:\n%s", want, out)
 		}
@@ -201,7 +202,8 @@ func TestEvalWritesTableJSONAndPlot(t *testing.T) {
 		}
 	}
 	b, _ := os.ReadFile(filepath.Join(dir, "r.json"))
-	if err := json.Unmarshal(b, &rep); err != nil || rep.Protocol != "chrono" || len(rep.Results) != 4 || len(rep.Results[0].Metrics) != 3 {
+	c := config.Default()
+	if err := json.Unmarshal(b, &rep); err != nil || rep.Protocol != "chrono" || len(rep.Results) != len(c.Models())+1 || len(rep.Results[0].Metrics) != 3 {
 		t.Fatalf("json: %v %+v", err, rep)
 	}
 	if svg, _ := os.ReadFile(filepath.Join(dir, "r.svg")); !bytes.HasPrefix(svg, []byte("<svg")) {
