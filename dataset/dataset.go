@@ -142,7 +142,7 @@ func planFor(path string) (*plan, error) {
 	case exists("ratings.dat"):
 		return &plan{"ml-1m", []string{in("ratings.dat"), in("movies.dat")}, func(l *loader) (*Data, error) { return l.loadML1M(path) }}, nil
 	case exists("ratings.csv"):
-		return &plan{"ml-latest", []string{in("ratings.csv"), in("movies.csv")}, func(l *loader) (*Data, error) { return l.loadMLLatest(path) }}, nil
+		return &plan{"ml-latest", []string{in("ratings.csv"), in("movies.csv"), in("tags.csv")}, func(l *loader) (*Data, error) { return l.loadMLLatest(path) }}, nil
 	case exists("events.jsonl"):
 		return filesPlan(formatEventsJSONL, []string{in("events.jsonl")}, path), nil
 	case exists("events.csv"):
@@ -589,11 +589,33 @@ func (l *loader) loadMLLatest(dir string) (*Data, error) {
 	if _, err := os.Stat(moviePath); err != nil {
 		return d, nil
 	}
+	// tags.csv, when there, adds every tag a movie was ever given to its
+	// text (whenever it was applied: the catalogue is put before the
+	// ratings, so a tag applied later is known from the start).
+	tags := map[string][]string{}
+	if tagPath := filepath.Join(dir, "tags.csv"); fileExists(tagPath) {
+		err = l.eachCSV(tagPath, func(_ string, _ int, rec map[string]string) error {
+			id, tag := rec["movieId"], strings.TrimSpace(rec["tag"])
+			if tag != "" && !slices.Contains(tags[id], tag) {
+				tags[id] = append(tags[id], tag)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
 	err = l.eachCSV(moviePath, func(_ string, _ int, rec map[string]string) error {
-		d.Items = append(d.Items, event.Item{ID: rec["movieId"], Title: rec["title"], Categories: genres(rec["genres"])})
+		id := rec["movieId"]
+		d.Items = append(d.Items, event.Item{ID: id, Title: rec["title"], Categories: genres(rec["genres"]), Tags: tags[id]})
 		return nil
 	})
 	return d, err
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // eventsCSV reads a CSV events file (columns user_id, item_id, type, value,

@@ -66,6 +66,17 @@ func TestLoadSharedMovieLens(t *testing.T) {
 			if len(d.Items[0].Categories) == 0 {
 				t.Fatalf("first item has no genres: %+v", d.Items[0])
 			}
+			if tc.format == "ml-latest" {
+				tagged := 0
+				for _, it := range d.Items {
+					if len(it.Tags) > 0 {
+						tagged++
+					}
+				}
+				if tagged < 1000 { // 1,572 of its movies carry tags
+					t.Fatalf("only %d movies have tags from tags.csv", tagged)
+				}
+			}
 		})
 	}
 }

@@ -83,11 +83,24 @@ var metricGetters = map[string]func(Metrics) float64{
 func (rep Report) Table() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "protocol %s: %d users, %d items, %d interactions, %.1fs\n", rep.Protocol, rep.Users, rep.Items, rep.Events, rep.Seconds)
-	fmt.Fprintf(&b, "%-10s %4s %7s %9s %9s %8s %8s %9s %8s %9s %8s\n", "model", "K", "scored", "precision", "recall", "ndcg", "map", "hit_rate", "mrr", "coverage", "novelty")
+	fmt.Fprintf(&b, "%-11s %4s %7s %9s %9s %8s %8s %9s %8s %9s %8s\n", "model", "K", "scored", "precision", "recall", "ndcg", "map", "hit_rate", "mrr", "coverage", "novelty")
 	for _, r := range rep.Results {
 		for _, m := range r.Metrics {
-			fmt.Fprintf(&b, "%-10s %4d %7d %9.4f %9.4f %8.4f %8.4f %9.4f %8.4f %9.4f %8.3f\n",
+			fmt.Fprintf(&b, "%-11s %4d %7d %9.4f %9.4f %8.4f %8.4f %9.4f %8.4f %9.4f %8.3f\n",
 				r.Model, m.K, r.Scored, m.Precision, m.Recall, m.NDCG, m.MAP, m.HitRate, m.MRR, m.Coverage, m.Novelty)
+		}
+	}
+	if len(rep.Results) > 0 && rep.Results[0].NewScored > 0 {
+		what := "users have some to find"
+		if rep.Protocol == Prequential {
+			what = "events are the first on their item"
+		}
+		fmt.Fprintf(&b, "\nitems no one used before (cold start): %d %s\n", rep.Results[0].NewScored, what)
+		fmt.Fprintf(&b, "%-11s %4s %9s %9s %8s\n", "model", "K", "hit_rate", "recall", "ndcg")
+		for _, r := range rep.Results {
+			for _, m := range r.NewItems {
+				fmt.Fprintf(&b, "%-11s %4d %9.4f %9.4f %8.4f\n", r.Model, m.K, m.HitRate, m.Recall, m.NDCG)
+			}
 		}
 	}
 	return b.String()

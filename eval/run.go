@@ -67,6 +67,12 @@ type ModelResult struct {
 	Model   string    `json:"model"`
 	Scored  int       `json:"scored"` // users (chrono, leave-last) or events (prequential)
 	Metrics []Metrics `json:"metrics"`
+	// NewItems scores only what no one had used before (cold start): in
+	// chrono and leave-last, for the NewScored test users who have some,
+	// the items first seen in the test period; in prequential, the
+	// NewScored events that are the first on their item.
+	NewScored int       `json:"new_items_scored,omitempty"`
+	NewItems  []Metrics `json:"new_items,omitempty"`
 }
 
 // Report is the outcome of a run.
@@ -204,6 +210,7 @@ func runHoldout(catalogue, events []event.Record, table *event.Table, eng *recom
 		trainItems[r.Event.Item], trainUsers[r.Event.User] = true, true
 	}
 	relevant := map[string]map[string]bool{}
+	fresh := map[string]map[string]bool{} // per user: the relevant items training never saw
 	var order []string
 	for _, r := range test {
 		u := r.Event.User
@@ -215,6 +222,12 @@ func runHoldout(catalogue, events []event.Record, table *event.Table, eng *recom
 			order = append(order, u)
 		}
 		relevant[u][r.Event.Item] = true
+		if !trainItems[r.Event.Item] {
+			if fresh[u] == nil {
+				fresh[u] = map[string]bool{}
+			}
+			fresh[u][r.Event.Item] = true
+		}
 	}
 	if len(order) == 0 {
 		return nil, errors.New("eval: no test user has both training history and new items to find")
@@ -225,19 +238,29 @@ func runHoldout(catalogue, events []event.Record, table *event.Table, eng *recom
 	results := make([]ModelResult, len(cfg.Models))
 	for mi, model := range cfg.Models {
 		accs := make([]*accumulator, len(cfg.Ks))
+		newAccs := make([]*accumulator, len(cfg.Ks))
 		for i, k := range cfg.Ks {
 			accs[i] = newAccumulator(k, len(trainItems), func() int { return len(trainUsers) }, popularity)
+			newAccs[i] = newAccumulator(k, len(trainItems), func() int { return len(trainUsers) }, popularity)
 		}
 		for n, u := range order {
 			list := names(eng.Recommend(recommend.Request{User: u, N: maxK(cfg.Ks), Source: source(model)}))
 			for _, a := range accs {
 				a.add(list, relevant[u])
 			}
+			if fresh[u] != nil {
+				for _, a := range newAccs {
+					a.add(list, fresh[u])
+				}
+			}
 			if cfg.Progress != nil && n%100 == 0 {
 				cfg.Progress(mi*len(order)+n, len(cfg.Models)*len(order))
 			}
 		}
 		results[mi] = ModelResult{Model: model, Scored: len(order), Metrics: collect(accs)}
+		if len(fresh) > 0 {
+			results[mi].NewScored, results[mi].NewItems = len(fresh), collect(newAccs)
+		}
 	}
 	return results, nil
 }
@@ -314,11 +337,18 @@ func runPrequential(catalogue, events []event.Record, table *event.Table, eng *r
 		end = int(float64(len(events)) * cfg.Until)
 	}
 	accs := make([][]*accumulator, len(labels))
+	newAccs := make([][]*accumulator, len(labels)) // events on an item no event touched before
 	for mi := range labels {
 		for _, k := range cfg.Ks {
 			accs[mi] = append(accs[mi], newAccumulator(k, len(allItems), func() int { return len(users) }, popularity))
+			newAccs[mi] = append(newAccs[mi], newAccumulator(k, len(allItems), func() int { return len(users) }, popularity))
 		}
 	}
+	touched := map[string]bool{}
+	for _, r := range events[:warm] {
+		touched[r.Event.Item] = true
+	}
+	newScored := 0
 	sources := make([]string, len(cfg.Models))
 	for mi, model := range cfg.Models {
 		sources[mi] = source(model)
@@ -335,12 +365,22 @@ func runPrequential(catalogue, events []event.Record, table *event.Table, eng *r
 			} else {
 				lists = eng.RecommendEach(r.Event.User, maxK(cfg.Ks), sources)
 			}
+			first := !touched[r.Event.Item]
+			if first {
+				newScored++
+			}
 			for mi, list := range lists {
 				for _, a := range accs[mi] {
 					a.add(names(list), rel)
 				}
+				if first {
+					for _, a := range newAccs[mi] {
+						a.add(names(list), rel)
+					}
+				}
 			}
 		}
+		touched[r.Event.Item] = true
 		note(r)
 		eng.Apply(events[i : i+1])
 		if (i+1-warm)%cfg.RetrainEvery == 0 {
@@ -355,6 +395,9 @@ func runPrequential(catalogue, events []event.Record, table *event.Table, eng *r
 	results := make([]ModelResult, len(labels))
 	for mi, model := range labels {
 		results[mi] = ModelResult{Model: model, Scored: scored, Metrics: collect(accs[mi])}
+		if newScored > 0 {
+			results[mi].NewScored, results[mi].NewItems = newScored, collect(newAccs[mi])
+		}
 	}
 	return results, nil
 }

@@ -2,6 +2,7 @@ package eval
 
 import (
 	"bytes"
+	"fmt"
 	"maps"
 	"strings"
 	"testing"
@@ -244,5 +245,55 @@ func TestGridPicksTheBestValidationSetting(t *testing.T) {
 	}
 	if _, _, err := GridMF(recs, tb, newEngine, mf.Config{}, grid, 0, 2); err == nil {
 		t.Fatal("a grid without a validation share must be refused")
+	}
+}
+
+// TestNewItemsAreScoredApart: an item put in the catalogue but bought only
+// in the test period can be found by the content source alone (its text
+// matches what the user bought), never by a collaborative one; the report
+// scores it apart, under both protocols.
+func TestNewItemsAreScoredApart(t *testing.T) {
+	tb, _ := event.Preset(event.PresetEcommerce)
+	var recs []event.Record
+	put := func(id, title string) {
+		recs = append(recs, event.Record{Kind: event.KindItemPut, Item: event.Item{ID: id, Title: title}})
+	}
+	put("apple", "red apple crumble")
+	put("pear", "green pear tart")
+	put("plum", "dark plum jam")
+	put("pie", "red apple pie")
+	for i := range 30 {
+		put(fmt.Sprint("filler", i), fmt.Sprint("unrelated thing number ", i))
+	}
+	at := 0
+	buy := func(u, it string) {
+		recs = append(recs, event.Record{Kind: event.KindEvent, Event: event.Event{User: u, Item: it, Type: event.Purchase, Weight: 10, Value: 1,
+			Time: time.Unix(1700000000+int64(at)*60, 0)}})
+		at++
+	}
+	for u := range 8 {
+		buy(fmt.Sprint("u", u), "pear")
+		buy(fmt.Sprint("u", u), "plum")
+		buy(fmt.Sprint("u", u), fmt.Sprint("filler", u))
+	}
+	buy("fan", "apple")
+	buy("fan", "pear")
+	buy("fan", "pie") // the test period: the last event
+	for _, protocol := range []string{Chrono, Prequential} {
+		rep, err := Run(recs, tb, func() *recommend.Engine { return newDefault(tb) },
+			Config{Protocol: protocol, Ks: []int{10}, TrainFraction: 0.96, WarmUp: 0.96, Models: []string{ModelItemKNN, "content"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]float64{}
+		for _, r := range rep.Results {
+			if r.NewScored != 1 || len(r.NewItems) != 1 {
+				t.Fatalf("%s %s: %d new-item cases, want 1", protocol, r.Model, r.NewScored)
+			}
+			got[r.Model] = r.NewItems[0].HitRate
+		}
+		if got["content"] != 1 || got[ModelItemKNN] != 0 {
+			t.Fatalf("%s: new-item hit rate %v; want content 1, item_knn 0", protocol, got)
+		}
 	}
 }
