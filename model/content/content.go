@@ -49,13 +49,13 @@ type Config struct {
 }
 
 // DefaultConfig returns the defaults: title and tags count three and two
-// times a description's word, 64 terms an item, a profile of the latest 50
-// items, 32 of its terms to query, none in more than a fifth of the items,
+// times a description's word, 64 terms an item, a profile of the latest 20
+// items, 32 of its terms to query, none in more than 5% of the items,
 // a 30-day half-life, every posting read.
 func DefaultConfig() Config {
 	return Config{
 		TitleWeight: 3, DescriptionWeight: 1, TagWeight: 2, CategoryWeight: 1.5, AttributeWeight: 1,
-		MaxitemTerms: 64, ProfileItems: 50, QueryTerms: 32, MaxTermShare: 0.2,
+		MaxitemTerms: 64, ProfileItems: 20, QueryTerms: 32, MaxTermShare: 0.05,
 		HalfLifeSeconds: 30 * 24 * 3600, ExplainItems: 200,
 	}
 }
@@ -565,9 +565,14 @@ func (m *Model) Candidates(q *model.Query, dst []model.Candidate) []model.Candid
 	defer m.putScratch(s)
 	norm := m.profile(q, s)
 	common := m.common()
+	var top float32
+	for _, t := range s.terms {
+		top = max(top, abs(s.prof[t]))
+	}
+	top *= 1e-6 // what rounding leaves of cancelled terms is no term
 	sel := s.sel[:0]
 	for _, t := range s.terms {
-		if w := s.prof[t]; abs(w) > math.SmallestNonzeroFloat32 && len(m.post[t]) > 0 && len(m.post[t]) <= common {
+		if w := s.prof[t]; abs(w) > top && len(m.post[t]) > 0 && len(m.post[t]) <= common {
 			sel = append(sel, tw{t, w})
 		}
 		s.prof[t] = 0

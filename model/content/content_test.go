@@ -337,7 +337,8 @@ func randomWorld(rng *rand.Rand, cfg Config, items, users, events int) *world {
 // item in float64: the profile Σ w·2^{-(now-t)/h}·v over the user's
 // ProfileItems latest entries; its query terms, the QueryTerms of largest
 // magnitude among the terms listed by at least one and at most
-// MaxTermShare of the live items; an item's score, the dot product of its
+// MaxTermShare of the live items (or commonFloor), rounding residue
+// (below 1e-6 of the largest) left out; an item's score, the dot product of its
 // vector with the query terms over the whole profile's norm; the Want best
 // positive scores that q.Skip passes.
 func bruteForce(w *world, u int32, want int) []model.Candidate {
@@ -351,11 +352,14 @@ func bruteForce(w *world, u int32, want int) []model.Candidate {
 			prof[x.t] += f * float64(x.w)
 		}
 	}
-	var pn float64
+	var pn, top float64
+	for _, v := range prof {
+		top = max(top, math.Abs(v))
+	}
 	var sel []int32
 	for t, v := range prof {
 		pn += v * v
-		if n := len(m.post[t]); n > 0 && (cfg.MaxTermShare >= 1 || n <= m.floor || float64(n) <= cfg.MaxTermShare*float64(m.nLive)) {
+		if n := len(m.post[t]); math.Abs(v) > top*1e-6 && n > 0 && (cfg.MaxTermShare >= 1 || n <= m.floor || float64(n) <= cfg.MaxTermShare*float64(m.nLive)) {
 			sel = append(sel, t)
 		}
 	}
