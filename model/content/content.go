@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 
 	"github.com/streamrec/streamrec/event"
 	"github.com/streamrec/streamrec/model"
@@ -24,12 +25,17 @@ type Config struct {
 	AttributeWeight   float32
 	// MaxitemTerms bounds an item's vector: its heaviest terms are kept.
 	MaxitemTerms int
-	// MaxProfileTerms bounds a user's profile: its terms of largest
-	// magnitude are kept.
-	MaxProfileTerms int
+	// ProfileItems is how many of the user's latest history entries the
+	// profile is built from, at query time.
+	ProfileItems int
 	// QueryTerms is how many of the profile's largest terms score
 	// candidates.
 	QueryTerms int
+	// MaxTermShare: a term in more than this share of the live items (a
+	// genre) is no query term; it carries little idf and its postings are
+	// most of a request's work. 1 or more keeps every term; so does a
+	// catalogue too small for any term to have over commonFloor postings.
+	MaxTermShare float64
 	// HalfLifeSeconds is how long it takes an event's part in a profile to
 	// halve, on the events' clock.
 	HalfLifeSeconds float64
@@ -43,12 +49,13 @@ type Config struct {
 }
 
 // DefaultConfig returns the defaults: title and tags count three and two
-// times a description's word, 64 terms an item, 128 a profile, 32 of them
-// to query, a 30-day half-life, every posting read.
+// times a description's word, 64 terms an item, a profile of the latest 20
+// items, 32 of its terms to query, none in more than 5% of the items,
+// a 30-day half-life, every posting read.
 func DefaultConfig() Config {
 	return Config{
 		TitleWeight: 3, DescriptionWeight: 1, TagWeight: 2, CategoryWeight: 1.5, AttributeWeight: 1,
-		MaxitemTerms: 64, MaxProfileTerms: 128, QueryTerms: 32,
+		MaxitemTerms: 64, ProfileItems: 20, QueryTerms: 32, MaxTermShare: 0.05,
 		HalfLifeSeconds: 30 * 24 * 3600, ExplainItems: 200,
 	}
 }
@@ -77,13 +84,6 @@ type posting struct {
 	w    float32
 }
 
-// profile is a user's decayed sum of item vectors.
-type profile struct {
-	ref   float64 // reference time of the stored values
-	n     uint32  // events applied and not evicted
-	terms []tw    // by |w| descending, then term
-}
-
 // Model is the content model.
 type Model struct {
 	cfg Config
@@ -102,7 +102,10 @@ type Model struct {
 	fresh     int
 	refreshes uint64
 
-	users []profile
+	// floor is commonFloor (tests lower it).
+	floor int
+	// Reader scratch (Candidates, Neighbours), shared by every copy.
+	pool *pool
 
 	// Writer scratch.
 	pos  []int32 // by term: 1 + index in buf, 0 when absent
@@ -124,8 +127,11 @@ func New(cfg Config) *Model {
 	if cfg.MaxitemTerms <= 0 {
 		cfg.MaxitemTerms = d.MaxitemTerms
 	}
-	if cfg.MaxProfileTerms <= 0 {
-		cfg.MaxProfileTerms = d.MaxProfileTerms
+	if cfg.ProfileItems <= 0 {
+		cfg.ProfileItems = d.ProfileItems
+	}
+	if !(cfg.MaxTermShare > 0) {
+		cfg.MaxTermShare = d.MaxTermShare
 	}
 	if cfg.QueryTerms <= 0 {
 		cfg.QueryTerms = d.QueryTerms
@@ -139,7 +145,7 @@ func New(cfg Config) *Model {
 	if cfg.MaxPostings <= 0 {
 		cfg.MaxPostings = math.MaxInt32
 	}
-	return &Model{cfg: cfg, tau: cfg.HalfLifeSeconds / math.Ln2, dict: map[string]int32{}}
+	return &Model{cfg: cfg, tau: cfg.HalfLifeSeconds / math.Ln2, dict: map[string]int32{}, floor: commonFloor, pool: &pool{}}
 }
 
 // Config returns the model's configuration.
@@ -154,9 +160,8 @@ func (m *Model) SimilarKind() string { return model.Content }
 // Fingerprint names the configuration and the tokenizer's version.
 func (m *Model) Fingerprint() string {
 	c := m.cfg
-	return fmt.Sprintf("content/1 tok=1 title=%g desc=%g tag=%g cat=%g attr=%g itemterms=%d profileterms=%d queryterms=%d halflife=%g",
-		c.TitleWeight, c.DescriptionWeight, c.TagWeight, c.CategoryWeight, c.AttributeWeight,
-		c.MaxitemTerms, c.MaxProfileTerms, c.QueryTerms, c.HalfLifeSeconds)
+	return fmt.Sprintf("content/2 tok=1 title=%g desc=%g tag=%g cat=%g attr=%g itemterms=%d",
+		c.TitleWeight, c.DescriptionWeight, c.TagWeight, c.CategoryWeight, c.AttributeWeight, c.MaxitemTerms)
 }
 
 // term interns s.
@@ -413,116 +418,20 @@ func (m *Model) vector(raw []tw) []tw {
 	return v
 }
 
-// rebaseAt keeps a profile's stored values in float32's comfort: beyond
-// e^20 they are rescaled to the latest event's time.
-const rebaseAt = 20
+// Apply keeps nothing: a profile is built from the user's history when a
+// request comes (Candidates), so an event is reflected by the next request
+// with no work here.
+func (m *Model) Apply(*model.Interaction) {}
 
-// Apply adds the event's weighted, decayed item vector to the user's
-// profile.
-func (m *Model) Apply(x *model.Interaction) {
-	if x.User < 0 {
-		return
-	}
-	for int(x.User) >= len(m.users) {
-		m.users = append(m.users, profile{})
-	}
-	p := &m.users[x.User]
-	p.n++
-	v := m.itemVec(x.Item)
-	w := x.Entry.Weight
-	if len(v) == 0 || w == 0 || math.IsNaN(float64(w)) {
-		return
-	}
-	t := x.Seconds()
-	if len(p.terms) == 0 {
-		p.ref = t
-	}
-	e := (t - p.ref) / m.tau
-	if e > rebaseAt {
-		f := float32(math.Exp(-e))
-		for k := range p.terms {
-			p.terms[k].w *= f
-		}
-		p.ref, e = t, 0
-	}
-	if e < -80 { // older than the profile by far: worth nothing
-		return
-	}
-	m.merge(p, v, w*float32(math.Exp(e)), false)
-}
-
-// Evict subtracts the evicted event's contribution, as the doc says:
-// approximately, never past zero, exactly empty when the user has no event
-// left.
-func (m *Model) Evict(x *model.Interaction) {
-	if x.User < 0 || int(x.User) >= len(m.users) {
-		return
-	}
-	p := &m.users[x.User]
-	if p.n > 0 {
-		p.n--
-	}
-	if p.n == 0 {
-		p.terms = nil
-		return
-	}
-	v := m.itemVec(x.Item)
-	w := x.Entry.Weight
-	if len(v) == 0 || w == 0 || len(p.terms) == 0 || math.IsNaN(float64(w)) {
-		return
-	}
-	e := (x.Seconds() - p.ref) / m.tau
-	if e < -80 || e > rebaseAt {
-		return
-	}
-	m.merge(p, v, -w*float32(math.Exp(e)), true)
-}
+// Evict keeps nothing either: the history a profile is built from is the
+// engine's, which has already forgotten the event.
+func (m *Model) Evict(*model.Interaction) {}
 
 func (m *Model) itemVec(item int32) []tw {
 	if item < 0 || int(item) >= len(m.vec) {
 		return nil
 	}
 	return m.vec[item]
-}
-
-// merge adds f·v to p's terms; sub: only to the terms p has, none pushed
-// past zero. The result keeps its MaxProfileTerms largest terms.
-func (m *Model) merge(p *profile, v []tw, f float32, sub bool) {
-	buf := append(m.buf[:0], p.terms...)
-	for k, e := range buf {
-		m.pos[e.t] = int32(k + 1)
-	}
-	for _, e := range v {
-		k := m.pos[e.t]
-		switch {
-		case k > 0:
-			old := buf[k-1].w
-			nw := old + f*e.w
-			if sub && (nw == 0 || (nw > 0) != (old > 0)) {
-				nw = 0
-			}
-			buf[k-1].w = nw
-		case !sub:
-			buf = append(buf, tw{e.t, f * e.w})
-			m.pos[e.t] = int32(len(buf))
-		}
-	}
-	var top float32
-	for _, e := range buf {
-		m.pos[e.t] = 0
-		top = max(top, abs(e.w))
-	}
-	// Drop what rounding left of cancelled terms.
-	buf = slices.DeleteFunc(buf, func(e tw) bool { return abs(e.w) <= top*1e-6 })
-	slices.SortFunc(buf, byMagnitude)
-	if len(buf) > m.cfg.MaxProfileTerms {
-		buf = buf[:m.cfg.MaxProfileTerms]
-	}
-	m.buf = buf
-	p.terms = append(p.terms[:0], buf...)
-	if len(p.terms) == 0 {
-		p.terms = nil
-	}
 }
 
 func byTerm(a, b tw) int { return cmp.Compare(a.t, b.t) }
@@ -536,68 +445,252 @@ func byMagnitude(a, b tw) int {
 
 func abs(x float32) float32 { return math.Float32frombits(math.Float32bits(x) &^ (1 << 31)) }
 
-// Candidates answers the items whose vectors are closest (cosine) to the
-// user's profile, over the postings of its QueryTerms largest terms.
-func (m *Model) Candidates(q *model.Query, dst []model.Candidate) []model.Candidate {
-	if q.User < 0 || int(q.User) >= len(m.users) || q.Want <= 0 {
-		return dst
-	}
-	terms := m.users[q.User].terms
-	if len(terms) == 0 {
-		return dst
-	}
-	var ss float64
-	for _, e := range terms {
-		ss += float64(e.w) * float64(e.w)
-	}
-	inv := float32(1 / math.Sqrt(ss))
-	if len(terms) > m.cfg.QueryTerms {
-		terms = terms[:m.cfg.QueryTerms]
-	}
-	return m.score(q, terms, inv, -1, dst)
+// scratch is a reader's per-term scratch: dense arrays over the terms, all
+// zero between uses.
+type scratch struct {
+	prof  []float32 // by term: the profile
+	qw    []float32 // by term: the query weight of a query term
+	terms []int32   // terms touched in prof
+	sel   []tw      // profile terms, to select the query terms
+	lists []qlist   // the positive query terms' postings
 }
 
-// score accumulates Σ w·posting over terms into q.Acc, scaled by inv, and
-// appends the q.Want best positive items that q.Skip passes (never self),
-// best first. q.Acc is left zero.
-func (m *Model) score(q *model.Query, terms []tw, inv float32, self int32, dst []model.Candidate) []model.Candidate {
-	acc := q.Acc
-	touched := q.Touched[:0]
-	for _, e := range terms {
-		l := m.post[e.t]
-		if len(l) > m.cfg.MaxPostings {
-			l = l[:m.cfg.MaxPostings]
+// qlist is a query term's postings as a search reads them.
+type qlist struct {
+	w     float32   // the term's query weight (positive)
+	bound float32   // w · the list's heaviest posting
+	l     []posting // by posting weight, descending
+}
+
+// pool keeps scratches for concurrent readers (a plain free list: it never
+// drops one, so a warm request allocates nothing).
+type pool struct {
+	mu   sync.Mutex
+	free []*scratch
+}
+
+// getScratch returns a zero scratch covering every term.
+func (m *Model) getScratch() *scratch {
+	p := m.pool
+	p.mu.Lock()
+	var s *scratch
+	if n := len(p.free); n > 0 {
+		s, p.free = p.free[n-1], p.free[:n-1]
+	}
+	p.mu.Unlock()
+	if s == nil {
+		s = &scratch{}
+	}
+	if n := len(m.terms); len(s.prof) < n {
+		n += n/4 + 64
+		s.prof, s.qw = make([]float32, n), make([]float32, n)
+	}
+	return s
+}
+
+func (m *Model) putScratch(s *scratch) {
+	p := m.pool
+	p.mu.Lock()
+	p.free = append(p.free, s)
+	p.mu.Unlock()
+}
+
+// profile accumulates into s.prof the decayed, weighted vectors of the
+// user's ProfileItems latest history entries and returns the profile's
+// norm (0 for an empty profile). Decay is relative to the latest of those
+// entries rather than q.Now: a factor common to every term, which a cosine
+// ignores and float32 prefers.
+func (m *Model) profile(q *model.Query, s *scratch) float64 {
+	h := q.History
+	if len(h) > m.cfg.ProfileItems {
+		h = h[len(h)-m.cfg.ProfileItems:]
+	}
+	var latest float64
+	for _, e := range h {
+		latest = max(latest, e.Seconds())
+	}
+	prof, terms := s.prof, s.terms[:0]
+	for _, e := range h {
+		v := m.itemVec(e.Item)
+		if len(v) == 0 || e.Weight == 0 || math.IsNaN(float64(e.Weight)) {
+			continue
 		}
-		for _, p := range l {
-			if int(p.item) >= len(acc) {
-				continue
-			}
-			a := acc[p.item]
+		d := (e.Seconds() - latest) / m.tau
+		if d < -80 { // older than the rest by far: worth nothing
+			continue
+		}
+		f := e.Weight * float32(math.Exp(d))
+		for _, x := range v {
+			a := prof[x.t]
 			if a == 0 {
-				touched = append(touched, p.item)
+				terms = append(terms, x.t)
 			}
-			a += e.w * p.w
+			a += f * x.w
 			if a == 0 { // keep "touched" exact when contributions cancel
 				a = math.SmallestNonzeroFloat32
 			}
-			acc[p.item] = a
+			prof[x.t] = a
+		}
+	}
+	s.terms = terms
+	var ss float64
+	for _, t := range terms {
+		ss += float64(prof[t]) * float64(prof[t])
+	}
+	return math.Sqrt(ss)
+}
+
+// commonFloor is how many postings a term may always have and still be a
+// query term: a list that short is little work, and in a small catalogue
+// every term is in a large share of the items.
+const commonFloor = 500
+
+// common is how many postings a term may have and still be a query term.
+func (m *Model) common() int {
+	if m.cfg.MaxTermShare >= 1 {
+		return math.MaxInt
+	}
+	return max(int(m.cfg.MaxTermShare*float64(m.nLive)), m.floor)
+}
+
+// Candidates answers the items whose vectors are closest to the user's
+// profile: the cosine over the profile's query terms (its QueryTerms terms
+// of largest magnitude among those in at most MaxTermShare of the items),
+// found by a pruned search of their postings.
+func (m *Model) Candidates(q *model.Query, dst []model.Candidate) []model.Candidate {
+	if q.Want <= 0 || len(q.History) == 0 {
+		return dst
+	}
+	s := m.getScratch()
+	defer m.putScratch(s)
+	norm := m.profile(q, s)
+	common := m.common()
+	var top float32
+	for _, t := range s.terms {
+		top = max(top, abs(s.prof[t]))
+	}
+	top *= 1e-6 // what rounding leaves of cancelled terms is no term
+	sel := s.sel[:0]
+	for _, t := range s.terms {
+		if w := s.prof[t]; abs(w) > top && len(m.post[t]) > 0 && len(m.post[t]) <= common {
+			sel = append(sel, tw{t, w})
+		}
+		s.prof[t] = 0
+	}
+	s.terms = s.terms[:0]
+	sel = largest(sel, m.cfg.QueryTerms)
+	s.sel = sel
+	if norm == 0 || len(sel) == 0 {
+		return dst
+	}
+	return m.accumulate(q, s, sel, float32(1/norm), dst)
+}
+
+// largest reorders v to keep its n terms of largest magnitude (ties: the
+// lower term) in v[:n], in no particular order, and returns them: a heap
+// of the n best so far, the worst at its root.
+func largest(v []tw, n int) []tw {
+	if len(v) <= n {
+		return v
+	}
+	worse := func(a, b tw) bool { // a ranks after b
+		if x, y := abs(a.w), abs(b.w); x != y {
+			return x < y
+		}
+		return a.t > b.t
+	}
+	h := v[:n]
+	for i := n/2 - 1; i >= 0; i-- {
+		siftDown(h, i, worse)
+	}
+	for _, e := range v[n:] {
+		if worse(h[0], e) {
+			h[0] = e
+			siftDown(h, 0, worse)
+		}
+	}
+	return h
+}
+
+func siftDown(h []tw, i int, worse func(a, b tw) bool) {
+	for {
+		l := 2*i + 1
+		if l >= len(h) {
+			return
+		}
+		w := l
+		if r := l + 1; r < len(h) && worse(h[r], h[l]) {
+			w = r
+		}
+		if !worse(h[w], h[i]) {
+			return
+		}
+		h[i], h[w] = h[w], h[i]
+		i = w
+	}
+}
+
+// accumulate appends the q.Want best positive items that q.Skip passes,
+// best first, by their score inv·Σ w·(posting weight) over terms, summed in
+// q.Acc list by list (left zero). The positive terms' lists are read first;
+// the negative ones then only lower the items already met, since an item
+// no positive term lists cannot score above zero. With MaxPostings, lists
+// are cut first.
+func (m *Model) accumulate(q *model.Query, s *scratch, terms []tw, inv float32, dst []model.Candidate) []model.Candidate {
+	lists := s.lists[:0]
+	for _, e := range terms {
+		if l := m.post[e.t]; len(l) > 0 {
+			lists = append(lists, qlist{w: e.w, l: l[:min(len(l), m.cfg.MaxPostings)]})
+		}
+	}
+	slices.SortFunc(lists, func(a, b qlist) int { return cmp.Compare(b.w, a.w) })
+	s.lists = lists
+	acc := q.Acc
+	touched := q.Touched[:0]
+	for _, ql := range lists {
+		w := ql.w
+		if w > 0 {
+			// Every item is written to touched, which moves on past it
+			// only if it was not met yet: no branch to mispredict.
+			touched = slices.Grow(touched, len(ql.l))
+			n, buf := len(touched), touched[:cap(touched)]
+			for _, p := range ql.l {
+				if int(p.item) >= len(acc) {
+					continue
+				}
+				a := acc[p.item]
+				buf[n] = p.item
+				n += b2i(a == 0)
+				acc[p.item] = a + w*p.w
+			}
+			touched = buf[:n]
+			continue
+		}
+		for _, p := range ql.l {
+			if int(p.item) < len(acc) && acc[p.item] != 0 {
+				a := acc[p.item] + w*p.w
+				if a == 0 { // zero marks an item not met
+					a = -math.SmallestNonzeroFloat32
+				}
+				acc[p.item] = a
+			}
 		}
 	}
 	base := len(dst)
 	for _, it := range touched {
-		s := acc[it] * inv
+		sc := acc[it] * inv
 		acc[it] = 0
-		if s <= 0 || it == self {
+		if sc <= 0 {
 			continue
 		}
 		h := dst[base:]
-		if len(h) == q.Want && !better(s, it, h[0]) {
+		if len(h) == q.Want && !better(sc, it, h[0]) {
 			continue
 		}
 		if q.Skip(it) {
 			continue
 		}
-		c := model.Candidate{Item: it, Score: min(s, 1)}
+		c := model.Candidate{Item: it, Score: min(sc, 1)}
 		if len(h) < q.Want {
 			dst = append(dst, c)
 			up(dst[base:], len(h))
@@ -605,6 +698,132 @@ func (m *Model) score(q *model.Query, terms []tw, inv float32, self int32, dst [
 			h[0] = c
 			down(h, 0)
 		}
+	}
+	q.Touched = touched[:0]
+	sortBest(dst[base:])
+	return dst
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func sortBest(c []model.Candidate) {
+	slices.SortFunc(c, func(a, b model.Candidate) int {
+		if better(a.Score, a.Item, b) {
+			return -1
+		}
+		return 1
+	})
+}
+
+// Neighbours answers the items whose vectors are closest (cosine) to
+// item's.
+func (m *Model) Neighbours(q *model.Query, item int32, dst []model.Candidate) []model.Candidate {
+	v := m.itemVec(item)
+	if len(v) == 0 || q.Want <= 0 {
+		return dst
+	}
+	s := m.getScratch()
+	defer m.putScratch(s)
+	for _, e := range v {
+		s.qw[e.t] = e.w
+	}
+	dst = m.search(q, s, v, 1, item, dst)
+	for _, e := range v {
+		s.qw[e.t] = 0
+	}
+	return dst
+}
+
+// boundSlack covers float32 rounding between a bound and the scores it
+// bounds: a search never prunes an item that rounding could tie in.
+const boundSlack = 1 + 1e-5
+
+// search appends the q.Want best positive items that q.Skip passes (never
+// self), best first, by their score inv·Σ s.qw[t]·w over the item's vector:
+// the query terms are terms (s.qw set for each), and an item no positive
+// query term lists scores nothing.
+//
+// It reads the positive terms' postings list by list, heaviest bound first,
+// and scores an item exactly the first time it meets it. A list is left
+// once no item it has yet to list could enter the answer: an item not met
+// so far scores at most Σ w·(the weight where each list read so far was
+// left) + w·(the current posting) + Σ w·(the heaviest posting) over the
+// lists to come, and once that is below the answer's worst score, the rest
+// of the list (lighter still) cannot make it. With MaxPostings, lists are
+// cut first. q.Acc marks the items met and is left zero.
+func (m *Model) search(q *model.Query, s *scratch, terms []tw, inv float32, self int32, dst []model.Candidate) []model.Candidate {
+	lists := s.lists[:0]
+	var rest float32 // Σ bound over the lists to come
+	for _, e := range terms {
+		l := m.post[e.t]
+		if e.w <= 0 || len(l) == 0 {
+			continue
+		}
+		if len(l) > m.cfg.MaxPostings {
+			l = l[:m.cfg.MaxPostings]
+		}
+		b := e.w * l[0].w
+		lists = append(lists, qlist{e.w, b, l})
+		rest += b
+	}
+	slices.SortFunc(lists, func(a, b qlist) int { return cmp.Compare(b.bound, a.bound) })
+	s.lists = lists
+
+	acc, qw := q.Acc, s.qw
+	touched := q.Touched[:0]
+	base := len(dst)
+	var left float32 // Σ w·(weight where a list was left) over lists read
+	for _, ql := range lists {
+		rest -= ql.bound
+		if h := dst[base:]; len(h) == q.Want && (left+ql.bound+rest)*inv*boundSlack < h[0].Score {
+			break
+		}
+		for _, p := range ql.l {
+			if h := dst[base:]; len(h) == q.Want && (left+ql.w*p.w+rest)*inv*boundSlack < h[0].Score {
+				left += ql.w * p.w
+				break
+			}
+			it := p.item
+			if int(it) >= len(acc) || acc[it] != 0 {
+				continue
+			}
+			acc[it] = 1
+			touched = append(touched, it)
+			if it == self {
+				continue
+			}
+			var sc float32
+			for _, x := range m.vec[it] {
+				sc += qw[x.t] * x.w
+			}
+			sc *= inv
+			if sc <= 0 {
+				continue
+			}
+			h := dst[base:]
+			if len(h) == q.Want && !better(sc, it, h[0]) {
+				continue
+			}
+			if q.Skip(it) {
+				continue
+			}
+			c := model.Candidate{Item: it, Score: min(sc, 1)}
+			if len(h) < q.Want {
+				dst = append(dst, c)
+				up(dst[base:], len(h))
+			} else {
+				h[0] = c
+				down(h, 0)
+			}
+		}
+	}
+	for _, it := range touched {
+		acc[it] = 0
 	}
 	q.Touched = touched[:0]
 	slices.SortFunc(dst[base:], func(a, b model.Candidate) int {
@@ -652,16 +871,6 @@ func down(h []model.Candidate, i int) {
 		h[i], h[w] = h[w], h[i]
 		i = w
 	}
-}
-
-// Neighbours answers the items whose vectors are closest (cosine) to
-// item's.
-func (m *Model) Neighbours(q *model.Query, item int32, dst []model.Candidate) []model.Candidate {
-	v := m.itemVec(item)
-	if len(v) == 0 || q.Want <= 0 {
-		return dst
-	}
-	return m.score(q, v, 1, item, dst)
 }
 
 // Similarity is the cosine of the vectors of a and b.
@@ -735,13 +944,12 @@ func (m *Model) Because(q *model.Query, item int32, dst []int32) []int32 {
 
 // Stats are the model's figures for /v1/stats.
 type Stats struct {
-	Items        int     `json:"items"`         // items with text
-	Terms        int     `json:"terms"`         // terms in the dictionary
-	LiveTerms    int     `json:"live_terms"`    // terms some live item has
-	Postings     int     `json:"postings"`      // entries of the inverted index
-	Users        int     `json:"users"`         // users with a non-empty profile
-	ProfileTerms float64 `json:"profile_terms"` // mean terms of a non-empty profile
-	Refreshes    uint64  `json:"idf_refreshes"` // times every vector was recomputed
+	Items       int    `json:"items"`         // items with text
+	Terms       int    `json:"terms"`         // terms in the dictionary
+	LiveTerms   int    `json:"live_terms"`    // terms some live item has
+	Postings    int    `json:"postings"`      // entries of the inverted index
+	CommonTerms int    `json:"common_terms"`  // terms in more than MaxTermShare of the items: no query terms
+	Refreshes   uint64 `json:"idf_refreshes"` // times every vector was recomputed
 }
 
 // Stats reports the model's figures.
@@ -753,15 +961,11 @@ func (m *Model) Stats() any {
 			s.LiveTerms++
 		}
 	}
-	n := 0
-	for _, p := range m.users {
-		if len(p.terms) > 0 {
-			s.Users++
-			n += len(p.terms)
+	common := m.common()
+	for _, l := range m.post {
+		if len(l) > common {
+			s.CommonTerms++
 		}
-	}
-	if s.Users > 0 {
-		s.ProfileTerms = float64(n) / float64(s.Users)
 	}
 	return s
 }
@@ -778,10 +982,6 @@ func (m *Model) Bytes() int64 {
 	n += int64(cap(m.raw)+cap(m.vec))*24 + int64(cap(m.live))
 	for i := range m.raw {
 		n += int64(cap(m.raw[i])+cap(m.vec[i])) * 8
-	}
-	n += int64(cap(m.users)) * 40
-	for _, p := range m.users {
-		n += int64(cap(p.terms)) * 8
 	}
 	return n + int64(cap(m.buf))*8 + int64(cap(m.toks))*16
 }

@@ -245,7 +245,7 @@ func TestSkipAndCategory(t *testing.T) {
 }
 
 func TestEvict(t *testing.T) {
-	cfg := Config{MaxProfileTerms: 10000, QueryTerms: 10000}
+	cfg := Config{QueryTerms: 10000, MaxTermShare: 1}
 	w := topicWorld(cfg)
 	only := topicWorld(cfg)
 	w.apply(0, 0, 1, 0)
@@ -262,7 +262,7 @@ func TestEvict(t *testing.T) {
 		}
 	}
 	w.evict(0)
-	if got := w.recommend(0, 10); len(got) != 0 || len(w.m.users[0].terms) != 0 {
+	if got := w.recommend(0, 10); len(got) != 0 {
 		t.Fatalf("every event evicted, yet %v", got)
 	}
 }
@@ -333,44 +333,86 @@ func randomWorld(rng *rand.Rand, cfg Config, items, users, events int) *world {
 	return w
 }
 
-// TestAgainstBruteForce: with bounds wide enough to keep every term, the
-// profile is the decayed weighted sum of the vectors, and Candidates and
-// Neighbours are the top of a direct cosine over every item.
-func TestAgainstBruteForce(t *testing.T) {
-	rng := rand.New(rand.NewPCG(3, 4))
-	cfg := Config{MaxProfileTerms: 1 << 20, QueryTerms: 1 << 20, HalfLifeSeconds: 86400}
-	const items, users = 300, 20
-	w := randomWorld(rng, cfg, items, users, 600)
-	m := w.m
-	for u := range int32(users) {
-		// The profile, directly: Σ w·2^{-(now-t)/h}·v, at any common scale.
-		prof := map[int32]float64{}
-		for _, h := range w.hist.User(u) {
-			f := float64(h.Weight) * math.Exp2((h.Seconds()-w.clock)/cfg.HalfLifeSeconds)
-			for _, e := range m.vec[h.Item] {
-				prof[e.t] += f * float64(e.w)
-			}
+// bruteForce is Candidates by its definition, computed directly over every
+// item in float64: the profile Σ w·2^{-(now-t)/h}·v over the user's
+// ProfileItems latest entries; its query terms, the QueryTerms of largest
+// magnitude among the terms listed by at least one and at most
+// MaxTermShare of the live items (or commonFloor), rounding residue
+// (below 1e-6 of the largest) left out; an item's score, the dot product of its
+// vector with the query terms over the whole profile's norm; the Want best
+// positive scores that q.Skip passes.
+func bruteForce(w *world, u int32, want int) []model.Candidate {
+	m, cfg := w.m, w.m.Config()
+	h := w.hist.User(u)
+	h = h[max(0, len(h)-cfg.ProfileItems):]
+	prof := map[int32]float64{}
+	for _, e := range h {
+		f := float64(e.Weight) * math.Exp2((e.Seconds()-w.clock)/cfg.HalfLifeSeconds)
+		for _, x := range m.vec[e.Item] {
+			prof[x.t] += f * float64(x.w)
 		}
-		var pn float64
-		for _, v := range prof {
-			pn += v * v
-		}
-		var want []model.Candidate
-		q := w.query(u, 10)
-		for i := range int32(items) {
-			var s float64
-			for _, e := range m.vec[i] {
-				s += prof[e.t] * float64(e.w)
-			}
-			if s /= math.Sqrt(pn); s > 1e-6 && !q.Skip(i) {
-				want = append(want, model.Candidate{Item: i, Score: float32(s)})
-			}
-		}
-		slices.SortFunc(want, func(a, b model.Candidate) int { return cmp.Compare(b.Score, a.Score) })
-		want = want[:min(10, len(want))]
-		got := w.recommend(u, 10)
-		compareTop(t, fmt.Sprint("user ", u), got, want)
 	}
+	var pn, top float64
+	for _, v := range prof {
+		top = max(top, math.Abs(v))
+	}
+	var sel []int32
+	for t, v := range prof {
+		pn += v * v
+		if n := len(m.post[t]); math.Abs(v) > top*1e-6 && n > 0 && (cfg.MaxTermShare >= 1 || n <= m.floor || float64(n) <= cfg.MaxTermShare*float64(m.nLive)) {
+			sel = append(sel, t)
+		}
+	}
+	slices.SortFunc(sel, func(a, b int32) int {
+		if c := cmp.Compare(math.Abs(prof[b]), math.Abs(prof[a])); c != 0 {
+			return c
+		}
+		return cmp.Compare(a, b)
+	})
+	qw := map[int32]float64{}
+	for _, t := range sel[:min(len(sel), cfg.QueryTerms)] {
+		qw[t] = prof[t]
+	}
+	var out []model.Candidate
+	q := w.query(u, want)
+	for i := range int32(w.items) {
+		var s float64
+		for _, e := range m.vec[i] {
+			s += qw[e.t] * float64(e.w)
+		}
+		if s /= math.Sqrt(pn); s > 1e-6 && !q.Skip(i) {
+			out = append(out, model.Candidate{Item: i, Score: float32(s)})
+		}
+	}
+	slices.SortFunc(out, func(a, b model.Candidate) int { return cmp.Compare(b.Score, a.Score) })
+	return out[:min(want, len(out))]
+}
+
+// TestAgainstBruteForce: with bounds wide enough to keep every term, the
+// profile is the decayed weighted sum of the vectors of the whole history,
+// and Candidates and Neighbours are the top of a direct cosine over every
+// item; with tight bounds (few profile items and query terms, common terms
+// left out), Candidates is still exactly bruteForce: the pruned search
+// loses nothing.
+func TestAgainstBruteForce(t *testing.T) {
+	for _, cfg := range []Config{
+		{ProfileItems: 1 << 20, QueryTerms: 1 << 20, MaxTermShare: 1, HalfLifeSeconds: 86400},
+		{ProfileItems: 20, QueryTerms: 8, MaxTermShare: 0.15, HalfLifeSeconds: 86400},
+		{ProfileItems: 5, QueryTerms: 3, HalfLifeSeconds: 3600},
+	} {
+		rng := rand.New(rand.NewPCG(3, 4))
+		const items, users = 300, 20
+		w := randomWorld(rng, cfg, items, users, 600)
+		w.m.floor = 0 // let a share of 300 items make terms common
+		for u := range int32(users) {
+			for _, want := range []int{1, 10, 40} {
+				compareTop(t, fmt.Sprintf("%+v: user %d, want %d", cfg, u, want), w.recommend(u, want), bruteForce(w, u, want))
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	const items = 300
+	m := randomWorld(rng, Config{}, items, 20, 600).m
 	for i := range int32(items) {
 		var want []model.Candidate
 		for j := range int32(items) {
@@ -379,12 +421,14 @@ func TestAgainstBruteForce(t *testing.T) {
 			}
 		}
 		slices.SortFunc(want, func(a, b model.Candidate) int { return cmp.Compare(b.Score, a.Score) })
-		want = want[:min(10, len(want))]
-		got := m.Neighbours(w.query(-1, 10), i, nil)
-		compareTop(t, fmt.Sprint("neighbours of ", i), got, want)
-		for _, c := range got {
-			if s := m.Similarity(i, c.Item); math.Abs(float64(s-c.Score)) > 1e-5 {
-				t.Fatalf("Similarity(%d, %d) = %v, Neighbours said %v", i, c.Item, s, c.Score)
+		for _, n := range []int{1, 10} {
+			w := &world{m: m, items: items}
+			got := m.Neighbours(w.query(-1, n), i, nil)
+			compareTop(t, fmt.Sprint("neighbours of ", i), got, want[:min(n, len(want))])
+			for _, c := range got {
+				if s := m.Similarity(i, c.Item); math.Abs(float64(s-c.Score)) > 1e-5 {
+					t.Fatalf("Similarity(%d, %d) = %v, Neighbours said %v", i, c.Item, s, c.Score)
+				}
 			}
 		}
 	}
@@ -409,7 +453,7 @@ func compareTop(t *testing.T, what string, got, want []model.Candidate) {
 
 func TestSnapshotRoundTrip(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
-	w := randomWorld(rng, Config{MaxProfileTerms: 12, QueryTerms: 6}, 200, 15, 400)
+	w := randomWorld(rng, Config{ProfileItems: 10, QueryTerms: 6}, 200, 15, 400)
 	w.m.DeleteItem(7)
 	w.put(8, event.Item{Title: "replaced 東京 text"})
 	var buf bytes.Buffer
@@ -450,11 +494,10 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		t.Fatalf("stats %+v after a round trip, before %+v", n.Stats(), w.m.Stats())
 	}
 	// Both go on alike: a new item and more events.
-	for _, mm := range []*Model{w.m, n} {
-		mm.PutItem(200, &event.Item{Title: "alpha bravo new"})
-		mm.Apply(&model.Interaction{User: 3, Item: 200, Entry: history.Entry{Item: 200, Time: 1e6, Weight: 2}})
-	}
-	w.items = 201
+	n.PutItem(200, &event.Item{Title: "alpha bravo new"})
+	w.put(200, event.Item{Title: "alpha bravo new"})
+	n.Apply(&model.Interaction{User: 3, Item: 200, Entry: history.Entry{Item: 200, Time: 1e6, Weight: 2}})
+	w.apply(3, 200, 2, 1e6)
 	same("after more events", w.m.Candidates(w.query(3, 20), nil), n.Candidates(w.query(3, 20), nil))
 
 	// Every truncation is an error, never a panic.

@@ -15,20 +15,25 @@
 // the index rebuilt) only when the live catalogue has grown or shrunk by a
 // quarter since the last time, which costs O(1) amortised per put.
 //
-// Profiles: a user's profile is Σ w·e^{(t−ref)/τ}·v over the events
-// applied (w the event's weight, negative for dislikes; τ from
-// HalfLifeSeconds), stored relative to a per-user reference time so that
-// decay is one factor for the whole profile; it keeps its MaxProfileTerms
-// terms of largest magnitude. Candidates score an item by the cosine of the
-// profile's QueryTerms largest terms with the item's vector.
+// Profiles are built when a request comes, from the user's history as the
+// engine keeps it: Σ w·e^{(t−t₀)/τ}·v over the ProfileItems latest entries
+// (w the event's weight, negative for dislikes; τ from HalfLifeSeconds; t₀
+// the latest of those entries, a factor common to every term that the
+// cosine ignores), summed in a dense per-term scratch pooled across
+// requests. Apply and Evict keep nothing: the next request reflects an
+// event, and retention is exact, since the history is the engine's; a user
+// costs the model no memory. Candidates score an item by the dot product of
+// its vector with the profile's query terms, over the whole profile's norm:
+// the QueryTerms terms of largest magnitude among those in at most
+// MaxTermShare of the live items (or commonFloor postings): a term as
+// common as a genre carries little idf and would be most of a request's
+// work. Scores are summed list by list, positive terms first; negative
+// ones only lower items already met.
 //
-// Retention (Evict) is approximate, by design of a bounded profile: the
-// evicted event's contribution is subtracted with the item's current
-// vector from the terms the profile still holds, a term is never pushed
-// past zero (it is dropped instead), and a user whose events are all
-// evicted has an empty profile again, exactly. The approximation comes from
-// terms the bound already dropped and from vectors recomputed since the
-// event was applied (a put or an idf refresh).
+// Neighbours reads the postings of the item's terms heaviest bound first
+// and scores each item met exactly, leaving a list as soon as no item it
+// has yet to list could enter the answer (a MaxScore bound): exact, and a
+// fraction of the postings when the answer's worst score is high.
 //
 // Concurrency: Apply, Evict, PutItem and DeleteItem need the caller's write
 // lock; Candidates, Neighbours, Similarity, Because, Stats and Bytes only

@@ -8,8 +8,9 @@ import (
 	"github.com/streamrec/streamrec/snapshot"
 )
 
-// Encode writes the dictionary, the items' term frequencies and vectors and
-// the profiles (document frequencies and postings are rebuilt on Decode).
+// Encode writes the dictionary and the items' term frequencies and vectors
+// (document frequencies and postings are rebuilt on Decode; profiles are
+// built from the engine's histories at query time).
 func (m *Model) Encode(e *snapshot.Encoder) {
 	lens := make([]uint32, len(m.terms))
 	var all strings.Builder
@@ -31,16 +32,6 @@ func (m *Model) Encode(e *snapshot.Encoder) {
 	encodeVecs(e, m.vec)
 	e.Uint(uint64(m.fresh))
 	e.Uint(m.refreshes)
-
-	refs := make([]float64, len(m.users))
-	ns := make([]uint32, len(m.users))
-	profs := make([][]tw, len(m.users))
-	for u, p := range m.users {
-		refs[u], ns[u], profs[u] = p.ref, p.n, p.terms
-	}
-	e.Slice(refs, len(refs))
-	e.Slice(ns, len(ns))
-	encodeVecs(e, profs)
 }
 
 func encodeVecs(e *snapshot.Encoder, vs [][]tw) {
@@ -113,11 +104,7 @@ func (m *Model) Decode(d *snapshot.Decoder) {
 	vec := decodeVecs(d, len(lens), byTerm)
 	fresh := d.Uint()
 	refreshes := d.Uint()
-	refs := snapshot.Float64s(d)
-	ns := snapshot.Uint32s(d)
-	profs := decodeVecs(d, len(lens), byMagnitude)
 	d.Check(len(raw) == len(live) && len(vec) == len(live), "content item columns differ in length")
-	d.Check(len(ns) == len(refs) && len(profs) == len(refs), "content profile columns differ in length")
 	d.Check(fresh <= uint64(len(live)), "content refresh count beyond the items")
 	if d.Err() != nil {
 		return
@@ -154,9 +141,6 @@ func (m *Model) Decode(d *snapshot.Decoder) {
 		slices.SortFunc(l, postingOrder)
 	}
 	n.fresh, n.refreshes = int(fresh), refreshes
-	n.users = make([]profile, len(refs))
-	for u := range n.users {
-		n.users[u] = profile{ref: refs[u], n: ns[u], terms: profs[u]}
-	}
+	n.floor, n.pool = m.floor, m.pool
 	*m = *n
 }
