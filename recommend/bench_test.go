@@ -13,6 +13,7 @@ import (
 	"github.com/streamrec/streamrec/dataset"
 	"github.com/streamrec/streamrec/event"
 	"github.com/streamrec/streamrec/internal/shared"
+	"github.com/streamrec/streamrec/model"
 	"github.com/streamrec/streamrec/pipeline"
 	"github.com/streamrec/streamrec/recommend"
 )
@@ -27,43 +28,67 @@ func synthRecords(b *testing.B, events int) ([]event.Input, *pipeline.Pipeline, 
 // disk, arranged as in the server: the pipeline (validate, clean, fill,
 // weight) runs on the request side, here one producer goroutine, while the
 // single writer de-duplicates and applies batches of 500 to every model.
+// "default" is the served configuration (retention: 1,000 events a user);
+// "keep-all" keeps every event, as the figures before retention; "three"
+// runs only item_knn, trending and mf, keeping every event (the engine
+// before the session and content sources), for the ratio.
 func BenchmarkPipelineAndApply(b *testing.B) {
 	const n, batchSize = 1_000_000, 500
 	inputs, p, tb := synthRecords(b, n)
-	now := time.Now()
-	var total int
-	for b.Loop() {
-		b.StopTimer()
-		e := newDefault(tb)
-		d := pipeline.NewDedup(pipeline.DefaultDedupConfig())
-		batches := make(chan []event.Record, 8)
-		b.StartTimer()
-		go func() {
-			defer close(batches)
-			for i := 0; i < len(inputs); i += batchSize {
-				batch := make([]event.Record, 0, batchSize)
-				for k := i; k < min(i+batchSize, len(inputs)); k++ {
-					ev, err := p.Process(&inputs[k], now)
-					if err != nil {
-						panic(err)
+	for _, v := range []struct {
+		name    string
+		keepAll bool
+		only    []string
+	}{
+		{"default", false, nil},
+		{"keep-all", true, nil},
+		{"three", true, []string{"item_knn", "trending", "mf"}},
+	} {
+		b.Run(v.name, func(b *testing.B) {
+			now := time.Now()
+			var total int
+			for b.Loop() {
+				b.StopTimer()
+				c := config.Default()
+				if v.keepAll {
+					c.Retention.MaxEventsPerUser = 0
+				}
+				ec := c.EngineConfig(tb)
+				if v.only != nil {
+					ec.Models = slices.DeleteFunc(ec.Models, func(m model.Model) bool { return !slices.Contains(v.only, m.Name()) })
+				}
+				e := recommend.New(ec)
+				d := pipeline.NewDedup(pipeline.DefaultDedupConfig())
+				batches := make(chan []event.Record, 8)
+				b.StartTimer()
+				go func() {
+					defer close(batches)
+					for i := 0; i < len(inputs); i += batchSize {
+						batch := make([]event.Record, 0, batchSize)
+						for k := i; k < min(i+batchSize, len(inputs)); k++ {
+							ev, err := p.Process(&inputs[k], now)
+							if err != nil {
+								panic(err)
+							}
+							batch = append(batch, event.Record{Kind: event.KindEvent, Event: ev})
+						}
+						batches <- batch
 					}
-					batch = append(batch, event.Record{Kind: event.KindEvent, Event: ev})
+				}()
+				for batch := range batches {
+					kept := batch[:0]
+					for i := range batch {
+						if !d.Duplicate(&batch[i].Event) {
+							kept = append(kept, batch[i])
+						}
+					}
+					e.Apply(kept)
 				}
-				batches <- batch
+				total += n
 			}
-		}()
-		for batch := range batches {
-			kept := batch[:0]
-			for i := range batch {
-				if !d.Duplicate(&batch[i].Event) {
-					kept = append(kept, batch[i])
-				}
-			}
-			e.Apply(kept)
-		}
-		total += n
+			b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "events/s")
+		})
 	}
-	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "events/s")
 }
 
 // BenchmarkMemoryPerEvent applies 1M events of ml-1m shape (synthetic:

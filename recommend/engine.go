@@ -115,6 +115,7 @@ type Engine struct {
 	members  [][]int32 // category id → item ids
 	hist     history.Store
 	sessKey  []uint64 // per user: the hash of the last session_id sent, 0 for none
+	sessAt   []uint32 // per user: where their current session starts, counting every event they ever had
 	gap      uint32   // session inactivity gap in seconds
 
 	models   []model.Model
@@ -264,10 +265,7 @@ func (e *Engine) apply(r *event.Record) {
 	switch r.Kind {
 	case event.KindEvent:
 		ev := &r.Event
-		u := e.users.Intern(ev.User)
-		for int(u) >= len(e.sessKey) {
-			e.sessKey = append(e.sessKey, 0)
-		}
+		u := e.user(ev.User)
 		if ev.Item == "" {
 			return // context only (search)
 		}
@@ -276,16 +274,14 @@ func (e *Engine) apply(r *event.Record) {
 		h := history.Entry{Item: it, Time: uint32(ms / 1000), Milli: uint16(ms % 1000), Weight: ev.Weight, Type: ev.Type}
 		e.retain(u, h.Time)
 		prev := e.hist.User(u)
+		start := e.hist.Start(u)
 		if e.newSession(u, prev, h.Time, ev.Context) {
 			h.Flags |= history.NewSession
+			e.sessAt[u] = start + uint32(len(prev))
 		}
 		x := &e.x
-		*x = model.Interaction{User: u, Item: it, Entry: h, History: prev, Start: e.hist.Start(u),
-			Users: e.users.Len(), Items: e.items.Len()}
-		x.Session = len(prev)
-		if !h.StartsSession() {
-			x.Session = history.SessionStart(prev)
-		}
+		*x = model.Interaction{User: u, Item: it, Entry: h, History: prev, Start: start,
+			Session: e.sessionIndex(u, start), Users: e.users.Len(), Items: e.items.Len()}
 		for _, m := range e.models {
 			m.Apply(x)
 		}
@@ -322,13 +318,29 @@ func (e *Engine) apply(r *event.Record) {
 			}
 		}
 	case event.KindUserPut:
-		u := e.users.Intern(r.User.ID)
-		for int(u) >= len(e.sessKey) {
-			e.sessKey = append(e.sessKey, 0)
-		}
+		e.user(r.User.ID)
 	case event.KindUserDelete:
 		// The profile lives in the store; the history stays with the models.
 	}
+}
+
+// user interns a user id, making room for their session state.
+func (e *Engine) user(id string) int32 {
+	u := e.users.Intern(id)
+	for int(u) >= len(e.sessKey) {
+		e.sessKey = append(e.sessKey, 0)
+		e.sessAt = append(e.sessAt, 0)
+	}
+	return u
+}
+
+// sessionIndex is where user's current session starts in their kept
+// history, of which start events were evicted before it.
+func (e *Engine) sessionIndex(user int32, start uint32) int {
+	if int(user) >= len(e.sessAt) || e.sessAt[user] < start {
+		return 0
+	}
+	return int(e.sessAt[user] - start)
 }
 
 // newSession says whether an event of user at time t with context ctx
@@ -398,8 +410,9 @@ func (e *Engine) evictOldest(user int32) {
 	}
 	old := h[0]
 	x := &e.x
-	*x = model.Interaction{User: user, Item: old.Item, Entry: old, History: h[1:], Start: e.hist.Start(user),
-		Session: max(history.SessionStart(h)-1, 0), Users: e.users.Len(), Items: e.items.Len()}
+	start := e.hist.Start(user)
+	*x = model.Interaction{User: user, Item: old.Item, Entry: old, History: h[1:], Start: start,
+		Session: max(e.sessionIndex(user, start)-1, 0), Users: e.users.Len(), Items: e.items.Len()}
 	for _, m := range e.evicters {
 		m.Evict(x)
 	}

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/streamrec/streamrec/model"
-	"github.com/streamrec/streamrec/model/history"
 )
 
 // Scored is one recommended (or ranked) item.
@@ -132,7 +131,7 @@ func (e *Engine) query(s *scratch, user string, category string, n, want int) bo
 		q.User = u
 		q.History = e.hist.User(u)
 		q.Start = e.hist.Start(u)
-		q.Session = history.SessionStart(q.History)
+		q.Session = e.sessionIndex(u, q.Start)
 	}
 	return true
 }

@@ -131,6 +131,11 @@ func (e *Engine) ReadSnapshot(r io.Reader, size int64) error {
 	}
 	e.sessKey = snapshot.Uint64s(d)
 	d.Check(len(e.sessKey) == e.users.Len(), "session keys")
+	e.sessAt = make([]uint32, len(e.sessKey))
+	for u := range min(e.hist.Users(), len(e.sessAt)) {
+		h := e.hist.User(int32(u))
+		e.sessAt[u] = e.hist.Start(int32(u)) + uint32(history.SessionStart(h))
+	}
 	for _, m := range e.snaps {
 		if name := d.String(); d.Err() == nil && name != m.name {
 			return fmt.Errorf("%w: section %q where %q belongs", snapshot.ErrCorrupt, name, m.name)
