@@ -23,6 +23,7 @@ package sequential
 import (
 	"fmt"
 	"math"
+	"math/bits"
 	"slices"
 	"sync"
 
@@ -92,11 +93,91 @@ func units(c float64) uint32 {
 	return uint32(u)
 }
 
-// row is one item's rules: successors and their weights, unordered.
+// rule is one successor and its weight.
+type rule struct {
+	key int32 // the successor; free when a slot holds none
+	val uint32
+}
+
+// free marks an empty slot (item ids are not negative).
+const free = -1
+
+// row is one item's rules: an open-addressing table (linear probing) of
+// successors, kept at most 7/8 full.
 type row struct {
-	keys  []int32
-	vals  []uint32
+	slots []rule // empty, or a power of two long
+	n     int32  // rules held
 	total uint64 // sum of vals
+}
+
+// home is b's first slot in a table of 1<<bits slots.
+func home(b int32, bits uint) int {
+	return int((uint32(b) * 0x9E3779B1) >> (32 - bits))
+}
+
+// find returns the slot of b, or the free slot where it would go and
+// false; -1 when the row has no table.
+func (r *row) find(b int32) (int, bool) {
+	mask := len(r.slots) - 1
+	if mask < 0 {
+		return -1, false
+	}
+	h := home(b, uint(bits.Len(uint(mask))))
+	for {
+		k := r.slots[h].key
+		if k == b {
+			return h, true
+		}
+		if k == free {
+			return h, false
+		}
+		h = (h + 1) & mask
+	}
+}
+
+// room makes the table big enough for n rules.
+func (r *row) room(n int) {
+	size := len(r.slots)
+	if n*8 <= size*7 {
+		return
+	}
+	size = max(size, 4)
+	for n*8 > size*7 {
+		size *= 2
+	}
+	old := r.slots
+	r.slots = make([]rule, size)
+	for i := range r.slots {
+		r.slots[i].key = free
+	}
+	for _, x := range old {
+		if x.key != free {
+			r.put(x)
+		}
+	}
+}
+
+// put stores x, whose key the table does not hold, in its free slot.
+func (r *row) put(x rule) {
+	h, _ := r.find(x.key)
+	r.slots[h] = x
+}
+
+// del empties slot h, moving later entries of its probe run back so that
+// no lookup stops short (backward-shift deletion).
+func (r *row) del(h int) {
+	mask := len(r.slots) - 1
+	b := uint(bits.Len(uint(mask)))
+	for j := (h + 1) & mask; r.slots[j].key != free; j = (j + 1) & mask {
+		k := home(r.slots[j].key, b)
+		// The entry at j may fill h unless its home lies cyclically in (h, j].
+		if (h <= j && (h < k && k <= j)) || (h > j && (h < k || k <= j)) {
+			continue
+		}
+		r.slots[h] = r.slots[j]
+		h = j
+	}
+	r.slots[h] = rule{key: free}
 }
 
 // Model is the sequential-rules state.
@@ -106,6 +187,8 @@ type Model struct {
 	rules  int
 	pruned uint64
 	pool   sync.Pool
+	rank   []uint64 // prune's scratch
+	kept   []rule   // prune's scratch
 }
 
 // New returns an empty model.
@@ -166,63 +249,128 @@ func (m *Model) Evict(x *model.Interaction) {
 
 func (m *Model) add(a, b int32, c uint32) {
 	r := &m.rows[a]
-	r.total += uint64(c)
-	if i := slices.Index(r.keys, b); i >= 0 {
-		r.vals[i] = uint32(min(uint64(r.vals[i])+uint64(c), math.MaxUint32))
+	h, ok := r.find(b)
+	if ok {
+		x := &r.slots[h]
+		v := min(uint64(x.val)+uint64(c), math.MaxUint32)
+		r.total += v - uint64(x.val)
+		x.val = uint32(v)
 		return
 	}
-	if len(r.keys) >= m.cfg.MaxSuccessors {
+	if int(r.n) >= m.cfg.MaxSuccessors {
 		m.prune(r)
+		h = -1
 	}
-	r.keys = append(r.keys, b)
-	r.vals = append(r.vals, c)
+	if int(r.n+1)*8 > len(r.slots)*7 {
+		r.room(int(r.n) + 1)
+		h = -1
+	}
+	if h < 0 {
+		h, _ = r.find(b)
+	}
+	r.slots[h] = rule{b, c}
+	r.n++
+	r.total += uint64(c) // after prune, which recounts the total
 	m.rules++
 }
 
 func (m *Model) sub(a, b int32, c uint32) {
 	r := &m.rows[a]
-	i := slices.Index(r.keys, b)
-	if i < 0 {
+	h, ok := r.find(b)
+	if !ok {
 		return // pruned
 	}
-	c = min(c, r.vals[i])
+	x := &r.slots[h]
+	c = min(c, x.val)
 	r.total -= uint64(c)
-	r.vals[i] -= c
-	if r.vals[i] == 0 {
-		last := len(r.keys) - 1
-		r.keys[i], r.vals[i] = r.keys[last], r.vals[last]
-		r.keys, r.vals = r.keys[:last], r.vals[:last]
+	x.val -= c
+	if x.val == 0 {
+		r.del(h)
+		r.n--
 		m.rules--
 	}
+}
+
+// strength orders rules for pruning: the heavier first, then the lower
+// item id (keys are not negative).
+func strength(x rule) uint64 {
+	return uint64(x.val)<<32 | uint64(math.MaxUint32-uint32(x.key))
 }
 
 // prune drops the weakest quarter of a full row (at least one rule; ties:
 // the higher item id goes first).
 func (m *Model) prune(r *row) {
 	keep := m.cfg.MaxSuccessors - max(m.cfg.MaxSuccessors/4, 1)
-	idx := make([]int, len(r.keys)) // rare: once per quarter row of newcomers
-	for i := range idx {
-		idx[i] = i
+	if keep >= int(r.n) {
+		return
 	}
-	slices.SortFunc(idx, func(a, b int) int {
-		switch {
-		case r.vals[a] > r.vals[b]:
-			return -1
-		case r.vals[a] < r.vals[b]:
-			return 1
+	var weakest uint64 = math.MaxUint64
+	if keep > 0 {
+		rank := m.rank[:0]
+		for _, x := range r.slots {
+			if x.key != free {
+				rank = append(rank, strength(x))
+			}
 		}
-		return int(r.keys[a] - r.keys[b])
-	})
-	keys := make([]int32, keep, m.cfg.MaxSuccessors)
-	vals := make([]uint32, keep, m.cfg.MaxSuccessors)
-	var total uint64
-	for k, i := range idx[:keep] {
-		keys[k], vals[k] = r.keys[i], r.vals[i]
-		total += uint64(r.vals[i])
+		m.rank = rank
+		// The keep-th strongest is the weakest kept; strengths are distinct.
+		weakest = nth(rank, len(rank)-keep)
 	}
-	m.pruned += uint64(len(r.keys) - keep)
-	m.rules -= len(r.keys) - keep
-	r.keys, r.vals, r.total = keys, vals, total
+	kept := m.kept[:0]
+	var total uint64
+	for i, x := range r.slots {
+		if x.key != free && strength(x) >= weakest {
+			kept = append(kept, x)
+			total += uint64(x.val)
+		}
+		r.slots[i].key = free
+	}
+	m.kept = kept
+	for _, x := range kept {
+		r.put(x)
+	}
+	m.pruned += uint64(int(r.n) - len(kept))
+	m.rules -= int(r.n) - len(kept)
+	r.n, r.total = int32(len(kept)), total
+}
+
+// nth returns the k-th smallest of a (0-based), reordering a
+// (quickselect).
+func nth(a []uint64, k int) uint64 {
+	lo, hi := 0, len(a)-1
+	for lo < hi {
+		// Median of three to the hi end as the pivot.
+		mid := lo + (hi-lo)/2
+		if a[mid] < a[lo] {
+			a[mid], a[lo] = a[lo], a[mid]
+		}
+		if a[hi] < a[lo] {
+			a[hi], a[lo] = a[lo], a[hi]
+		}
+		if a[mid] < a[hi] {
+			a[mid], a[hi] = a[hi], a[mid]
+		}
+		pv := a[hi]
+		p := lo
+		for i := lo; i < hi; i++ { // branch-free Lomuto: a[p:i] >= pv
+			v := a[i]
+			a[i] = a[p]
+			a[p] = v
+			if v < pv {
+				p++
+			}
+		}
+		a[p], a[hi] = a[hi], a[p]
+		switch {
+		case p == k:
+			return a[p]
+		case p < k:
+			lo = p + 1
+		default:
+			hi = p - 1
+		}
+	}
+	return a[k]
 }
 
 type scratch struct {
@@ -262,11 +410,12 @@ func (m *Model) Candidates(q *model.Query, dst []model.Candidate) []model.Candid
 		if m.cfg.Normalize {
 			s = float32(w / float64(r.total))
 		}
-		for x, b := range r.keys {
-			if int(b) >= len(acc) {
+		for _, x := range r.slots {
+			b := x.key
+			if b == free || int(b) >= len(acc) {
 				continue
 			}
-			v := s * float32(r.vals[x])
+			v := s * float32(x.val)
 			if v <= 0 {
 				continue
 			}
@@ -365,8 +514,8 @@ func (m *Model) Because(q *model.Query, item int32, dst []int32) []int32 {
 			continue
 		}
 		r := &m.rows[e.Item]
-		if i := slices.Index(r.keys, item); i >= 0 {
-			v := w * float64(r.vals[i])
+		if i, ok := r.find(item); ok {
+			v := w * float64(r.slots[i].val)
 			if m.cfg.Normalize {
 				v /= float64(r.total)
 			}
@@ -398,8 +547,8 @@ func (m *Model) Rule(a, b int32) float64 {
 		return 0
 	}
 	r := &m.rows[a]
-	if i := slices.Index(r.keys, b); i >= 0 {
-		return float64(r.vals[i]) / unit
+	if i, ok := r.find(b); ok {
+		return float64(r.slots[i].val) / unit
 	}
 	return 0
 }
@@ -409,7 +558,7 @@ func (m *Model) Successors(item int32) int {
 	if item < 0 || int(item) >= len(m.rows) {
 		return 0
 	}
-	return len(m.rows[item].keys)
+	return int(m.rows[item].n)
 }
 
 // Stats are the model's figures for /v1/stats.
@@ -427,9 +576,9 @@ func (m *Model) Stats() any {
 
 // Bytes is the memory held by the rules.
 func (m *Model) Bytes() int64 {
-	n := int64(cap(m.rows)) * 56
+	n := int64(cap(m.rows)) * 40
 	for i := range m.rows {
-		n += int64(cap(m.rows[i].keys))*4 + int64(cap(m.rows[i].vals))*4
+		n += int64(cap(m.rows[i].slots)) * 8
 	}
 	return n
 }
@@ -449,9 +598,13 @@ func (m *Model) Encode(e *snapshot.Encoder) {
 	var vals []uint32
 	for i := range m.rows {
 		r := &m.rows[i]
-		sizes[i] = uint32(len(r.keys))
-		keys = append(keys, r.keys...)
-		vals = append(vals, r.vals...)
+		sizes[i] = uint32(r.n)
+		for _, x := range r.slots {
+			if x.key != free {
+				keys = append(keys, x.key)
+				vals = append(vals, x.val)
+			}
+		}
 	}
 	e.Uint(m.pruned)
 	e.Slice(sizes, len(sizes))
@@ -494,11 +647,18 @@ func (m *Model) Decode(d *snapshot.Decoder) {
 		r := &m.rows[i]
 		n := int(s)
 		if n > 0 {
-			r.keys = slices.Clone(keys[off : off+n])
-			r.vals = slices.Clone(vals[off : off+n])
-			for _, v := range r.vals {
-				r.total += uint64(v)
+			r.room(n)
+			for x := off; x < off+n; x++ {
+				h, ok := r.find(keys[x])
+				if ok {
+					d.Check(false, "sequential row names a successor twice")
+					m.rows, m.rules, m.pruned = nil, 0, 0
+					return
+				}
+				r.slots[h] = rule{keys[x], vals[x]}
+				r.total += uint64(vals[x])
 			}
+			r.n = int32(n)
 		}
 		off += n
 	}

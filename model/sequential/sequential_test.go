@@ -327,3 +327,147 @@ func TestCandidatesDoNotAllocate(t *testing.T) {
 		t.Fatalf("%v allocations per request", n/3)
 	}
 }
+
+// rulesOf is r's rules in increasing order of successor.
+func rulesOf(r *row) []rule {
+	var out []rule
+	for _, x := range r.slots {
+		if x.key != free {
+			out = append(out, x)
+		}
+	}
+	slices.SortFunc(out, func(a, b rule) int { return int(a.key - b.key) })
+	return out
+}
+
+// TestPruneKeepsTheStrongest: pruning a full row keeps exactly the rules a
+// full sort ranks first (heavier, then the lower item id).
+func TestPruneKeepsTheStrongest(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 8))
+	for _, size := range []int{1, 2, 3, 4, 7, 100, 257} {
+		for trial := range 50 {
+			m := New(Config{MaxSuccessors: size})
+			r := &row{}
+			for int(r.n) < size {
+				b := int32(rng.IntN(4 * size))
+				v := uint32(1 + rng.IntN(1+trial%5)) // many ties
+				if _, ok := r.find(b); !ok {
+					r.room(int(r.n) + 1)
+					r.put(rule{b, v})
+					r.n++
+					r.total += uint64(v)
+				}
+			}
+			want := rulesOf(r)
+			slices.SortFunc(want, func(a, b rule) int {
+				if a.val != b.val {
+					return int(b.val) - int(a.val)
+				}
+				return int(a.key - b.key)
+			})
+			want = want[:size-max(size/4, 1)]
+			slices.SortFunc(want, func(a, b rule) int { return int(a.key - b.key) })
+			m.prune(r)
+			got := rulesOf(r)
+			if !slices.Equal(got, want) {
+				t.Fatalf("size %d: kept %v, want %v", size, got, want)
+			}
+			var total uint64
+			for _, x := range got {
+				total += uint64(x.val)
+				if h, ok := r.find(x.key); !ok || r.slots[h] != x {
+					t.Fatalf("size %d: kept rule %v not found", size, x)
+				}
+			}
+			if total != r.total || int(r.n) != len(got) {
+				t.Fatalf("size %d: total %d over %d rules, rules sum to %d over %d", size, r.total, r.n, total, len(got))
+			}
+		}
+	}
+}
+
+// TestRowTable: random additions and removals (the backward-shifting
+// delete included) keep every rule findable, as a map says.
+func TestRowTable(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	for trial := range 200 {
+		m := New(Config{MaxSuccessors: 1000})
+		m.grow(1)
+		want := map[int32]uint32{}
+		span := 1 + rng.IntN(300)
+		for range 2000 {
+			b := int32(rng.IntN(span))
+			c := uint32(1 + rng.IntN(3))
+			if rng.IntN(2) == 0 {
+				m.add(0, b, c)
+				want[b] += c
+			} else {
+				m.sub(0, b, c)
+				if want[b] <= c {
+					delete(want, b)
+				} else {
+					want[b] -= c
+				}
+			}
+		}
+		r := &m.rows[0]
+		if int(r.n) != len(want) || m.rules != len(want) {
+			t.Fatalf("trial %d: %d rules (%d counted), want %d", trial, r.n, m.rules, len(want))
+		}
+		for b := int32(0); b <= int32(span); b++ { // ids are not negative
+			h, ok := r.find(b)
+			v, wok := want[b]
+			if ok != wok || (ok && r.slots[h].val != v) {
+				t.Fatalf("trial %d: find(%d) = %d, %t; want %t, %d", trial, b, h, ok, wok, v)
+			}
+		}
+	}
+}
+
+// TestDecodeAnyOrder: a snapshot that lists a row's rules in another order
+// (as one written before rows were hashed) decodes into the same rules.
+func TestDecodeAnyOrder(t *testing.T) {
+	cfg := Config{MaxSuccessors: 10, Steps: 4}
+	m := New(cfg)
+	d := newDriver(m)
+	for _, e := range randomEvents(12, 40, 60, 3000) {
+		d.apply(e.user, e.item, e.t)
+	}
+	rng := rand.New(rand.NewPCG(3, 3))
+	shuffled := New(cfg)
+	shuffled.rows, shuffled.rules, shuffled.pruned = make([]row, len(m.rows)), m.rules, m.pruned
+	for i := range m.rows {
+		rs := rulesOf(&m.rows[i])
+		rng.Shuffle(len(rs), func(a, b int) { rs[a], rs[b] = rs[b], rs[a] })
+		s := &shuffled.rows[i]
+		s.room(64) // another table size: another order
+		for _, x := range rs {
+			s.put(x)
+			s.n++
+			s.total += uint64(x.val)
+		}
+	}
+	var buf bytes.Buffer
+	enc := snapshot.NewEncoder(&buf)
+	shuffled.Encode(enc)
+	if err := enc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	m2 := New(cfg)
+	dec := snapshot.NewDecoder(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	m2.Decode(dec)
+	if err := dec.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range m.rows {
+		if a, b := rulesOf(&m.rows[i]), rulesOf(&m2.rows[i]); !slices.Equal(a, b) || m.rows[i].total != m2.rows[i].total {
+			t.Fatalf("row %d: %v, decoded %v", i, a, b)
+		}
+	}
+	for u := int32(-1); u < 40; u++ {
+		a, b := candidates(t, m, d, u, 20), candidates(t, m2, d, u, 20)
+		if !slices.Equal(a, b) {
+			t.Fatalf("user %d: %v, decoded %v", u, a, b)
+		}
+	}
+}

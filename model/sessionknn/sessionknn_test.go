@@ -198,6 +198,9 @@ func (b *brute) scores(q *model.Query, n int) []model.Candidate {
 				continue
 			}
 			seen[it] = true
+			if d := lastPos(s, it) - anchor; b.cfg.ItemWindow >= 0 && (d > b.cfg.ItemWindow || -d > b.cfg.ItemWindow) {
+				continue // outside the window
+			}
 			w := x.sim
 			if b.cfg.ItemDecay > 0 {
 				w *= math.Exp(-math.Abs(float64(lastPos(s, it)-anchor)) / b.cfg.ItemDecay)
@@ -255,23 +258,27 @@ func sameTop(t *testing.T, got, want []model.Candidate) {
 // with the brute-force scorer, for several configurations.
 func TestAgainstBruteForce(t *testing.T) {
 	tests := []struct {
-		name string
-		cfg  Config
+		name  string
+		cfg   Config
+		users int32 // fewer users: longer sessions
 	}{
-		{"defaults", Config{Neighbours: 5, Sample: 10000, QueryItems: 6, PositionDecay: 1.2, RecencySeconds: 3600, ItemDecay: 2}},
-		{"no decays, every neighbour", Config{Neighbours: 10000, Sample: 10000, QueryItems: 3, PositionDecay: 5}},
-		{"idf, many neighbours", Config{Neighbours: 1000, Sample: 10000, QueryItems: 10, PositionDecay: 2, RecencySeconds: 600, ItemDecay: 1, IDF: 0.5}},
-		{"own session excluded", Config{Neighbours: 5, Sample: 10000, QueryItems: 6, PositionDecay: 0.5, RecencySeconds: 3600, ItemDecay: 4, ExcludeOwnSession: true}},
-		{"short stored sessions", Config{Neighbours: 8, Sample: 10000, QueryItems: 4, PositionDecay: 1, RecencySeconds: 7200, ItemDecay: 3, MaxSessionLength: 3}},
+		{"defaults", Config{Neighbours: 5, Sample: 10000, QueryItems: 6, PositionDecay: 1.2, RecencySeconds: 3600, ItemDecay: 2}, 12},
+		{"no decays, every neighbour", Config{Neighbours: 10000, Sample: 10000, QueryItems: 3, PositionDecay: 5, ItemWindow: -1}, 12},
+		{"idf, many neighbours", Config{Neighbours: 1000, Sample: 10000, QueryItems: 10, PositionDecay: 2, RecencySeconds: 600, ItemDecay: 1, IDF: 0.5}, 12},
+		{"own session excluded", Config{Neighbours: 5, Sample: 10000, QueryItems: 6, PositionDecay: 0.5, RecencySeconds: 3600, ItemDecay: 4, ExcludeOwnSession: true}, 12},
+		{"short stored sessions", Config{Neighbours: 8, Sample: 10000, QueryItems: 4, PositionDecay: 1, RecencySeconds: 7200, ItemDecay: 3, MaxSessionLength: 3}, 12},
+		{"long sessions, narrow window", Config{Neighbours: 20, Sample: 10000, QueryItems: 5, PositionDecay: 1, RecencySeconds: 3600, ItemDecay: 3, ItemWindow: 2}, 2},
+		{"long sessions, default window", Config{Neighbours: 20, Sample: 10000, QueryItems: 5, PositionDecay: 1, ItemDecay: 3}, 2},
+		{"long sessions, whole sessions", Config{Neighbours: 20, Sample: 10000, QueryItems: 5, PositionDecay: 1, ItemDecay: 3, ItemWindow: -1}, 2},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			m := New(tc.cfg)
 			b := &brute{cfg: m.Config(), current: map[int32]int{}}
 			d := newDriver(m)
-			for i, e := range randomEvents(3, 12, 25, 600) {
+			for i, e := range randomEvents(3, int(tc.users), 25, 600) {
 				if i%7 == 0 {
-					for u := int32(-1); u < 12; u += 5 {
+					for u := int32(-1); u < tc.users; u += max(tc.users/3, 1) {
 						q := d.query(u, 10)
 						sameTop(t, m.Candidates(q, nil), b.scores(q, 10))
 					}
