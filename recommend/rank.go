@@ -18,8 +18,11 @@ type RankRequest struct {
 }
 
 // Rank answers exactly req.Items, best first for the user, scored by the
-// blend as Recommend would score them (consumed, hidden and deleted items
-// included: the list is the client's). Items no source can score (ids never
+// blend over that list: each source scores the items it can (a
+// model.Scorer directly, any other through Candidates limited to the list),
+// its scores are scaled to [0, 1] by its best on the list, and the weighted
+// sum ranks them (consumed, hidden and deleted items included: the list is
+// the client's). Items no source can score (ids never
 // seen, or items nothing knows anything of yet) follow, in the order given,
 // with score 0 and ColdStart set.
 func (e *Engine) Rank(req RankRequest) []Scored {
@@ -31,26 +34,18 @@ func (e *Engine) Rank(req RankRequest) []Scored {
 	}
 	s := e.getScratch()
 	defer e.scratch.Put(s)
-	// First the sources' own answers, as Recommend gathers them: they set
-	// each source's scale, so a ranked item scores as it would among
-	// recommendations.
-	e.query(s, req.User, "", n, perSource(n))
-	e.excludeConsumed(&s.q)
-	e.gather(s, -1, req.Trace)
-	for i := range e.sources {
-		s.scales[i] = e.scale(i, s.lists[i])
-	}
-	s.fixed = true
-	// Then the items given, and only them.
-	e.nextStamp(s)
+	e.query(s, req.User, "", n, n)
 	q := &s.q
-	q.Stamp, q.Only, q.Want, q.Excluded = s.stamp, true, n, 0
+	q.Only = true
 	s.ids = s.ids[:0]
 	for _, id := range req.Items {
 		if it, ok := e.items.Lookup(id); ok && q.Mark[it] != q.Stamp {
 			q.Mark[it] = q.Stamp
 			s.ids = append(s.ids, it)
 		}
+	}
+	if req.Trace != nil {
+		req.Trace.Sources = req.Trace.buf[:0]
 	}
 	for i := range e.sources {
 		src := &e.sources[i]

@@ -70,8 +70,6 @@ type scratch struct {
 	mark    []uint32
 	stamp   uint32
 	lists   [][]model.Candidate // per source
-	scales  []scaling           // per source: how its list maps to [0, 1]
-	fixed   bool                // scales set by the caller (Rank), not from the lists
 	blend   []float32           // per item: blended score
 	best    []float32           // per item: the largest weighted part
 	src     []uint8             // per item: the source of that part
@@ -99,9 +97,7 @@ func (e *Engine) getScratch() *scratch {
 	e.nextStamp(s)
 	for len(s.lists) < len(e.sources) {
 		s.lists = append(s.lists, nil)
-		s.scales = append(s.scales, scaling{})
 	}
-	s.fixed = false
 	return s
 }
 
@@ -314,10 +310,8 @@ func (e *Engine) rankWeights(s *scratch, n int, weights []float32) {
 		if len(list) == 0 || w <= 0 {
 			continue
 		}
-		if !s.fixed {
-			s.scales[i] = e.scale(i, list)
-		}
-		scale, lo := s.scales[i].scale, s.scales[i].lo
+		sc := e.scale(i, list)
+		scale, lo := sc.scale, sc.lo
 		for _, c := range list {
 			v := w*min(max(c.Score-lo, 0)*scale, 1) + 1e-9 // +ε: the last one still counts as a candidate
 			it := c.Item
@@ -458,10 +452,7 @@ func (e *Engine) explain(s *scratch, sc *Scored, it int32, one int) {
 		if one >= 0 {
 			w = 1
 		}
-		sc0 := s.scales[i]
-		if !s.fixed {
-			sc0 = e.scale(i, list)
-		}
+		sc0 := e.scale(i, list)
 		scale, lo := sc0.scale, sc0.lo
 		for _, c := range list {
 			if c.Item == it {
