@@ -108,6 +108,27 @@ func (m *Metrics) Gauge(name, help string, f func() float64) {
 	}
 }
 
+// GaugeLabelled registers a gauge with one value per label value, read from
+// f at each scrape (label value → value).
+func (m *Metrics) GaugeLabelled(name, help, label string, f func() map[string]float64) {
+	if m != nil {
+		m.Registry.MustRegister(&labelledGauge{desc: prometheus.NewDesc(name, help, []string{label}, nil), f: f})
+	}
+}
+
+type labelledGauge struct {
+	desc *prometheus.Desc
+	f    func() map[string]float64
+}
+
+func (g *labelledGauge) Describe(ch chan<- *prometheus.Desc) { ch <- g.desc }
+
+func (g *labelledGauge) Collect(ch chan<- prometheus.Metric) {
+	for k, v := range g.f() {
+		ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, v, k)
+	}
+}
+
 // Counter registers a counter whose value is read from f at each scrape.
 func (m *Metrics) Counter(name, help string, f func() float64) {
 	if m != nil {

@@ -196,6 +196,14 @@ func (n *Node) start(ctx context.Context) error {
 	n.Metrics.Gauge("streamrec_engine_users", "Users known to the models.", func() float64 { return float64(eng.Stats().Users) })
 	n.Metrics.Gauge("streamrec_engine_items", "Items known to the models.", func() float64 { return float64(eng.Stats().Items) })
 	n.Metrics.Gauge("streamrec_engine_events", "Interactions held in memory.", func() float64 { return float64(eng.Stats().Events) })
+	n.Metrics.GaugeLabelled("streamrec_model_bytes", "Estimated memory each model holds (and the users' histories, source=\"history\").", "source", func() map[string]float64 {
+		m := eng.Memory()
+		out := map[string]float64{"history": float64(m.History)}
+		for k, v := range m.Models {
+			out[k] = float64(v)
+		}
+		return out
+	})
 	n.Metrics.Gauge("streamrec_log_last_sequence", "Sequence number of the last record in the log.", func() float64 { return float64(n.Store.LastSeq()) })
 	n.loadModel(ctx)
 	t := &trainer{n: n}
