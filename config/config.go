@@ -111,7 +111,11 @@ type MF struct {
 	// TrainEveryEvents retrains after this many new log records; TrainEvery
 	// retrains after this long when there is anything new (0 turns either
 	// trigger off; both 0: never in the background).
-	TrainEveryEvents uint64   `yaml:"train_every_events"`
+	TrainEveryEvents uint64 `yaml:"train_every_events"`
+	// FirstTrainEvents trains a young log sooner: first after this many
+	// records, then each time the log doubles, until the interval reaches
+	// TrainEveryEvents (0: only TrainEveryEvents).
+	FirstTrainEvents uint64   `yaml:"first_train_events"`
 	TrainEvery       Duration `yaml:"train_every"`
 	FoldInSteps      int      `yaml:"fold_in_steps"`
 	// ANNThreshold is the trained-catalogue size from which retrieval uses
@@ -281,7 +285,7 @@ func Default() Config {
 		Trending: Trending{HalfLife: Duration(time.Duration(t.HalfLifeSeconds) * time.Second), TopSize: t.TopSize},
 		MF: MF{
 			Factors: m.ALS.Factors, Lambda: m.ALS.Lambda, Alpha: m.ALS.Alpha, Iterations: m.ALS.Iterations, CGSteps: m.ALS.CGSteps,
-			TrainEveryEvents: 100_000, TrainEvery: Duration(10 * time.Minute),
+			TrainEveryEvents: 100_000, FirstTrainEvents: 10_000, TrainEvery: Duration(10 * time.Minute),
 			FoldInSteps: m.FoldInSteps, ANNThreshold: m.ANNThreshold, ANNM: 16, ANNEfSearch: 128,
 		},
 		SessionKNN: SessionKNN{Neighbours: sk.Neighbours, Sample: sk.Sample, QueryItems: sk.QueryItems,

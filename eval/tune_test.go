@@ -24,6 +24,12 @@ func TestTuneBlendPrequential(t *testing.T) {
 		ModelItemKNN: {1}, ModelMF: {0, 0.25}, ModelTrending: {0.05},
 		"session_knn": {0, 0.25, 0.5, 1, 2}, "sequential": {0, 0.25, 0.5, 1, 2}, "content": {0, 0.1, 0.3},
 	})
+	if os.Getenv("STREAMREC_TUNE") == "fine" { // the second, finer pass around the first's best
+		grid = WeightGrid(map[string][]float32{
+			ModelItemKNN: {0.5, 0.75, 1}, ModelMF: {0.25}, ModelTrending: {0.05},
+			"session_knn": {0.5, 0.75, 1}, "sequential": {0.25, 0.5}, "content": {0.1},
+		})
+	}
 	sets := []struct {
 		name string
 		k    int

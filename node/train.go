@@ -18,8 +18,9 @@ import (
 func ModelFile(data string) string { return filepath.Join(data, "models", "mf.model") }
 
 // trainer retrains matrix factorisation in the background on the schedule
-// of the configuration: after TrainEveryEvents new log records, or after
-// TrainEvery when anything is new. A training reads the histories a chunk
+// of the configuration: after TrainEveryEvents new log records (sooner
+// while the log is young: at FirstTrainEvents, then each time it doubles),
+// or after TrainEvery when anything is new. A training reads the histories a chunk
 // of users at a time, fits without any lock held, and swaps the model in
 // at once; the model file is then written, so a restart serves it.
 type trainer struct {
@@ -77,7 +78,7 @@ func (t *trainer) run(ctx context.Context, tick time.Duration) {
 		case <-timer.C:
 		}
 		applied := t.n.Engine.Applied()
-		byCount := cfg.TrainEveryEvents > 0 && applied >= t.tried+cfg.TrainEveryEvents
+		byCount := cfg.TrainEveryEvents > 0 && applied >= t.tried+countInterval(t.tried, cfg.FirstTrainEvents, cfg.TrainEveryEvents)
 		byTime := cfg.TrainEvery > 0 && applied > t.tried && time.Since(t.last) >= time.Duration(cfg.TrainEvery)
 		if byCount || byTime {
 			t.tried = applied
@@ -85,6 +86,16 @@ func (t *trainer) run(ctx context.Context, tick time.Duration) {
 			t.last = time.Now()
 		}
 	}
+}
+
+// countInterval is how many new records start the next training after one
+// at tried records: while the log is young, each time it doubles (from
+// first records), until that reaches every.
+func countInterval(tried, first, every uint64) uint64 {
+	if first == 0 {
+		return every
+	}
+	return min(every, max(first, tried))
 }
 
 // train runs one training, logging and measuring it.

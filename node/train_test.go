@@ -133,3 +133,19 @@ func TestShutdownDuringTrainingStopsAtOnce(t *testing.T) {
 		t.Fatalf("a model file exists for a training that never finished: %v", err)
 	}
 }
+
+func TestCountIntervalDoublesWhileYoung(t *testing.T) {
+	for _, tc := range []struct{ tried, first, every, want uint64 }{
+		{0, 10_000, 100_000, 10_000},
+		{10_000, 10_000, 100_000, 10_000}, // trains at 20,000
+		{20_000, 10_000, 100_000, 20_000}, // at 40,000
+		{80_000, 10_000, 100_000, 80_000}, // at 160,000
+		{160_000, 10_000, 100_000, 100_000},
+		{0, 0, 100_000, 100_000},
+		{0, 500_000, 100_000, 100_000},
+	} {
+		if got := countInterval(tc.tried, tc.first, tc.every); got != tc.want {
+			t.Errorf("countInterval(%d, %d, %d) = %d, want %d", tc.tried, tc.first, tc.every, got, tc.want)
+		}
+	}
+}
