@@ -19,8 +19,8 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
-	"slices"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -670,7 +670,9 @@ func (s *Server) parseRank(b []byte) ([]string, error) {
 	if err := decodeBytes(b, &body, `a JSON object {"items": [item ids]}`); err != nil {
 		return nil, err
 	}
-	bad := func(msg string, details any) error { return errorf(http.StatusBadRequest, "invalid_items", msg, details) }
+	bad := func(msg string, details any) error {
+		return errorf(http.StatusBadRequest, "invalid_items", msg, details)
+	}
 	switch n := len(body.Items); {
 	case n == 0:
 		return nil, bad(fmt.Sprintf("items must list 1 to %d item ids; got none", s.limits.MaxN), nil)
