@@ -99,7 +99,8 @@ type Concurrency struct {
 	// MaxInFlight bounds requests being answered at once; MaxInFlightWrites
 	// the writes (POST, PUT) among them, whose decoding holds the most
 	// memory and which wait on the disk. A POST that only reads (a rank
-	// request, its body bounded by limits.max_n ids) counts as a read.
+	// request: its body bounded by limits.max_body_bytes like any, its
+	// work by limits.max_n ids) counts as a read.
 	MaxInFlight       int
 	MaxInFlightWrites int
 	// Open lists paths that are never refused (health checks).
