@@ -152,6 +152,14 @@ func TestRank(t *testing.T) {
 		}
 	}
 
+	// Rank requests are reads, not held to max_in_flight_writes: their
+	// bodies are bounded by what max_n ids need, far below max_body_bytes.
+	var e errorReply
+	padded := `{"items":["a1"]` + strings.Repeat(" ", 300_000) + "}"
+	if code := call(t, "POST", n.URL+"/v1/users/alice/rank", padded, &e); code != http.StatusRequestEntityTooLarge || e.Error.Code != "body_too_large" {
+		t.Fatalf("a 300 KB rank body: %d %+v", code, e)
+	}
+
 	// A user never seen gets the list in trending order.
 	fresh := rankList(t, n, "nobody", "", "c", "b", "seed")
 	if g := strings.Join(fresh.ids(), ","); g != "seed,b,c" {

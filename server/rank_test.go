@@ -231,3 +231,39 @@ func TestWriteItemsAllocations(t *testing.T) {
 		t.Fatalf("%v allocations for 2 items, %v for 200", a, b)
 	}
 }
+
+// TestRankBodyBound: a rank body is held to what max_n ids of
+// max_id_bytes need, far below max_body_bytes, since rank requests are not
+// counted among the writes in flight.
+func TestRankBodyBound(t *testing.T) {
+	s := testServer()
+	limit := s.rankBodyBytes()
+	if limit != 5*16+1024 {
+		t.Fatalf("rank body limit %d", limit)
+	}
+	for _, tt := range []struct {
+		pad    int
+		status int
+	}{{int(limit) - 100, 0}, {int(limit), 413}} {
+		body := `{"items":["a"]` + strings.Repeat(" ", tt.pad) + "}"
+		r := httptest.NewRequest("POST", "/v1/users/u/rank", strings.NewReader(body))
+		r.SetPathValue("id", "u")
+		rec := httptest.NewRecorder()
+		b, err := s.readBody(rec, r, limit)
+		if tt.status == 0 {
+			if err != nil {
+				t.Fatalf("%d bytes: %v", len(body), err)
+			}
+			if _, err := s.parseRank(b); err != nil {
+				t.Fatalf("%d bytes: %v", len(body), err)
+			}
+			continue
+		}
+		if err == nil {
+			t.Fatalf("%d bytes read within a limit of %d", len(body), limit)
+		}
+		if st := writeError(rec, err); st != tt.status || !strings.Contains(rec.Body.String(), "body_too_large") {
+			t.Fatalf("%d bytes: %d %s", len(body), st, rec.Body)
+		}
+	}
+}

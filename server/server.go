@@ -170,7 +170,12 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 // gzip body (Content-Encoding: gzip), whose decompressed size is limited
 // alike.
 func (s *Server) body(w http.ResponseWriter, r *http.Request) (io.Reader, error) {
-	body := http.MaxBytesReader(w, r.Body, s.limits.MaxBodyBytes)
+	return s.bodyWithin(w, r, s.limits.MaxBodyBytes)
+}
+
+// bodyWithin is body with its own limit.
+func (s *Server) bodyWithin(w http.ResponseWriter, r *http.Request, limit int64) (io.Reader, error) {
+	body := http.MaxBytesReader(w, r.Body, limit)
 	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
 	case "", "identity":
 		return body, nil
@@ -183,7 +188,7 @@ func (s *Server) body(w http.ResponseWriter, r *http.Request) (io.Reader, error)
 			}
 			return nil, errorf(http.StatusBadRequest, "invalid_body", "Content-Encoding is gzip but the body is not gzip data: "+err.Error(), nil)
 		}
-		return http.MaxBytesReader(w, zr, s.limits.MaxBodyBytes), nil
+		return http.MaxBytesReader(w, zr, limit), nil
 	default:
 		return nil, errorf(http.StatusUnsupportedMediaType, "unsupported_media_type",
 			fmt.Sprintf("Content-Encoding %q is not supported; send the body uncompressed or with gzip", enc), nil)
@@ -354,16 +359,17 @@ func (s *Server) checkItem(it *event.Item) error {
 // decodeJSON reads the request body into v, which want names ("a JSON
 // object", "a JSON array of items"), as decodeBytes does.
 func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any, want string) error {
-	b, err := s.readBody(w, r)
+	b, err := s.readBody(w, r, s.limits.MaxBodyBytes)
 	if err != nil {
 		return err
 	}
 	return decodeBytes(b, v, want)
 }
 
-// readBody reads the whole request body, within the limits of body.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	body, err := s.body(w, r)
+// readBody reads the whole request body, at most limit bytes (compressed
+// and decompressed).
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	body, err := s.bodyWithin(w, r, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -658,6 +664,15 @@ func boolValue(q url.Values, name string) (bool, error) {
 	}
 }
 
+// rankBodyBytes bounds a rank body by what limits.max_n ids of
+// limits.max_id_bytes need (quotes, a comma and a little room for white
+// space and escapes each), within limits.max_body_bytes. Rank requests are
+// reads, not held to limits.max_in_flight_writes, so this is what keeps
+// the memory of max_in_flight of them small.
+func (s *Server) rankBodyBytes() int64 {
+	return min(s.limits.MaxBodyBytes, int64(s.limits.MaxN)*int64(s.limits.MaxIDBytes+8)+1024)
+}
+
 // rankBody is the body of POST /v1/users/{id}/rank.
 type rankBody struct {
 	Items []string `json:"items"`
@@ -703,7 +718,7 @@ func (s *Server) rank(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	b, err := s.readBody(w, r)
+	b, err := s.readBody(w, r, s.rankBodyBytes())
 	if err != nil {
 		return err
 	}
