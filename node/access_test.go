@@ -70,6 +70,8 @@ func TestAPIKeysAndScopes(t *testing.T) {
 		{"wrong key", "GET", "/v1/trending", "not-a-key-0123456789", "", 401, "unauthorized"},
 		{"read key reads", "GET", "/v1/trending", readKey, "", 200, ""},
 		{"read key cannot ingest", "POST", "/v1/events", readKey, ev, 403, "forbidden"},
+		{"read key ranks (a POST that reads)", "POST", "/v1/users/u/rank", readKey, `{"items":["a","b"]}`, 200, ""},
+		{"read key cannot PUT on the rank path", "PUT", "/v1/users/u/rank", readKey, `{"items":["a"]}`, 403, "forbidden"},
 		{"ingest key ingests", "POST", "/v1/events", ingestKey, ev, 200, ""},
 		{"ingest key cannot write the catalogue", "PUT", "/v1/items/a", ingestKey, `{"title":"A"}`, 403, "forbidden"},
 		{"admin key writes the catalogue", "PUT", "/v1/items/a", adminKey, `{"title":"A"}`, 200, ""},

@@ -44,6 +44,12 @@ func TestBadInputLeavesStoreUnchanged(t *testing.T) {
 
 	long := strings.Repeat("x", 300)
 	many := "[" + strings.Repeat(`{"user_id":"u","item_id":"i","type":"view"},`, 100) + `{"user_id":"u","item_id":"i","type":"view"}]`
+	var ranks []string
+	for i := range 1001 {
+		ranks = append(ranks, fmt.Sprintf("%q", fmt.Sprint("i", i)))
+	}
+	tooManyRanked := `{"items":[` + strings.Join(ranks, ",") + `]}`
+	tooManyExcluded := strings.Repeat("x,", 1000) + "x"
 	huge := `[{"user_id":"u","item_id":"i","type":"view","context":{"pad":"` + strings.Repeat("y", 70<<10) + `"}}]`
 	tests := []struct {
 		name, method, path, ctype, body string
@@ -99,6 +105,34 @@ func TestBadInputLeavesStoreUnchanged(t *testing.T) {
 		{"unsupported content encoding", "POST", "/v1/events", "application/json", `[]`, 415, "unsupported_media_type", "Content-Encoding"},
 		{"empty id in the path", "GET", "/v1/users//recommendations", "", ``, 400, "invalid_path", "empty id"},
 		{"dot segments in the path", "GET", "/v1/items/../../x", "", ``, 400, "invalid_path", ".."},
+		// Ranking a list: a read, refused like any body.
+		{"rank body not JSON", "POST", "/v1/users/u1/rank", "application/json", `{"items":[`, 400, "invalid_json", "invalid JSON"},
+		{"rank body empty", "POST", "/v1/users/u1/rank", "application/json", ``, 400, "invalid_json", "empty body"},
+		{"rank body null", "POST", "/v1/users/u1/rank", "application/json", `null`, 400, "invalid_json", "null"},
+		{"rank unknown field", "POST", "/v1/users/u1/rank", "application/json", `{"items":["a"],"explain":true}`, 400, "invalid_json", "unknown field"},
+		{"rank data after the object", "POST", "/v1/users/u1/rank", "application/json", `{"items":["a"]} []`, 400, "invalid_json", "data after"},
+		{"rank invalid UTF-8", "POST", "/v1/users/u1/rank", "application/json", "{\"items\":[\"a\",\"b\xff\"]}", 422, "invalid_utf8", "items[1] is not valid UTF-8"},
+		{"rank no items", "POST", "/v1/users/u1/rank", "application/json", `{"items":[]}`, 400, "invalid_items", "got none"},
+		{"rank items missing", "POST", "/v1/users/u1/rank", "application/json", `{}`, 400, "invalid_items", "got none"},
+		{"rank too many items", "POST", "/v1/users/u1/rank", "application/json", tooManyRanked, 400, "invalid_items", "at most 1000"},
+		{"rank empty id", "POST", "/v1/users/u1/rank", "application/json", `{"items":["a",""]}`, 400, "invalid_items", "items[1] must not be empty"},
+		{"rank oversized id", "POST", "/v1/users/u1/rank", "application/json", `{"items":["` + long + `"]}`, 400, "invalid_items", "items[0] is 300 bytes long"},
+		{"rank duplicate ids", "POST", "/v1/users/u1/rank", "application/json", `{"items":["a","b","a"]}`, 400, "invalid_items", "items[2] repeats items[0]"},
+		{"rank bad explain", "POST", "/v1/users/u1/rank?explain=maybe", "application/json", `{"items":["a"]}`, 400, "invalid_parameter", "explain must be true or false"},
+		{"rank oversized user id", "POST", "/v1/users/" + long + "/rank", "application/json", `{"items":["a"]}`, 400, "invalid_id", "at most 256"},
+		{"get on rank", "GET", "/v1/users/u1/rank", "", ``, 405, "method_not_allowed", "POST"},
+		// The controls of a recommendation answer.
+		{"exclude too many", "GET", "/v1/users/u1/recommendations?exclude=" + tooManyExcluded, "", ``, 400, "invalid_parameter", "exclude lists more than 1000 ids"},
+		{"exclude empty id", "GET", "/v1/users/u1/recommendations?exclude=a,,b", "", ``, 400, "invalid_parameter", "exclude[1] must not be empty"},
+		{"exclude oversized id", "GET", "/v1/users/u1/recommendations?exclude=" + long, "", ``, 400, "invalid_parameter", "exclude[0] is 300 bytes long"},
+		{"diversity above 1", "GET", "/v1/users/u1/recommendations?diversity=1.5", "", ``, 400, "invalid_parameter", "diversity must be a number from 0 to 1"},
+		{"diversity negative", "GET", "/v1/users/u1/recommendations?diversity=-0.5", "", ``, 400, "invalid_parameter", "diversity must be"},
+		{"diversity not a number", "GET", "/v1/users/u1/recommendations?diversity=high", "", ``, 400, "invalid_parameter", "diversity must be"},
+		{"max_per_category zero", "GET", "/v1/users/u1/recommendations?max_per_category=0", "", ``, 400, "invalid_parameter", "max_per_category must be"},
+		{"max_per_category negative", "GET", "/v1/users/u1/recommendations?max_per_category=-2", "", ``, 400, "invalid_parameter", "max_per_category must be"},
+		{"max_per_category not a number", "GET", "/v1/users/u1/recommendations?max_per_category=one", "", ``, 400, "invalid_parameter", "max_per_category must be"},
+		{"explain not a boolean", "GET", "/v1/users/u1/recommendations?explain=yes", "", ``, 400, "invalid_parameter", "explain must be true or false"},
+		{"similar by an unknown kind", "GET", "/v1/items/a/similar?by=colour", "", ``, 400, "invalid_parameter", "colour"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

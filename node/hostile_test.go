@@ -189,6 +189,9 @@ func TestInFlightLimit(t *testing.T) {
 	if resp, _ := do(t, "GET", n.URL+"/v1/trending", "", ""); resp.StatusCode != 200 {
 		t.Fatalf("a read was refused while only writes are full: %d", resp.StatusCode)
 	}
+	if resp, body := do(t, "POST", n.URL+"/v1/users/u/rank", "", `{"items":["i"]}`); resp.StatusCode != 200 {
+		t.Fatalf("a rank request (a read, though a POST) was refused while only writes are full: %d %s", resp.StatusCode, body)
+	}
 	if resp, _ := do(t, "GET", n.URL+"/readyz", "", ""); resp.StatusCode != 200 {
 		t.Fatalf("readyz refused under load: %d", resp.StatusCode)
 	}

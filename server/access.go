@@ -17,8 +17,9 @@ import (
 // Scope is what a key may do.
 type Scope string
 
-// The scopes. read: every GET; ingest: POST /v1/events; admin: catalogue
-// writes (PUT and DELETE on items and users) and /metrics.
+// The scopes. read: every GET, and the POSTs that only read (ranking a
+// list); ingest: POST /v1/events; admin: catalogue writes (PUT and DELETE
+// on items and users) and /metrics.
 const (
 	ScopeRead   Scope = "read"
 	ScopeIngest Scope = "ingest"
@@ -57,6 +58,7 @@ type Access struct {
 	hashes [][32]byte
 	scopes []map[Scope]bool
 	open   map[string]bool
+	read   func(*http.Request) bool // routes that read whatever their method
 
 	mu       sync.Mutex
 	buckets  map[string]*rate.Limiter // by key index or client address
@@ -65,7 +67,7 @@ type Access struct {
 
 // NewAccess validates the configuration.
 func NewAccess(cfg AccessConfig) (*Access, error) {
-	a := &Access{cfg: cfg, open: map[string]bool{}, buckets: map[string]*rate.Limiter{}, failures: map[string]*rate.Limiter{}}
+	a := &Access{cfg: cfg, open: map[string]bool{}, read: readRoutes(), buckets: map[string]*rate.Limiter{}, failures: map[string]*rate.Limiter{}}
 	for _, p := range cfg.Open {
 		a.open[p] = true
 	}
@@ -101,12 +103,14 @@ func NewAccess(cfg AccessConfig) (*Access, error) {
 func (a *Access) Enabled() bool { return len(a.hashes) > 0 }
 
 // scopeOf says which scope a request needs.
-func scopeOf(r *http.Request) Scope {
+func (a *Access) scopeOf(r *http.Request) Scope {
 	switch {
 	case r.URL.Path == "/metrics":
 		return ScopeAdmin
 	case r.Method == http.MethodPost && r.URL.Path == "/v1/events":
 		return ScopeIngest
+	case r.Method == http.MethodPost && a.read(r):
+		return ScopeRead
 	case r.Method == http.MethodPut || r.Method == http.MethodDelete || r.Method == http.MethodPost:
 		return ScopeAdmin
 	}
@@ -197,7 +201,7 @@ func (a *Access) Wrap(h http.Handler) http.Handler {
 			}
 			need := a.cfg.Require
 			if need == "" {
-				need = scopeOf(r)
+				need = a.scopeOf(r)
 			}
 			if !a.scopes[k][need] {
 				writeError(w, errorf(http.StatusForbidden, "forbidden", fmt.Sprintf("the API key lacks the %q scope this request needs", need), nil))

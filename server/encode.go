@@ -15,7 +15,9 @@ import (
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
 // writeItems writes {"<key>":"<id>","items":[{"item_id","score","source"}...]}
-// (the key part is left out when key is empty).
+// (the key part is left out when key is empty); cold_start, because and
+// contributions only for the items that have them, so a plain answer costs
+// what it did before they existed.
 func writeItems(w http.ResponseWriter, key, id string, items []recommend.Scored) {
 	bp := bufPool.Get().(*[]byte)
 	b := (*bp)[:0]
@@ -37,6 +39,33 @@ func writeItems(w http.ResponseWriter, key, id string, items []recommend.Scored)
 		b = strconv.AppendFloat(b, it.Score, 'g', -1, 32) // scores are float32 inside: no false digits
 		b = append(b, `,"source":`...)
 		b = appendString(b, it.Source)
+		if it.ColdStart {
+			b = append(b, `,"cold_start":true`...)
+		}
+		if len(it.Because) > 0 {
+			b = append(b, `,"because":[`...)
+			for j, x := range it.Because {
+				if j > 0 {
+					b = append(b, ',')
+				}
+				b = appendString(b, x)
+			}
+			b = append(b, ']')
+		}
+		if len(it.Parts) > 0 {
+			b = append(b, `,"contributions":[`...)
+			for j, p := range it.Parts {
+				if j > 0 {
+					b = append(b, ',')
+				}
+				b = append(b, `{"source":`...)
+				b = appendString(b, p.Source)
+				b = append(b, `,"score":`...)
+				b = strconv.AppendFloat(b, p.Score, 'g', -1, 32)
+				b = append(b, '}')
+			}
+			b = append(b, ']')
+		}
 		b = append(b, '}')
 	}
 	b = append(b, "]}\n"...)

@@ -97,8 +97,10 @@ func RouteOf(mux *http.ServeMux, r *http.Request) string {
 // answered 503 at once instead of queueing without bound.
 type Concurrency struct {
 	// MaxInFlight bounds requests being answered at once; MaxInFlightWrites
-	// those that carry a body (POST, PUT), whose decoding holds the most
-	// memory.
+	// the writes (POST, PUT) among them, whose decoding holds the most
+	// memory and which wait on the disk. A POST that only reads (a rank
+	// request: its body bounded by limits.max_body_bytes like any, its
+	// work by limits.max_n ids) counts as a read.
 	MaxInFlight       int
 	MaxInFlightWrites int
 	// Open lists paths that are never refused (health checks).
@@ -109,6 +111,7 @@ type Concurrency struct {
 func Limit(c Concurrency, h http.Handler) http.Handler {
 	all := make(chan struct{}, c.MaxInFlight)
 	writes := make(chan struct{}, c.MaxInFlightWrites)
+	read := readRoutes()
 	open := map[string]bool{}
 	for _, p := range c.Open {
 		open[p] = true
@@ -128,7 +131,7 @@ func Limit(c Concurrency, h http.Handler) http.Handler {
 			return
 		}
 		defer func() { <-all }()
-		if r.Method == http.MethodPost || r.Method == http.MethodPut {
+		if r.Method == http.MethodPut || r.Method == http.MethodPost && !read(r) {
 			if !acquire(writes) {
 				overloaded(w, "as many requests with a body as limits.max_in_flight_writes allows", c.MaxInFlightWrites)
 				return

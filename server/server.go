@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -64,6 +65,10 @@ func New(w *ingest.Writer, eng *recommend.Engine, st *store.Store, pipe *pipelin
 type Route struct {
 	Method  string
 	Pattern string
+	// Read marks a route that changes nothing although its method would
+	// say it writes (a POST that sends a list to rank): it needs the read
+	// scope and is not counted among the writes in flight.
+	Read    bool
 	handler func(*Server, http.ResponseWriter, *http.Request) error
 }
 
@@ -71,18 +76,38 @@ type Route struct {
 // the same.
 func Routes() []Route {
 	return []Route{
-		{"POST", "/v1/events", (*Server).postEvents},
-		{"PUT", "/v1/items", (*Server).putItems},
-		{"PUT", "/v1/items/{id}", (*Server).putItem},
-		{"GET", "/v1/items/{id}", (*Server).getItem},
-		{"DELETE", "/v1/items/{id}", (*Server).deleteItem},
-		{"GET", "/v1/items/{id}/similar", (*Server).similar},
-		{"PUT", "/v1/users/{id}", (*Server).putUser},
-		{"GET", "/v1/users/{id}", (*Server).getUser},
-		{"DELETE", "/v1/users/{id}", (*Server).deleteUser},
-		{"GET", "/v1/users/{id}/recommendations", (*Server).recommendations},
-		{"GET", "/v1/users/{id}/events", (*Server).userEvents},
-		{"GET", "/v1/trending", (*Server).trending},
+		{"POST", "/v1/events", false, (*Server).postEvents},
+		{"PUT", "/v1/items", false, (*Server).putItems},
+		{"PUT", "/v1/items/{id}", false, (*Server).putItem},
+		{"GET", "/v1/items/{id}", false, (*Server).getItem},
+		{"DELETE", "/v1/items/{id}", false, (*Server).deleteItem},
+		{"GET", "/v1/items/{id}/similar", false, (*Server).similar},
+		{"PUT", "/v1/users/{id}", false, (*Server).putUser},
+		{"GET", "/v1/users/{id}", false, (*Server).getUser},
+		{"DELETE", "/v1/users/{id}", false, (*Server).deleteUser},
+		{"GET", "/v1/users/{id}/recommendations", false, (*Server).recommendations},
+		{"POST", "/v1/users/{id}/rank", true, (*Server).rank},
+		{"GET", "/v1/users/{id}/events", false, (*Server).userEvents},
+		{"GET", "/v1/trending", false, (*Server).trending},
+	}
+}
+
+// readRoutes returns a matcher of the requests for routes marked Read, for
+// the checks in front of the mux (scopes, write limits), where no pattern
+// has been matched yet.
+func readRoutes() func(*http.Request) bool {
+	mux := http.NewServeMux()
+	patterns := map[string]bool{}
+	for _, rt := range Routes() {
+		if rt.Read {
+			p := rt.Method + " " + rt.Pattern
+			mux.Handle(p, http.NotFoundHandler())
+			patterns[p] = true
+		}
+	}
+	return func(r *http.Request) bool {
+		_, p := mux.Handler(r) // p is the path, not a pattern, for a redirect
+		return patterns[p]
 	}
 }
 
@@ -145,7 +170,12 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 // gzip body (Content-Encoding: gzip), whose decompressed size is limited
 // alike.
 func (s *Server) body(w http.ResponseWriter, r *http.Request) (io.Reader, error) {
-	body := http.MaxBytesReader(w, r.Body, s.limits.MaxBodyBytes)
+	return s.bodyWithin(w, r, s.limits.MaxBodyBytes)
+}
+
+// bodyWithin is body with its own limit.
+func (s *Server) bodyWithin(w http.ResponseWriter, r *http.Request, limit int64) (io.Reader, error) {
+	body := http.MaxBytesReader(w, r.Body, limit)
 	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
 	case "", "identity":
 		return body, nil
@@ -158,7 +188,7 @@ func (s *Server) body(w http.ResponseWriter, r *http.Request) (io.Reader, error)
 			}
 			return nil, errorf(http.StatusBadRequest, "invalid_body", "Content-Encoding is gzip but the body is not gzip data: "+err.Error(), nil)
 		}
-		return http.MaxBytesReader(w, zr, s.limits.MaxBodyBytes), nil
+		return http.MaxBytesReader(w, zr, limit), nil
 	default:
 		return nil, errorf(http.StatusUnsupportedMediaType, "unsupported_media_type",
 			fmt.Sprintf("Content-Encoding %q is not supported; send the body uncompressed or with gzip", enc), nil)
@@ -175,24 +205,37 @@ func (s *Server) pathID(r *http.Request, what string) (string, error) {
 }
 
 func (s *Server) checkID(what, id string) error {
-	switch {
-	case strings.TrimSpace(id) == "":
-		return errorf(http.StatusBadRequest, "invalid_id", what+" must not be empty", nil)
-	case len(id) > s.limits.MaxIDBytes:
-		return errorf(http.StatusBadRequest, "invalid_id", fmt.Sprintf("%s is %d bytes long; at most %d allowed", what, len(id), s.limits.MaxIDBytes), nil)
-	case !utf8.ValidString(id):
-		return errorf(http.StatusBadRequest, "invalid_id", what+" is not valid UTF-8", nil)
-	case strings.IndexFunc(id, unicode.IsControl) >= 0:
-		return errorf(http.StatusBadRequest, "invalid_id", what+" contains control characters", nil)
-	case id != strings.TrimSpace(id):
-		return errorf(http.StatusBadRequest, "invalid_id", what+" has leading or trailing white space", nil)
+	if p := s.idProblem(id); p != "" {
+		return errorf(http.StatusBadRequest, "invalid_id", what+" "+p, nil)
 	}
 	return nil
 }
 
+// idProblem says what is wrong with an id ("must not be empty"), or "".
+func (s *Server) idProblem(id string) string {
+	switch {
+	case strings.TrimSpace(id) == "":
+		return "must not be empty"
+	case len(id) > s.limits.MaxIDBytes:
+		return fmt.Sprintf("is %d bytes long; at most %d allowed", len(id), s.limits.MaxIDBytes)
+	case !utf8.ValidString(id):
+		return "is not valid UTF-8"
+	case strings.IndexFunc(id, unicode.IsControl) >= 0:
+		return "contains control characters"
+	case id != strings.TrimSpace(id):
+		return "has leading or trailing white space"
+	}
+	return ""
+}
+
 // intParam reads a positive integer query parameter.
 func (s *Server) intParam(r *http.Request, name string, def, max int) (int, error) {
-	v := r.URL.Query().Get(name)
+	return intValue(r.URL.Query(), name, def, max)
+}
+
+// intValue reads a positive integer query parameter from q.
+func intValue(q url.Values, name string, def, max int) (int, error) {
+	v := q.Get(name)
 	if v == "" {
 		return def, nil
 	}
@@ -314,22 +357,37 @@ func (s *Server) checkItem(it *event.Item) error {
 }
 
 // decodeJSON reads the request body into v, which want names ("a JSON
-// object", "a JSON array of items"). Unknown fields, null, data after the
-// value and invalid UTF-8 (which encoding/json would turn into U+FFFD) are
-// refused.
+// object", "a JSON array of items"), as decodeBytes does.
 func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any, want string) error {
-	body, err := s.body(w, r)
+	b, err := s.readBody(w, r, s.limits.MaxBodyBytes)
 	if err != nil {
 		return err
+	}
+	return decodeBytes(b, v, want)
+}
+
+// readBody reads the whole request body, at most limit bytes (compressed
+// and decompressed).
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	body, err := s.bodyWithin(w, r, limit)
+	if err != nil {
+		return nil, err
 	}
 	b, err := io.ReadAll(body)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return err
+			return nil, err
 		}
-		return errorf(http.StatusBadRequest, "invalid_body", "reading the body: "+err.Error(), nil)
+		return nil, errorf(http.StatusBadRequest, "invalid_body", "reading the body: "+err.Error(), nil)
 	}
+	return b, nil
+}
+
+// decodeBytes decodes one JSON value from b into v. Unknown fields, null,
+// data after the value and invalid UTF-8 (which encoding/json would turn
+// into U+FFFD) are refused.
+func decodeBytes(b []byte, v any, want string) error {
 	switch t := bytes.TrimSpace(b); {
 	case len(t) == 0:
 		return errorf(http.StatusBadRequest, "invalid_json", "empty body: expected "+want, nil)
@@ -527,16 +585,151 @@ func (s *Server) recommendations(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	n, err := s.intParam(r, "n", 10, s.limits.MaxN)
+	q := r.URL.Query()
+	req := recommend.Request{User: id, Category: q.Get("category")}
+	if req.N, err = intValue(q, "n", 10, s.limits.MaxN); err != nil {
+		return err
+	}
+	if err := s.controls(q, &req); err != nil {
+		return err
+	}
+	var trace recommend.Trace
+	req.Trace = &trace
+	items := s.eng.Recommend(req)
+	s.traced(&trace)
+	writeItems(w, "user_id", id, items)
+	return nil
+}
+
+// traced records a request's time and candidates per source.
+func (s *Server) traced(trace *recommend.Trace) {
+	for _, t := range trace.Sources {
+		s.metrics.RecommendSource(t.Name, t.Took, t.Candidates)
+	}
+}
+
+// controls reads the optional shaping of an answer: exclude, diversity,
+// max_per_category and explain. Each absent one leaves req as it was.
+func (s *Server) controls(q url.Values, req *recommend.Request) error {
+	var err error
+	if req.Exclude, err = s.idList(q, "exclude"); err != nil {
+		return err
+	}
+	if v := q.Get("diversity"); v != "" {
+		d, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(d >= 0 && d <= 1) { // NaN fails both
+			return errorf(http.StatusBadRequest, "invalid_parameter", fmt.Sprintf("diversity must be a number from 0 to 1, got %q", v), nil)
+		}
+		req.Diversity = d
+	}
+	if req.MaxPerCategory, err = intValue(q, "max_per_category", 0, s.limits.MaxN); err != nil {
+		return err
+	}
+	req.Explain, err = boolValue(q, "explain")
+	return err
+}
+
+// idList reads a list of ids from a query parameter, comma-separated
+// and/or repeated; at most limits.max_n of them.
+func (s *Server) idList(q url.Values, name string) ([]string, error) {
+	vs := q[name]
+	if len(vs) == 0 || len(vs) == 1 && vs[0] == "" {
+		return nil, nil
+	}
+	var out []string
+	for _, v := range vs {
+		for id := range strings.SplitSeq(v, ",") {
+			if len(out) == s.limits.MaxN {
+				return nil, errorf(http.StatusBadRequest, "invalid_parameter", fmt.Sprintf("%s lists more than %d ids; at most %d allowed", name, s.limits.MaxN, s.limits.MaxN), nil)
+			}
+			if p := s.idProblem(id); p != "" {
+				return nil, errorf(http.StatusBadRequest, "invalid_parameter", fmt.Sprintf("%s[%d] %s", name, len(out), p), map[string]any{"index": len(out), "item_id": id})
+			}
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
+// boolValue reads a query parameter that is true or false (false when
+// absent).
+func boolValue(q url.Values, name string) (bool, error) {
+	switch v := q.Get(name); v {
+	case "", "false":
+		return false, nil
+	case "true":
+		return true, nil
+	default:
+		return false, errorf(http.StatusBadRequest, "invalid_parameter", fmt.Sprintf("%s must be true or false, got %q", name, v), nil)
+	}
+}
+
+// rankBodyBytes bounds a rank body by what limits.max_n ids of
+// limits.max_id_bytes need (quotes, a comma and a little room for white
+// space and escapes each), within limits.max_body_bytes. Rank requests are
+// reads, not held to limits.max_in_flight_writes, so this is what keeps
+// the memory of max_in_flight of them small.
+func (s *Server) rankBodyBytes() int64 {
+	return min(s.limits.MaxBodyBytes, int64(s.limits.MaxN)*int64(s.limits.MaxIDBytes+8)+1024)
+}
+
+// rankBody is the body of POST /v1/users/{id}/rank.
+type rankBody struct {
+	Items []string `json:"items"`
+}
+
+// parseRank decodes and checks a rank body: 1 to limits.max_n distinct
+// valid ids.
+func (s *Server) parseRank(b []byte) ([]string, error) {
+	var body rankBody
+	if err := decodeBytes(b, &body, `a JSON object {"items": [item ids]}`); err != nil {
+		return nil, err
+	}
+	bad := func(msg string, details any) error {
+		return errorf(http.StatusBadRequest, "invalid_items", msg, details)
+	}
+	switch n := len(body.Items); {
+	case n == 0:
+		return nil, bad(fmt.Sprintf("items must list 1 to %d item ids; got none", s.limits.MaxN), nil)
+	case n > s.limits.MaxN:
+		return nil, bad(fmt.Sprintf("items lists %d ids; at most %d allowed (limits.max_n)", n, s.limits.MaxN), map[string]int{"count": n, "limit": s.limits.MaxN})
+	}
+	seen := make(map[string]int, len(body.Items))
+	for i, id := range body.Items {
+		if p := s.idProblem(id); p != "" {
+			return nil, bad(fmt.Sprintf("items[%d] %s", i, p), map[string]any{"index": i, "item_id": id})
+		}
+		if j, dup := seen[id]; dup {
+			return nil, bad(fmt.Sprintf("items[%d] repeats items[%d] (%q); list each item once", i, j, id), map[string]any{"index": i, "first": j, "item_id": id})
+		}
+		seen[id] = i
+	}
+	return body.Items, nil
+}
+
+// rank orders the items the client sends for the user (a read, though a
+// POST: the list is too long for a URL).
+func (s *Server) rank(w http.ResponseWriter, r *http.Request) error {
+	id, err := s.pathID(r, "user id")
+	if err != nil {
+		return err
+	}
+	explain, err := boolValue(r.URL.Query(), "explain")
+	if err != nil {
+		return err
+	}
+	b, err := s.readBody(w, r, s.rankBodyBytes())
+	if err != nil {
+		return err
+	}
+	items, err := s.parseRank(b)
 	if err != nil {
 		return err
 	}
 	var trace recommend.Trace
-	items := s.eng.Recommend(recommend.Request{User: id, N: n, Category: r.URL.Query().Get("category"), Trace: &trace})
-	for _, t := range trace.Sources {
-		s.metrics.RecommendSource(t.Name, t.Took, t.Candidates)
-	}
-	writeItems(w, "user_id", id, items)
+	out := s.eng.Rank(recommend.RankRequest{User: id, Items: items, Explain: explain, Trace: &trace})
+	s.traced(&trace)
+	writeItems(w, "user_id", id, out)
 	return nil
 }
 
