@@ -219,7 +219,7 @@ func (e *Engine) RecommendEach(user string, n int, sources []string) [][]Scored 
 	}
 	e.query(s, user, "", n, want)
 	e.excludeConsumed(&s.q)
-	e.gather(s, -1, nil)
+	e.gather(s, -2, nil) // every source: one the blend leaves out may be asked alone
 	out := make([][]Scored, len(sources))
 	for i, src := range sources {
 		one := -1
