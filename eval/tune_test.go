@@ -34,6 +34,16 @@ func TestTuneBlendPrequential(t *testing.T) {
 		name string
 		k    int
 	}{{"yoochoose-clicks-100k", 20}, {"ml-100k", 10}}
+	if os.Getenv("STREAMREC_TUNE") == "content" { // the third pass: content's weight, where items have text
+		grid = WeightGrid(map[string][]float32{
+			ModelItemKNN: {1}, ModelMF: {0.25}, ModelTrending: {0.05},
+			"session_knn": {0.5}, "sequential": {0.25}, "content": {0.1, 0.3, 0.5, 1, 2},
+		})
+		sets[0] = struct {
+			name string
+			k    int
+		}{"taobao-userbehavior-head", 20}
+	}
 	rows := make([][]BlendRow, len(sets))
 	for i, set := range sets {
 		recs, table := loadRecords(t, set.name)
