@@ -596,14 +596,22 @@ func (m *Model) Encode(e *snapshot.Encoder) {
 	sizes := make([]uint32, len(m.rows))
 	var keys []int32
 	var vals []uint32
+	var rules []rule
 	for i := range m.rows {
 		r := &m.rows[i]
 		sizes[i] = uint32(r.n)
+		rules = rules[:0]
 		for _, x := range r.slots {
 			if x.key != free {
-				keys = append(keys, x.key)
-				vals = append(vals, x.val)
+				rules = append(rules, x)
 			}
+		}
+		// By successor, not by slot: a table rebuilt on Decode places its
+		// rules elsewhere, and the same state must encode the same bytes.
+		slices.SortFunc(rules, func(a, b rule) int { return int(a.key - b.key) })
+		for _, x := range rules {
+			keys = append(keys, x.key)
+			vals = append(vals, x.val)
 		}
 	}
 	e.Uint(m.pruned)
