@@ -92,7 +92,8 @@ func BenchmarkPipelineAndApply(b *testing.B) {
 }
 
 // BenchmarkMemoryPerEvent applies 1M events of ml-1m shape (synthetic:
-// 6,040 users, 3,706 items) and reports the bytes each model holds per event.
+// 6,040 users, 3,706 items) to the default models, every event kept, and
+// reports the bytes each model holds per event.
 func BenchmarkMemoryPerEvent(b *testing.B) {
 	const n = 1_000_000
 	inputs, p, tb := synthRecords(b, n)
@@ -107,7 +108,7 @@ func BenchmarkMemoryPerEvent(b *testing.B) {
 		runtime.GC()
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		e := newDefault(tb)
+		e := newKeepAll(tb)
 		e.Apply(recs)
 		live := e.Memory()
 		e.Compact() // what a rebuild at start leaves
@@ -222,6 +223,13 @@ func BenchmarkRecommendWithMFAfterWrite(b *testing.B) {
 // newDefault is an engine with the server's default models and blend.
 func newDefault(tb *event.Table) *recommend.Engine {
 	c := config.Default()
+	return recommend.New(c.EngineConfig(tb))
+}
+
+// newKeepAll is newDefault with every event kept (no retention).
+func newKeepAll(tb *event.Table) *recommend.Engine {
+	c := config.Default()
+	c.Retention.MaxEventsPerUser = 0
 	return recommend.New(c.EngineConfig(tb))
 }
 
