@@ -188,7 +188,6 @@ type Model struct {
 	pruned uint64
 	pool   sync.Pool
 	rank   []uint64 // prune's scratch
-	kept   []rule   // prune's scratch
 }
 
 // New returns an empty model.
@@ -316,22 +315,24 @@ func (m *Model) prune(r *row) {
 		// The keep-th strongest is the weakest kept; strengths are distinct.
 		weakest = nth(rank, len(rank)-keep)
 	}
-	kept := m.kept[:0]
-	var total uint64
-	for i, x := range r.slots {
-		if x.key != free && strength(x) >= weakest {
-			kept = append(kept, x)
-			total += uint64(x.val)
+	// Delete the weaker in place. A deletion shifts later entries of the
+	// probe run back, into slot i among others, so i is looked at again;
+	// an entry shifted across the end into a slot already passed is a kept
+	// one (the weaker there are gone), and stays kept.
+	gone := 0
+	for i := 0; i < len(r.slots); {
+		x := r.slots[i]
+		if x.key != free && strength(x) < weakest {
+			r.del(i)
+			gone++
+			r.total -= uint64(x.val)
+			continue
 		}
-		r.slots[i].key = free
+		i++
 	}
-	m.kept = kept
-	for _, x := range kept {
-		r.put(x)
-	}
-	m.pruned += uint64(int(r.n) - len(kept))
-	m.rules -= int(r.n) - len(kept)
-	r.n, r.total = int32(len(kept)), total
+	m.pruned += uint64(gone)
+	m.rules -= gone
+	r.n -= int32(gone)
 }
 
 // nth returns the k-th smallest of a (0-based), reordering a

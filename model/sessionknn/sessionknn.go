@@ -38,6 +38,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/streamrec/streamrec/model"
 	"github.com/streamrec/streamrec/snapshot"
@@ -153,9 +154,34 @@ const (
 type session struct {
 	ents []uint32
 	last float64 // seconds of the latest event
-	lw   float64 // exp((last-ref)/RecencySeconds): the recency weight but for a factor common to all
+	// lw is the bits of exp((last-ref)/RecencySeconds), the recency weight
+	// but for a factor common to all, or stale: computed by the first
+	// request that needs it after the session changed (atomically, as
+	// requests hold only the read lock; they all store the same value).
+	lw   uint64
+	seen [2]uint64 // a filter of the items held: bit hash(item)%128 set for each
 	user int32
 	seq  uint32
+}
+
+// stale marks a session's lw as not yet computed (exp is never negative).
+var stale = math.Float64bits(-1)
+
+// seenBit is item's word and bit in a session's seen filter.
+func seenBit(item uint32) (int, uint64) {
+	h := hash(item) >> 25
+	return int(h >> 6), 1 << (h & 63)
+}
+
+// weight returns s's recency weight but for the factor common to all
+// sessions, computing it when stale. Called under the read lock.
+func (m *Model) weight(s *session) float64 {
+	if b := atomic.LoadUint64(&s.lw); b != stale {
+		return math.Float64frombits(b)
+	}
+	w := math.Exp((s.last - m.ref) / m.cfg.RecencySeconds)
+	atomic.StoreUint64(&s.lw, math.Float64bits(w))
+	return w
 }
 
 // Model is the session-kNN state.
@@ -203,11 +229,12 @@ func (m *Model) init() {
 // recomputed against a new reference time.
 const rebaseAt = 40
 
-// recency is the session recency weight of time t but for a factor common
-// to all sessions: exp((t-ref)/RecencySeconds).
-func (m *Model) recency(t float64) float64 {
+// rebase sets the reference time of the sessions' recency weights on the
+// first event, and moves it to t when t is past rebaseAt of it (every
+// session's weight is then recomputed when next needed).
+func (m *Model) rebase(t float64) {
 	if m.cfg.RecencySeconds <= 0 {
-		return 1
+		return
 	}
 	if math.IsNaN(m.ref) {
 		m.ref = t
@@ -215,11 +242,9 @@ func (m *Model) recency(t float64) float64 {
 	if (t-m.ref)/m.cfg.RecencySeconds > rebaseAt {
 		m.ref = t
 		for k := range m.live {
-			s := m.session(m.oldest + uint32(k))
-			s.lw = math.Exp((s.last - m.ref) / m.cfg.RecencySeconds)
+			m.session(m.oldest + uint32(k)).lw = stale
 		}
 	}
-	return math.Exp((t - m.ref) / m.cfg.RecencySeconds)
 }
 
 // Name is the source name.
@@ -264,16 +289,21 @@ func (m *Model) Apply(x *model.Interaction) {
 	}
 	item := uint32(x.Item)
 	first := true
-	for k, e := range s.ents {
-		if e == item { // its last occurrence so far
-			s.ents[k] |= later
-			first = false
-			break
+	if w, b := seenBit(item); s.seen[w]&b == 0 {
+		s.seen[w] |= b
+	} else {
+		for k := len(s.ents) - 1; k >= 0; k-- {
+			if s.ents[k] == item { // its last occurrence so far
+				s.ents[k] |= later
+				first = false
+				break
+			}
 		}
 	}
 	s.ents = append(s.ents, item)
 	s.last = x.Seconds()
-	s.lw = m.recency(s.last)
+	s.lw = stale
+	m.rebase(s.last)
 	m.entries++
 	if first {
 		m.count[item]++
@@ -295,7 +325,7 @@ func (m *Model) newSession(user int32) *session {
 	}
 	m.live++
 	s := &m.ring[seq&uint32(len(m.ring)-1)]
-	s.ents, s.last, s.user, s.seq = s.ents[:0], 0, user, seq
+	s.ents, s.last, s.lw, s.seen, s.user, s.seq = s.ents[:0], 0, stale, [2]uint64{}, user, seq
 	return s
 }
 
@@ -439,7 +469,7 @@ func (m *Model) neighbours(q *model.Query, sc *scratch) bool {
 		sim := sc.vals[h]
 		sc.keys[h], sc.vals[h] = 0, 0
 		if m.cfg.RecencySeconds > 0 {
-			sim *= float32(min(m.session(seq).lw*now, 1)) // no weight above 1 for events after q.Now
+			sim *= float32(min(m.weight(m.session(seq))*now, 1)) // no weight above 1 for events after q.Now
 		}
 		if sim > 0 {
 			sc.nb = append(sc.nb, neighbour{seq, sim, sc.qis[h]})
@@ -703,7 +733,7 @@ func (m *Model) Entries() int { return m.entries }
 // Bytes is the memory held by the sessions, the item index and the per-user
 // and per-item arrays.
 func (m *Model) Bytes() int64 {
-	n := int64(cap(m.ring))*48 + int64(cap(m.users))*4 + int64(cap(m.lists))*24 + int64(cap(m.count))*4
+	n := int64(cap(m.ring))*64 + int64(cap(m.users))*4 + int64(cap(m.lists))*24 + int64(cap(m.count))*4
 	for i := range m.ring {
 		n += int64(cap(m.ring[i].ents)) * 4
 	}
@@ -808,9 +838,9 @@ func (m *Model) Decode(d *snapshot.Decoder) {
 		s := m.newSession(users[k])
 		s.ents = append(s.ents, ents[off:off+int(l)]...)
 		s.last = lasts[k]
-		s.lw = 1
-		if m.cfg.RecencySeconds > 0 {
-			s.lw = math.Exp((s.last - m.ref) / m.cfg.RecencySeconds)
+		for _, e := range s.ents {
+			w, b := seenBit(e & itemMask)
+			s.seen[w] |= b
 		}
 		off += int(l)
 		m.entries += int(l)
