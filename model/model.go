@@ -178,8 +178,14 @@ type Query struct {
 	N       int             // the answer's length
 	Want    int             // candidates a source should bring, best first
 	Now     float64         // the events' clock: the latest event time applied, in seconds
-	// Excluded counts the items of History that Skip rejects.
+	// Excluded counts the items Skip rejects for this user and request
+	// (consumed ones of History, and those the request excludes).
 	Excluded int
+	// Filtered is set when Skip depends on more than the user's history and
+	// the catalogue (the request excludes items, or ranks a given list): a
+	// source must not answer it from, nor keep it in, a cache shared with
+	// other requests.
+	Filtered bool
 	// Category is the category the answer is restricted to, -1 for none;
 	// InCategory its items.
 	Category   int32

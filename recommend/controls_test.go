@@ -149,3 +149,20 @@ func TestExplain(t *testing.T) {
 		}
 	}
 }
+
+// TestExcludeBypassesCachedCandidates: mf keeps each user's candidate list
+// for the next request; a request that excludes items must neither be
+// answered from that list nor leave its own filtered list behind.
+func TestExcludeBypassesCachedCandidates(t *testing.T) {
+	e := twoWorlds(t)
+	for _, src := range []string{SourceMF, ""} {
+		first := itemsOf(e.Recommend(Request{User: "a0", N: 10, Source: src}))
+		ex := itemsOf(e.Recommend(Request{User: "a0", N: 10, Source: src, Exclude: first[:2]}))
+		if slices.Contains(ex, first[0]) || slices.Contains(ex, first[1]) || len(ex) != 10 {
+			t.Fatalf("source %q: excluding %v answered %v", src, first[:2], ex)
+		}
+		if again := itemsOf(e.Recommend(Request{User: "a0", N: 10, Source: src})); !slices.Equal(again, first) {
+			t.Fatalf("source %q: after an excluding request %v, want %v again", src, again, first)
+		}
+	}
+}

@@ -36,7 +36,7 @@ func (e *Engine) Rank(req RankRequest) []Scored {
 	defer e.scratch.Put(s)
 	e.query(s, req.User, "", n, n)
 	q := &s.q
-	q.Only = true
+	q.Only, q.Filtered = true, true
 	s.ids = s.ids[:0]
 	for _, id := range req.Items {
 		if it, ok := e.items.Lookup(id); ok && q.Mark[it] != q.Stamp {
@@ -112,6 +112,9 @@ func (e *Engine) Similar(item string, n int, by string) ([]Scored, error) {
 	}
 	if len(use) == 0 {
 		return nil, fmt.Errorf("%w %q", ErrUnknownSimilarity, by)
+	}
+	if n <= 0 {
+		return []Scored{}, nil
 	}
 	s := e.getScratch()
 	defer e.scratch.Put(s)

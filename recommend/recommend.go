@@ -142,10 +142,13 @@ func (e *Engine) excludeConsumed(q *model.Query) {
 	}
 }
 
+// exclude marks the items a request excludes.
 func (e *Engine) exclude(q *model.Query, items []string) {
 	for _, id := range items {
-		if it, ok := e.items.Lookup(id); ok {
+		if it, ok := e.items.Lookup(id); ok && q.Mark[it] != q.Stamp {
 			q.Mark[it] = q.Stamp
+			q.Excluded++
+			q.Filtered = true
 		}
 	}
 }

@@ -49,6 +49,9 @@ func (s *Source) Candidates(q *model.Query, dst []model.Candidate) []model.Candi
 	if q.User < 0 {
 		return dst
 	}
+	if q.Filtered { // this request's own exclusions: not the per-user cache
+		return s.m.Candidates(s.m.UserVector(q.User, q.History, q.Start), q.Want, q.Excluded, q.Skip, dst)
+	}
 	return s.m.UserCandidates(q.User, q.History, q.Start, q.Want, q.Excluded, q.Category, q.Epoch, q.Skip, dst)
 }
 
