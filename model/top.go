@@ -58,3 +58,43 @@ func down(h []Candidate, i int) {
 		i = w
 	}
 }
+
+// TopTouched appends to dst the q.Want best of the touched items by their
+// score in acc — positive scores only, those q.Skip lets through — best
+// first (see Compare). heap is scratch kept between calls; acc is left as
+// it was.
+func TopTouched(q *Query, acc []float32, touched []int32, heap *[]Candidate, dst []Candidate) []Candidate {
+	if q.Want <= 0 {
+		return dst
+	}
+	h := (*heap)[:0]
+	for _, it := range touched {
+		c := Candidate{Item: it, Score: acc[it]}
+		if c.Score <= 0 || (len(h) == q.Want && Compare(c, h[0]) >= 0) || q.Skip(it) {
+			continue
+		}
+		if len(h) < q.Want {
+			h = append(h, c)
+			up(h, len(h)-1)
+			continue
+		}
+		h[0] = c
+		down(h, 0)
+	}
+	slices.SortFunc(h, Compare)
+	dst = append(dst, h...)
+	*heap = h
+	return dst
+}
+
+// up restores the heap order of h above i (see down).
+func up(h []Candidate, i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if Compare(h[i], h[p]) <= 0 {
+			return
+		}
+		h[i], h[p] = h[p], h[i]
+		i = p
+	}
+}

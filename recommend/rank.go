@@ -3,7 +3,6 @@ package recommend
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/streamrec/streamrec/model"
 )
@@ -44,29 +43,13 @@ func (e *Engine) Rank(req RankRequest) []Scored {
 			s.ids = append(s.ids, it)
 		}
 	}
-	if req.Trace != nil {
-		req.Trace.Sources = req.Trace.buf[:0]
-	}
-	for i := range e.sources {
-		src := &e.sources[i]
-		s.lists[i] = s.lists[i][:0]
-		if src.weight <= 0 || len(s.ids) == 0 {
-			continue
-		}
-		var start time.Time
-		if req.Trace != nil {
-			start = time.Now()
-		}
-		if src.scorer != nil {
-			s.lists[i] = model.Top(src.scorer.ScoreItems(q, s.ids, s.lists[i]), n)
-		} else {
-			s.lists[i] = src.src.Candidates(q, s.lists[i])
-		}
-		if req.Trace != nil {
-			req.Trace.Sources = append(req.Trace.Sources, SourceTrace{Name: src.name, Took: time.Since(start), Candidates: len(s.lists[i])})
+	if len(s.ids) > 0 {
+		e.gather(s, -1, req.Trace)
+	} else {
+		for i := range s.lists[:len(e.sources)] {
+			s.lists[i] = s.lists[i][:0]
 		}
 	}
-	s.touched = q.Touched
 	e.rank(s, -1, n)
 	out := make([]Scored, 0, n)
 	for _, c := range s.final {

@@ -238,7 +238,8 @@ func (e *Engine) RecommendEach(user string, n int, sources []string) [][]Scored 
 }
 
 // gather fills s.lists with the candidates of each source the answer
-// weighs (only source one when one ≥ 0; every source when one is -2).
+// weighs (only source one when one ≥ 0; every source when one is -2). When
+// ranking a given list (q.Only), a model.Scorer scores s.ids directly.
 func (e *Engine) gather(s *scratch, one int, trace *Trace) {
 	q := &s.q
 	if trace != nil {
@@ -254,7 +255,11 @@ func (e *Engine) gather(s *scratch, one int, trace *Trace) {
 		if trace != nil {
 			start = time.Now()
 		}
-		s.lists[i] = src.src.Candidates(q, s.lists[i])
+		if q.Only && src.scorer != nil { // ranking a given list: score it directly
+			s.lists[i] = model.Top(src.scorer.ScoreItems(q, s.ids, s.lists[i]), q.Want)
+		} else {
+			s.lists[i] = src.src.Candidates(q, s.lists[i])
+		}
 		if trace != nil {
 			trace.Sources = append(trace.Sources, SourceTrace{Name: src.name, Took: time.Since(start), Candidates: len(s.lists[i])})
 		}

@@ -436,41 +436,7 @@ func (m *Model) Candidates(x []float32, n, excluded int, skip func(int32) bool, 
 		}
 		out = append(out, Scored{Item: it, Score: als.Dot(x, m.itemVector(f))})
 	}
-	return out[:base+len(Top(out[base:], n))]
-}
-
-func cmpScored(a, b Scored) int {
-	switch {
-	case a.Score > b.Score:
-		return -1
-	case a.Score < b.Score:
-		return 1
-	}
-	return int(a.Item - b.Item)
-}
-
-// Top moves the best n of c to its front, sorted best first (ties to the
-// lower id), and returns them: a partial selection, O(len(c)·log n) plus
-// shifts, instead of sorting everything.
-func Top(c []Scored, n int) []Scored {
-	if n <= 0 {
-		return c[:0]
-	}
-	if len(c) <= n {
-		slices.SortFunc(c, cmpScored)
-		return c
-	}
-	best := c[:n]
-	slices.SortFunc(best, cmpScored)
-	for _, x := range c[n:] {
-		if cmpScored(x, best[n-1]) >= 0 {
-			continue
-		}
-		pos, _ := slices.BinarySearchFunc(best, x, cmpScored)
-		copy(best[pos+1:], best[pos:n-1])
-		best[pos] = x
-	}
-	return best
+	return out[:base+len(model.Top(out[base:], n))]
 }
 
 // annCandidates asks the index for more than n items, enough to keep n after

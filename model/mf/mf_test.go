@@ -95,25 +95,6 @@ func TestCandidatesSkipAndOrder(t *testing.T) {
 	}
 }
 
-// TestTopMatchesSort: the partial selection equals a full sort's head.
-func TestTopMatchesSort(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 1))
-	for _, size := range []int{0, 1, 5, 50, 500} {
-		for _, n := range []int{0, 1, 3, 10, 600} {
-			c := make([]Scored, size)
-			for i := range c {
-				c[i] = Scored{Item: int32(i), Score: float32(rng.IntN(40))}
-			}
-			want := slices.Clone(c)
-			slices.SortFunc(want, cmpScored)
-			want = want[:min(n, len(want))]
-			if got := Top(c, n); !slices.Equal(got, want) {
-				t.Fatalf("size %d n %d: %v, want %v", size, n, got, want)
-			}
-		}
-	}
-}
-
 // benchModel trains on 27,000 items (the 20M benchmark's catalogue) once.
 func benchModel(b *testing.B, threshold int) (*Model, *Trained) {
 	entries := bench.Interactions(20000, 27000, 600_000, 4)

@@ -22,12 +22,14 @@ package sequential
 
 import (
 	"fmt"
+	"iter"
 	"math"
 	"math/bits"
 	"slices"
 	"sync"
 
 	"github.com/streamrec/streamrec/model"
+	"github.com/streamrec/streamrec/model/history"
 	"github.com/streamrec/streamrec/snapshot"
 )
 
@@ -379,6 +381,32 @@ type scratch struct {
 	heap  []model.Candidate
 }
 
+// queryRows yields the current session's latest QueryItems events of
+// positive weight, newest first, with their decayed weight (Decay^k), those
+// whose item has a row.
+func (m *Model) queryRows(q *model.Query) iter.Seq2[history.Entry, float64] {
+	return func(yield func(history.Entry, float64) bool) {
+		sess := q.SessionItems()
+		f := 1.0
+		seen := 0
+		for k := len(sess) - 1; k >= 0 && seen < m.cfg.QueryItems; k-- {
+			e := sess[k]
+			if e.Weight <= 0 {
+				continue
+			}
+			seen++
+			w := f
+			f *= m.cfg.Decay
+			if e.Item < 0 || int(e.Item) >= len(m.rows) {
+				continue
+			}
+			if !yield(e, w) {
+				return
+			}
+		}
+	}
+}
+
 // Candidates appends the q.Want best successors of the current session's
 // latest items that q.Skip lets through.
 func (m *Model) Candidates(q *model.Query, dst []model.Candidate) []model.Candidate {
@@ -389,20 +417,7 @@ func (m *Model) Candidates(q *model.Query, dst []model.Candidate) []model.Candid
 	defer m.pool.Put(sc)
 	acc := q.Acc
 	sc.touch = sc.touch[:0]
-	sess := q.SessionItems()
-	f := 1.0
-	seen := 0
-	for k := len(sess) - 1; k >= 0 && seen < m.cfg.QueryItems; k-- {
-		e := sess[k]
-		if e.Weight <= 0 {
-			continue
-		}
-		seen++
-		w := f
-		f *= m.cfg.Decay
-		if e.Item < 0 || int(e.Item) >= len(m.rows) {
-			continue
-		}
+	for e, w := range m.queryRows(q) {
 		r := &m.rows[e.Item]
 		if r.total == 0 {
 			continue
@@ -426,69 +441,10 @@ func (m *Model) Candidates(q *model.Query, dst []model.Candidate) []model.Candid
 			acc[b] += v
 		}
 	}
-	dst = top(q, acc, sc.touch, &sc.heap, dst)
+	dst = model.TopTouched(q, acc, sc.touch, &sc.heap, dst)
 	for _, it := range sc.touch {
 		acc[it] = 0
 	}
-	return dst
-}
-
-// top appends the q.Want best touched items that q.Skip lets through, best
-// first (ties: the lower item id).
-func top(q *model.Query, acc []float32, touched []int32, heap *[]model.Candidate, dst []model.Candidate) []model.Candidate {
-	h := (*heap)[:0]
-	worse := func(a, b model.Candidate) bool {
-		if a.Score != b.Score {
-			return a.Score < b.Score
-		}
-		return a.Item > b.Item
-	}
-	down := func(i int) {
-		for {
-			l := 2*i + 1
-			if l >= len(h) {
-				return
-			}
-			w := l
-			if r := l + 1; r < len(h) && worse(h[r], h[l]) {
-				w = r
-			}
-			if !worse(h[w], h[i]) {
-				return
-			}
-			h[i], h[w] = h[w], h[i]
-			i = w
-		}
-	}
-	for _, it := range touched {
-		c := model.Candidate{Item: it, Score: acc[it]}
-		if c.Score <= 0 || (len(h) == q.Want && !worse(h[0], c)) || q.Skip(it) {
-			continue
-		}
-		if len(h) < q.Want {
-			h = append(h, c)
-			for i := len(h) - 1; i > 0; {
-				p := (i - 1) / 2
-				if !worse(h[i], h[p]) {
-					break
-				}
-				h[i], h[p] = h[p], h[i]
-				i = p
-			}
-			continue
-		}
-		h[0] = c
-		down(0)
-	}
-	start := len(dst)
-	for len(h) > 0 {
-		dst = append(dst, h[0])
-		h[0] = h[len(h)-1]
-		h = h[:len(h)-1]
-		down(0)
-	}
-	slices.Reverse(dst[start:])
-	*heap = h
 	return dst
 }
 
@@ -500,20 +456,7 @@ func (m *Model) Because(q *model.Query, item int32, dst []int32) []int32 {
 		w    float64
 	}
 	var ws []why
-	sess := q.SessionItems()
-	f := 1.0
-	seen := 0
-	for k := len(sess) - 1; k >= 0 && seen < m.cfg.QueryItems; k-- {
-		e := sess[k]
-		if e.Weight <= 0 {
-			continue
-		}
-		seen++
-		w := f
-		f *= m.cfg.Decay
-		if e.Item < 0 || int(e.Item) >= len(m.rows) {
-			continue
-		}
+	for e, w := range m.queryRows(q) {
 		r := &m.rows[e.Item]
 		if i, ok := r.find(item); ok {
 			v := w * float64(r.slots[i].val)

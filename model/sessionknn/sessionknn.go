@@ -597,70 +597,10 @@ func (m *Model) Candidates(q *model.Query, dst []model.Candidate) []model.Candid
 			acc[it] *= float32(1 + m.cfg.IDF*math.Log(n/float64(max(m.count[it], 1))))
 		}
 	}
-	dst = top(q, acc, sc.touch, &sc.heap, dst)
+	dst = model.TopTouched(q, acc, sc.touch, &sc.heap, dst)
 	for _, it := range sc.touch {
 		acc[it] = 0
 	}
-	return dst
-}
-
-// top appends the q.Want best touched items that q.Skip lets through, best
-// first (ties: the lower item id).
-func top(q *model.Query, acc []float32, touched []int32, heap *[]model.Candidate, dst []model.Candidate) []model.Candidate {
-	h := (*heap)[:0]
-	// worse reports whether a ranks below b.
-	worse := func(a, b model.Candidate) bool {
-		if a.Score != b.Score {
-			return a.Score < b.Score
-		}
-		return a.Item > b.Item
-	}
-	down := func(i int) {
-		for {
-			l := 2*i + 1
-			if l >= len(h) {
-				return
-			}
-			w := l
-			if r := l + 1; r < len(h) && worse(h[r], h[l]) {
-				w = r
-			}
-			if !worse(h[w], h[i]) {
-				return
-			}
-			h[i], h[w] = h[w], h[i]
-			i = w
-		}
-	}
-	for _, it := range touched {
-		c := model.Candidate{Item: it, Score: acc[it]}
-		if c.Score <= 0 || (len(h) == q.Want && !worse(h[0], c)) || q.Skip(it) {
-			continue
-		}
-		if len(h) < q.Want {
-			h = append(h, c)
-			for i := len(h) - 1; i > 0; {
-				p := (i - 1) / 2
-				if !worse(h[i], h[p]) {
-					break
-				}
-				h[i], h[p] = h[p], h[i]
-				i = p
-			}
-			continue
-		}
-		h[0] = c
-		down(0)
-	}
-	start := len(dst)
-	for len(h) > 0 {
-		dst = append(dst, h[0])
-		h[0] = h[len(h)-1]
-		h = h[:len(h)-1]
-		down(0)
-	}
-	slices.Reverse(dst[start:])
-	*heap = h
 	return dst
 }
 
