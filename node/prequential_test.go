@@ -47,22 +47,6 @@ func TestPrequentialHTTPSessions(t *testing.T) {
 	prequentialHTTP(t, defaultConfig(t), "yoochoose-clicks-100k", 20, "", 0.40, 0.165)
 }
 
-// TestPrequentialHTTPWithMF is the same replay with the server's background
-// training every 20,000 records (the default schedule would train once, at
-// the very end): matrix factorisation trained while requests and events
-// flow, every event folded in by the next request. Trainings finish when
-// they finish, so the figure varies a little from run to run.
-func TestPrequentialHTTPWithMF(t *testing.T) {
-	if testing.Short() || shared.Race {
-		// Trainings under the race detector take minutes; .ci/run runs this
-		// test again without it.
-		t.Skip("replays 100,000 events over HTTP with background training: run without -race or -short")
-	}
-	cfg := defaultConfig(t)
-	cfg.MF.TrainEveryEvents, cfg.MF.TrainEvery = 20_000, 0
-	prequentialHTTP(t, cfg, "ml-100k", 10, " (mf retrained every 20,000 records)", 0.1735, 0)
-}
-
 // prequentialHTTP replays the data set over HTTP, scoring HitRate@k and
 // MRR@k, which must reach hrFloor and mrrFloor.
 func prequentialHTTP(t *testing.T, cfg config.Config, set string, k int, what string, hrFloor, mrrFloor float64) {
