@@ -14,29 +14,64 @@ func Compare(a, b Candidate) int {
 	return int(a.Item - b.Item)
 }
 
+// Better reports whether a ranks before b in Compare's order. Small enough
+// to inline: selection calls it for every candidate.
+func Better(a, b Candidate) bool {
+	return a.Score > b.Score || a.Score == b.Score && a.Item < b.Item
+}
+
+// Heap holds the best candidates offered so far, at most n of them, the
+// worst at its root (h[0]), so most offers cost one comparison. A Heap may
+// be a view of the tail of a candidate list: Offer appends in place.
+type Heap []Candidate
+
+// Admits reports whether c would enter a heap of at most n.
+func (h Heap) Admits(c Candidate, n int) bool { return len(h) < n || Better(c, h[0]) }
+
+// Offer adds c to a heap of at most n if it is better than the worst held
+// (the caller has checked Admits, or does not mind the comparison).
+func (h *Heap) Offer(c Candidate, n int) {
+	s := *h
+	if len(s) < n {
+		s = append(s, c)
+		up(s, len(s)-1)
+		*h = s
+		return
+	}
+	if n > 0 && Better(c, s[0]) {
+		s[0] = c
+		down(s, 0)
+	}
+}
+
+// Sort orders the heap's candidates best first, in place (heapsort: the
+// worst goes last, then the next worst...), and returns them.
+func (h Heap) Sort() []Candidate {
+	for last := len(h) - 1; last > 0; last-- {
+		h[0], h[last] = h[last], h[0]
+		down(h[:last], 0)
+	}
+	return h
+}
+
 // Top sorts the best n candidates of c to its front, best first (see
-// Compare), and returns them. It selects through a heap of the n best seen
-// (the worst of them on top), so most candidates cost one comparison.
+// Compare), and returns them.
 func Top(c []Candidate, n int) []Candidate {
 	if n <= 0 {
 		return c[:0]
 	}
-	if len(c) <= n {
-		slices.SortFunc(c, Compare)
-		return c
-	}
-	h := c[:n]
-	for i := n/2 - 1; i >= 0; i-- {
+	k := min(n, len(c))
+	h := Heap(c[:k])
+	for i := k/2 - 1; i >= 0; i-- {
 		down(h, i)
 	}
-	for _, x := range c[n:] {
-		if Compare(x, h[0]) < 0 {
+	for _, x := range c[k:] {
+		if Better(x, h[0]) {
 			h[0] = x
 			down(h, 0)
 		}
 	}
-	slices.SortFunc(h, Compare)
-	return h
+	return h.Sort()
 }
 
 // down restores the heap order of h below i: every parent ranks after
@@ -48,10 +83,10 @@ func down(h []Candidate, i int) {
 			return
 		}
 		w := l
-		if r := l + 1; r < len(h) && Compare(h[r], h[l]) > 0 {
+		if r := l + 1; r < len(h) && Better(h[l], h[r]) {
 			w = r
 		}
-		if Compare(h[w], h[i]) <= 0 {
+		if !Better(h[i], h[w]) {
 			return
 		}
 		h[i], h[w] = h[w], h[i]
@@ -59,42 +94,43 @@ func down(h []Candidate, i int) {
 	}
 }
 
-// TopTouched appends to dst the q.Want best of the touched items by their
-// score in acc — positive scores only, those q.Skip lets through — best
-// first (see Compare). heap is scratch kept between calls; acc is left as
-// it was.
-func TopTouched(q *Query, acc []float32, touched []int32, heap *[]Candidate, dst []Candidate) []Candidate {
-	if q.Want <= 0 {
-		return dst
-	}
-	h := (*heap)[:0]
-	for _, it := range touched {
-		c := Candidate{Item: it, Score: acc[it]}
-		if c.Score <= 0 || (len(h) == q.Want && Compare(c, h[0]) >= 0) || q.Skip(it) {
-			continue
-		}
-		if len(h) < q.Want {
-			h = append(h, c)
-			up(h, len(h)-1)
-			continue
-		}
-		h[0] = c
-		down(h, 0)
-	}
-	slices.SortFunc(h, Compare)
-	dst = append(dst, h...)
-	*heap = h
-	return dst
-}
-
 // up restores the heap order of h above i (see down).
 func up(h []Candidate, i int) {
 	for i > 0 {
 		p := (i - 1) / 2
-		if Compare(h[i], h[p]) <= 0 {
+		if !Better(h[p], h[i]) {
 			return
 		}
 		h[i], h[p] = h[p], h[i]
 		i = p
 	}
+}
+
+// TopTouched appends to dst the q.Want best of the touched items by their
+// score in acc — positive scores only, those q.Skip lets through — best
+// first (see Compare). acc is left as it was.
+func TopTouched(q *Query, acc []float32, touched []int32, dst []Candidate) []Candidate {
+	if q.Want <= 0 {
+		return dst
+	}
+	dst = slices.Grow(dst, min(q.Want, len(touched))) // the heap appends in place
+	base := len(dst)
+	h := Heap(dst[base:])
+	var floor float32 // the worst score held once full: most items fail one comparison
+	for _, it := range touched {
+		sc := acc[it]
+		if sc < floor || sc <= 0 {
+			continue
+		}
+		c := Candidate{Item: it, Score: sc}
+		if !h.Admits(c, q.Want) || q.Skip(it) {
+			continue
+		}
+		h.Offer(c, q.Want)
+		if len(h) == q.Want {
+			floor = h[0].Score
+		}
+	}
+	h.Sort()
+	return dst[:base+len(h)]
 }

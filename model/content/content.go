@@ -676,32 +676,21 @@ func (m *Model) accumulate(q *model.Query, s *scratch, terms []tw, inv float32, 
 			}
 		}
 	}
+	dst = slices.Grow(dst, min(q.Want, len(touched))) // the heap appends in place
 	base := len(dst)
+	h := model.Heap(dst[base:])
 	for _, it := range touched {
-		sc := acc[it] * inv
+		c := model.Candidate{Item: it, Score: acc[it] * inv}
 		acc[it] = 0
-		if sc <= 0 {
+		if c.Score <= 0 || !h.Admits(c, q.Want) || q.Skip(it) {
 			continue
 		}
-		h := dst[base:]
-		if len(h) == q.Want && !better(sc, it, h[0]) {
-			continue
-		}
-		if q.Skip(it) {
-			continue
-		}
-		c := model.Candidate{Item: it, Score: min(sc, 1)}
-		if len(h) < q.Want {
-			dst = append(dst, c)
-			up(dst[base:], len(h))
-		} else {
-			h[0] = c
-			down(h, 0)
-		}
+		c.Score = min(c.Score, 1)
+		h.Offer(c, q.Want)
 	}
 	q.Touched = touched[:0]
-	sortBest(dst[base:])
-	return dst
+	h.Sort()
+	return dst[:base+len(h)]
 }
 
 func b2i(b bool) int {
@@ -709,15 +698,6 @@ func b2i(b bool) int {
 		return 1
 	}
 	return 0
-}
-
-func sortBest(c []model.Candidate) {
-	slices.SortFunc(c, func(a, b model.Candidate) int {
-		if better(a.Score, a.Item, b) {
-			return -1
-		}
-		return 1
-	})
 }
 
 // Neighbours answers the items whose vectors are closest (cosine) to
@@ -776,15 +756,17 @@ func (m *Model) search(q *model.Query, s *scratch, terms []tw, inv float32, self
 
 	acc, qw := q.Acc, s.qw
 	touched := q.Touched[:0]
+	dst = slices.Grow(dst, q.Want) // the heap appends in place
 	base := len(dst)
+	h := model.Heap(dst[base:])
 	var left float32 // Σ w·(weight where a list was left) over lists read
 	for _, ql := range lists {
 		rest -= ql.bound
-		if h := dst[base:]; len(h) == q.Want && (left+ql.bound+rest)*inv*boundSlack < h[0].Score {
+		if len(h) == q.Want && (left+ql.bound+rest)*inv*boundSlack < h[0].Score {
 			break
 		}
 		for _, p := range ql.l {
-			if h := dst[base:]; len(h) == q.Want && (left+ql.w*p.w+rest)*inv*boundSlack < h[0].Score {
+			if len(h) == q.Want && (left+ql.w*p.w+rest)*inv*boundSlack < h[0].Score {
 				left += ql.w * p.w
 				break
 			}
@@ -801,38 +783,20 @@ func (m *Model) search(q *model.Query, s *scratch, terms []tw, inv float32, self
 			for _, x := range m.vec[it] {
 				sc += qw[x.t] * x.w
 			}
-			sc *= inv
-			if sc <= 0 {
+			c := model.Candidate{Item: it, Score: sc * inv}
+			if c.Score <= 0 || !h.Admits(c, q.Want) || q.Skip(it) {
 				continue
 			}
-			h := dst[base:]
-			if len(h) == q.Want && !better(sc, it, h[0]) {
-				continue
-			}
-			if q.Skip(it) {
-				continue
-			}
-			c := model.Candidate{Item: it, Score: min(sc, 1)}
-			if len(h) < q.Want {
-				dst = append(dst, c)
-				up(dst[base:], len(h))
-			} else {
-				h[0] = c
-				down(h, 0)
-			}
+			c.Score = min(c.Score, 1)
+			h.Offer(c, q.Want)
 		}
 	}
 	for _, it := range touched {
 		acc[it] = 0
 	}
 	q.Touched = touched[:0]
-	slices.SortFunc(dst[base:], func(a, b model.Candidate) int {
-		if better(a.Score, a.Item, b) {
-			return -1
-		}
-		return 1
-	})
-	return dst
+	h.Sort()
+	return dst[:base+len(h)]
 }
 
 // better orders candidates: higher score, then lower item id.
@@ -841,36 +805,6 @@ func better(s float32, item int32, c model.Candidate) bool {
 		return s > c.Score
 	}
 	return item < c.Item
-}
-
-// up and down keep h a heap with the worst candidate at h[0].
-func up(h []model.Candidate, i int) {
-	for i > 0 {
-		p := (i - 1) / 2
-		if !better(h[p].Score, h[p].Item, h[i]) {
-			return
-		}
-		h[i], h[p] = h[p], h[i]
-		i = p
-	}
-}
-
-func down(h []model.Candidate, i int) {
-	for {
-		l := 2*i + 1
-		if l >= len(h) {
-			return
-		}
-		w := l
-		if r := l + 1; r < len(h) && better(h[l].Score, h[l].Item, h[r]) {
-			w = r
-		}
-		if !better(h[i].Score, h[i].Item, h[w]) {
-			return
-		}
-		h[i], h[w] = h[w], h[i]
-		i = w
-	}
 }
 
 // Similarity is the cosine of the vectors of a and b.

@@ -67,15 +67,59 @@ func (s *Source) Candidates(q *model.Query, dst []model.Candidate) []model.Candi
 		return dst
 	}
 	q.Touched = s.m.Score(q.History, q.Acc, q.Touched[:0])
-	base := len(dst)
+	dst = model.TopTouched(q, q.Acc, q.Touched, dst)
 	for _, it := range q.Touched {
-		sc := q.Acc[it]
 		q.Acc[it] = 0
-		if sc > 0 && !q.Skip(it) {
-			dst = append(dst, model.Candidate{Item: it, Score: sc})
+	}
+	return dst
+}
+
+// ScoreItems implements model.Scorer: what Candidates would score each of
+// items, accumulated only for the items q lets through (with q.Only, the
+// list being ranked), so that ranking a short list reads the neighbour
+// lists but builds no candidate list. Without q.Only it answers through
+// Candidates.
+func (s *Source) ScoreItems(q *model.Query, items []int32, dst []model.Candidate) []model.Candidate {
+	if len(q.History) == 0 {
+		return dst
+	}
+	if !q.Only {
+		want := q.Want
+		q.Want = s.m.Items()
+		base := len(dst)
+		dst = s.Candidates(q, dst)
+		q.Want = want
+		kept := slices.DeleteFunc(dst[base:], func(c model.Candidate) bool { return !slices.Contains(items, c.Item) })
+		return dst[:base+len(kept)]
+	}
+	acc, m := q.Acc, s.m
+	f := float32(1)
+	seen := 0
+	for k := len(q.History) - 1; k >= 0 && seen < m.cfg.QueryItems; k-- {
+		h := q.History[k]
+		seen++
+		w := h.Weight * f
+		f *= m.cfg.Decay
+		if w == 0 {
+			continue
+		}
+		nb, sims := m.Neighbors(h.Item)
+		for x, j := range nb {
+			if !q.Skip(j) {
+				acc[j] += w * sims[x]
+			}
 		}
 	}
-	return dst[:base+len(model.Top(dst[base:], q.Want))]
+	for _, it := range items {
+		if int(it) >= len(acc) {
+			continue
+		}
+		if sc := acc[it]; sc > 0 {
+			dst = append(dst, model.Candidate{Item: it, Score: sc})
+		}
+		acc[it] = 0
+	}
+	return dst
 }
 
 // Because implements model.Explainer: the user's recent items whose

@@ -378,7 +378,6 @@ func nth(a []uint64, k int) uint64 {
 
 type scratch struct {
 	touch []int32
-	heap  []model.Candidate
 }
 
 // queryRows yields the current session's latest QueryItems events of
@@ -441,7 +440,7 @@ func (m *Model) Candidates(q *model.Query, dst []model.Candidate) []model.Candid
 			acc[b] += v
 		}
 	}
-	dst = model.TopTouched(q, acc, sc.touch, &sc.heap, dst)
+	dst = model.TopTouched(q, acc, sc.touch, dst)
 	for _, it := range sc.touch {
 		acc[it] = 0
 	}

@@ -389,7 +389,6 @@ type scratch struct {
 	used   []int32
 	nb     []neighbour
 	touch  []int32
-	heap   []model.Candidate
 }
 
 func hash(k uint32) uint32 { return k * 0x9E3779B1 }
@@ -597,7 +596,7 @@ func (m *Model) Candidates(q *model.Query, dst []model.Candidate) []model.Candid
 			acc[it] *= float32(1 + m.cfg.IDF*math.Log(n/float64(max(m.count[it], 1))))
 		}
 	}
-	dst = model.TopTouched(q, acc, sc.touch, &sc.heap, dst)
+	dst = model.TopTouched(q, acc, sc.touch, dst)
 	for _, it := range sc.touch {
 		acc[it] = 0
 	}
