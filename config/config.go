@@ -30,6 +30,7 @@ import (
 	"github.com/streamrec/streamrec/model/sessionknn"
 	"github.com/streamrec/streamrec/model/trending"
 	"github.com/streamrec/streamrec/pipeline"
+	"github.com/streamrec/streamrec/ranker"
 	"github.com/streamrec/streamrec/recommend"
 )
 
@@ -85,6 +86,7 @@ type Config struct {
 	SessionKNN SessionKNN `yaml:"session_knn"`
 	Sequential Sequential `yaml:"sequential"`
 	Content    Content    `yaml:"content"`
+	Ranker     Ranker     `yaml:"ranker"`
 	// Blend weighs each source of a blended answer, by source name; a
 	// source it leaves out keeps its default weight, 0 leaves it out of
 	// the blend.
@@ -99,6 +101,42 @@ type Config struct {
 
 // MF configures matrix factorisation: training, its schedule, fold-in and
 // retrieval.
+// Ranker is the ranker learned from the log in the background (package
+// ranker): when it trains and on what.
+type Ranker struct {
+	// Enabled trains a ranker in the background; off, the blend weighs
+	// every request.
+	Enabled bool `yaml:"enabled"`
+	// FirstTrainRecords trains once the log holds this many records, then
+	// each time it doubles, until that is TrainEveryRecords apart.
+	FirstTrainRecords uint64 `yaml:"first_train_records"`
+	TrainEveryRecords uint64 `yaml:"train_every_records"`
+	// TrainEvery retrains after this long when the log has grown (0: off).
+	TrainEvery Duration `yaml:"train_every"`
+	// Quiet trains as soon as ingestion has been quiet this long after at
+	// least QuietRecords new records (a bulk load), ahead of the schedule.
+	Quiet        Duration `yaml:"quiet"`
+	QuietRecords uint64   `yaml:"quiet_records"`
+	// Validation is the newest share of the log the examples come from;
+	// MaxExamples bounds them (and a training's memory).
+	Validation  float64 `yaml:"validation"`
+	MaxExamples int     `yaml:"max_examples"`
+	// Horizon and HorizonTime bound what counts as a hit for an example:
+	// the user's next events, within that time.
+	Horizon     int      `yaml:"horizon"`
+	HorizonTime Duration `yaml:"horizon_time"`
+}
+
+// RankerConfig is the ranker's training configuration.
+func (c *Config) RankerConfig() ranker.Config {
+	r := ranker.DefaultConfig()
+	r.FirstRecords, r.EveryRecords = c.Ranker.FirstTrainRecords, c.Ranker.TrainEveryRecords
+	r.Validation, r.MaxExamples = c.Ranker.Validation, c.Ranker.MaxExamples
+	r.Horizon, r.HorizonSeconds = c.Ranker.Horizon, time.Duration(c.Ranker.HorizonTime).Seconds()
+	r.Gaps = []float64{time.Duration(c.Sessions.Gap).Seconds(), 24 * 3600, 7 * 24 * 3600}
+	return r
+}
+
 type MF struct {
 	Factors    int     `yaml:"factors"`
 	Lambda     float32 `yaml:"lambda"`
@@ -251,6 +289,7 @@ func Default() Config {
 	d := pipeline.DefaultDedupConfig()
 	m := mf.DefaultConfig()
 	sk, sq, ct := sessionknn.DefaultConfig(), sequential.DefaultConfig(), content.DefaultConfig()
+	rk := ranker.DefaultConfig()
 	return Config{
 		Addr:          "127.0.0.1:8080",
 		Data:          "./streamrec-data",
@@ -292,8 +331,11 @@ func Default() Config {
 			Recency: Duration(time.Duration(sk.RecencySeconds) * time.Second), MaxSessions: sk.MaxSessions, MaxEntries: sk.MaxEntries},
 		Sequential: Sequential{Steps: sq.Steps, MaxSuccessors: sq.MaxSuccessors, QueryItems: sq.QueryItems},
 		Content:    Content{HalfLife: Duration(time.Duration(ct.HalfLifeSeconds) * time.Second), QueryTerms: ct.QueryTerms, MaxPostings: ct.MaxPostings},
-		Blend:      DefaultBlend(),
-		Sessions:   Sessions{Gap: Duration(recommend.DefaultSessionGap)},
+		Ranker: Ranker{Enabled: true, FirstTrainRecords: rk.FirstRecords, TrainEveryRecords: rk.EveryRecords, TrainEvery: Duration(30 * time.Minute),
+			Quiet: Duration(3 * time.Second), QuietRecords: 5_000, Validation: rk.Validation, MaxExamples: rk.MaxExamples,
+			Horizon: rk.Horizon, HorizonTime: Duration(time.Duration(rk.HorizonSeconds) * time.Second)},
+		Blend:    DefaultBlend(),
+		Sessions: Sessions{Gap: Duration(recommend.DefaultSessionGap)},
 
 		Retention: Retention{MaxEventsPerUser: DefaultMaxEventsPerUser},
 	}
@@ -439,6 +481,14 @@ func (c *Config) Validate() error {
 		{"content.half_life must be positive", c.Content.HalfLife > 0},
 		{"content.query_terms must be positive", c.Content.QueryTerms > 0},
 		{"content.max_postings must not be negative", c.Content.MaxPostings >= 0},
+		{"ranker.first_train_records must be positive", c.Ranker.FirstTrainRecords > 0},
+		{"ranker.train_every_records must be positive", c.Ranker.TrainEveryRecords > 0},
+		{"ranker.train_every must not be negative", c.Ranker.TrainEvery >= 0},
+		{"ranker.quiet must not be negative", c.Ranker.Quiet >= 0},
+		{"ranker.validation must be in (0, 1)", c.Ranker.Validation > 0 && c.Ranker.Validation < 1},
+		{"ranker.max_examples must be positive", c.Ranker.MaxExamples > 0},
+		{"ranker.horizon must be positive", c.Ranker.Horizon > 0},
+		{"ranker.horizon_time must be at least 1s", c.Ranker.HorizonTime >= Duration(time.Second)},
 		{"retention.max_events_per_user must not be negative", c.Retention.MaxEventsPerUser >= 0},
 		{"retention.max_age must be 0 (no limit) or at least 1s", c.Retention.MaxAge == 0 || c.Retention.MaxAge >= Duration(time.Second)},
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/streamrec/streamrec/event"
 	"github.com/streamrec/streamrec/model/als"
 	"github.com/streamrec/streamrec/model/mf"
+	"github.com/streamrec/streamrec/ranker"
 	"github.com/streamrec/streamrec/recommend"
 )
 
@@ -58,7 +60,12 @@ type Config struct {
 	// Until, when in (WarmUp, 1), stops the prequential replay at this
 	// share of the events: the events after it are never looked at (for
 	// tuning on the first part of a data set).
-	Until    float64
+	Until float64
+	// Ranker, when set, trains a ranker (package ranker) on the training
+	// part exactly as the server trains one on its log, and installs it
+	// when it passes its gate: the blend is then what the server would
+	// answer after training on its own.
+	Ranker   *ranker.Config
 	Progress func(done, total int)
 }
 
@@ -83,6 +90,20 @@ type Report struct {
 	Events   int           `json:"events"`
 	Seconds  float64       `json:"seconds"`
 	Results  []ModelResult `json:"results"`
+	// Ranker is the outcome of the ranker's training (Config.Ranker).
+	Ranker *RankerOutcome `json:"ranker,omitempty"`
+}
+
+// RankerOutcome is what a ranker training did.
+type RankerOutcome struct {
+	Accepted   bool              `json:"accepted"`
+	Reason     string            `json:"reason,omitempty"`
+	Candidate  float64           `json:"validation_ndcg"`
+	Configured float64           `json:"configured_ndcg"`
+	Global     float64           `json:"global_ndcg"`
+	Examples   int               `json:"examples"`
+	Seconds    float64           `json:"seconds"`
+	Ranker     *recommend.Ranker `json:"weights,omitempty"`
 }
 
 // source is the engine's source name for model ("" for the blend).
@@ -185,17 +206,24 @@ func Run(recs []event.Record, table *event.Table, newEngine func() *recommend.En
 	}
 	switch cfg.Protocol {
 	case Prequential:
-		rep.Results, err = runPrequential(catalogue, events, table, eng, cfg)
+		rep.Results, err = runPrequential(catalogue, events, table, newEngine, eng, cfg)
 	default:
-		rep.Results, err = runHoldout(catalogue, events, table, eng, cfg)
+		rep.Results, rep.Ranker, err = runHoldout(catalogue, events, table, newEngine, eng, cfg)
 	}
 	rep.Seconds = time.Since(start).Seconds()
 	return rep, err
 }
 
 // runHoldout trains on a split and scores each test user's held-out items.
-func runHoldout(catalogue, events []event.Record, table *event.Table, eng *recommend.Engine, cfg Config) ([]ModelResult, error) {
+func runHoldout(catalogue, events []event.Record, table *event.Table, newEngine func() *recommend.Engine, eng *recommend.Engine, cfg Config) ([]ModelResult, *RankerOutcome, error) {
 	train, test := split(events, cfg)
+	var outcome *RankerOutcome
+	if cfg.Ranker != nil {
+		var err error
+		if outcome, err = trainRanker(append(slices.Clip(catalogue), train...), newEngine, eng, *cfg.Ranker); err != nil {
+			return nil, nil, err
+		}
+	}
 	eng.Apply(catalogue)
 	eng.Apply(train)
 	trained := map[[2]string]bool{}
@@ -230,10 +258,10 @@ func runHoldout(catalogue, events []event.Record, table *event.Table, eng *recom
 		}
 	}
 	if len(order) == 0 {
-		return nil, errors.New("eval: no test user has both training history and new items to find")
+		return nil, nil, errors.New("eval: no test user has both training history and new items to find")
 	}
 	if err := trainMF(eng, cfg); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	results := make([]ModelResult, len(cfg.Models))
 	for mi, model := range cfg.Models {
@@ -262,7 +290,7 @@ func runHoldout(catalogue, events []event.Record, table *event.Table, eng *recom
 			results[mi].NewScored, results[mi].NewItems = len(fresh), collect(newAccs)
 		}
 	}
-	return results, nil
+	return results, outcome, nil
 }
 
 // split divides the events for chrono or leave-last. With Validation set
@@ -300,7 +328,7 @@ func split(events []event.Record, cfg Config) (train, test []event.Record) {
 // the warm-up, each model's top-K for that user is scored against the
 // event's item (repeat consumptions are not scored), then the event is
 // applied.
-func runPrequential(catalogue, events []event.Record, table *event.Table, eng *recommend.Engine, cfg Config) ([]ModelResult, error) {
+func runPrequential(catalogue, events []event.Record, table *event.Table, newEngine func() *recommend.Engine, eng *recommend.Engine, cfg Config) ([]ModelResult, error) {
 	warm := int(float64(len(events)) * cfg.WarmUp)
 	eng.Apply(catalogue)
 	eng.Apply(events[:warm])
@@ -354,6 +382,16 @@ func runPrequential(catalogue, events []event.Record, table *event.Table, eng *r
 		sources[mi] = source(model)
 	}
 	scored := 0
+	var nextRanker uint64 = math.MaxUint64
+	if cfg.Ranker != nil {
+		nextRanker = cfg.Ranker.Next(0)
+		if n := uint64(len(catalogue) + warm); n >= nextRanker {
+			if _, err := trainRanker(append(slices.Clip(catalogue), events[:warm]...), newEngine, eng, *cfg.Ranker); err != nil {
+				return nil, err
+			}
+			nextRanker = cfg.Ranker.Next(n)
+		}
+	}
 	for i := warm; i < end; i++ {
 		r := &events[i]
 		if !consumed[[2]string{r.Event.User, r.Event.Item}] {
@@ -388,6 +426,13 @@ func runPrequential(catalogue, events []event.Record, table *event.Table, eng *r
 				return nil, err
 			}
 		}
+		if cfg.Ranker != nil && uint64(len(catalogue)+i+1) >= nextRanker {
+			log := append(slices.Clip(catalogue), events[:i+1]...)
+			if _, err := trainRanker(log, newEngine, eng, *cfg.Ranker); err != nil {
+				return nil, err
+			}
+			nextRanker = cfg.Ranker.Next(uint64(len(log)))
+		}
 		if cfg.Progress != nil && i%1000 == 0 {
 			cfg.Progress(i-warm, end-warm)
 		}
@@ -400,6 +445,34 @@ func runPrequential(catalogue, events []event.Record, table *event.Table, eng *r
 		}
 	}
 	return results, nil
+}
+
+// trainRanker trains a ranker on recs as the server would on its log and
+// installs it in eng when it passes its gate.
+func trainRanker(recs []event.Record, newEngine func() *recommend.Engine, eng *recommend.Engine, cfg ranker.Config) (*RankerOutcome, error) {
+	replay := func(fn func(event.Record) error) error {
+		for _, r := range recs {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	res, err := ranker.Train(context.Background(), replay, uint64(len(recs)), newEngine, nil, cfg)
+	out := &RankerOutcome{Accepted: res.Accepted, Reason: res.Reason, Candidate: res.Candidate, Configured: res.Configured,
+		Global: res.Global, Examples: res.Examples, Seconds: res.Took.Seconds(), Ranker: res.Ranker}
+	if errors.Is(err, ranker.ErrTooFew) {
+		return out, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if res.Accepted {
+		if err := eng.SetRanker(res.Ranker); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // trainMF trains the engine's mf on what it has applied, when a model to

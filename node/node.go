@@ -50,6 +50,7 @@ type Node struct {
 	ready    chan struct{}
 	progress atomic.Pointer[[2]uint64] // rebuild: done, total
 	bg       sync.WaitGroup            // background work (training) to wait for at shutdown
+	trainMu  sync.Mutex                // one background training (mf or ranker) at a time
 }
 
 // Routes lists the routes the node answers itself, beside the API's.
@@ -226,6 +227,15 @@ func (n *Node) start(ctx context.Context) error {
 		defer n.bg.Done()
 		t.run(ctx, time.Second)
 	}()
+	if cfg.Ranker.Enabled {
+		rt := newRankTrainer(n, newEngine)
+		rt.metrics()
+		n.bg.Add(1)
+		go func() {
+			defer n.bg.Done()
+			rt.run(ctx, time.Second)
+		}()
+	}
 	h := n.API.Handler()
 	n.api.Store(&h)
 	close(n.ready)

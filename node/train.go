@@ -101,6 +101,8 @@ func countInterval(tried, first, every uint64) uint64 {
 // train runs one training, logging and measuring it.
 func (t *trainer) train(ctx context.Context) {
 	n := t.n
+	n.trainMu.Lock()
+	defer n.trainMu.Unlock()
 	t.running.Store(true)
 	defer t.running.Store(false)
 	start := time.Now()
@@ -153,9 +155,13 @@ func (n *Node) saveModel(t *mf.Trained) error {
 	return nil
 }
 
-// WriteModelFile writes path atomically with write.
+// WriteModelFile writes path atomically with write, making its directory
+// when needed.
 func WriteModelFile(path string, write func(*os.File) error) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".mf-*.tmp")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*.tmp")
 	if err != nil {
 		return err
 	}
@@ -172,7 +178,7 @@ func WriteModelFile(path string, write func(*os.File) error) error {
 		return err
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("mf: %w", err)
+		return fmt.Errorf("rename: %w", err)
 	}
 	return nil
 }

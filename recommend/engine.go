@@ -127,6 +127,9 @@ type Engine struct {
 	similar  []model.Similar
 	sized    []model.Model
 	mf       *mf.Source // the trained model's lifecycle (mf.go), when one is configured
+	blendW   []float32  // the configured weights, by source index
+	ranker   *Ranker    // installed by SetRanker, or nil
+	rankW    [][]float32
 
 	keep     Retention
 	clock    uint32 // the latest event time applied (unix seconds)
@@ -193,6 +196,10 @@ func New(cfg Config) *Engine {
 			e.mf = x
 		}
 	}
+	e.blendW = make([]float32, len(e.sources))
+	for i, src := range e.sources {
+		e.blendW[i] = src.weight
+	}
 	if e.keep.MaxEventsPerUser < 0 {
 		e.keep.MaxEventsPerUser = 0
 	}
@@ -234,6 +241,7 @@ func (e *Engine) SetBlend(b map[string]float32) {
 	for i := range e.sources {
 		if w, ok := b[e.sources[i].name]; ok {
 			e.sources[i].weight = w
+			e.blendW[i] = w
 		}
 	}
 }

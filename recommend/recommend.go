@@ -77,6 +77,7 @@ type scratch struct {
 	final   []model.Candidate
 	ids     []int32
 	because []int32
+	w       []float32 // the request's blend weights, by source index
 }
 
 func (e *Engine) getScratch() *scratch {
@@ -116,6 +117,7 @@ func (e *Engine) query(s *scratch, user string, category string, n, want int) bo
 	q := &s.q
 	*q = model.Query{User: -1, N: n, Want: want, Now: float64(e.clock), Category: -1, Epoch: e.catEpoch,
 		Items: e.items.Len(), Acc: s.acc, Touched: s.touched[:0], Mark: s.mark, Stamp: s.stamp, Blocked: e.blocked, Cats: e.itemCats}
+	s.w = e.blendW
 	if category != "" {
 		c, ok := e.cats.Lookup(category)
 		if !ok {
@@ -129,6 +131,7 @@ func (e *Engine) query(s *scratch, user string, category string, n, want int) bo
 		q.Start = e.hist.Start(u)
 		q.Session = e.sessionIndex(u, q.Start)
 	}
+	s.w = e.weights(q)
 	return true
 }
 
@@ -248,7 +251,7 @@ func (e *Engine) gather(s *scratch, one int, trace *Trace) {
 	for i := range e.sources {
 		src := &e.sources[i]
 		s.lists[i] = s.lists[i][:0]
-		if one >= 0 && i != one || one == -1 && src.weight <= 0 {
+		if one >= 0 && i != one || one == -1 && s.w[i] <= 0 {
 			continue
 		}
 		var start time.Time
@@ -306,15 +309,15 @@ func (e *Engine) rank(s *scratch, one int, n int) {
 }
 
 // rankWeights is rank of the blend by weights w per source (nil: the
-// configured ones).
+// request's, s.w: the ranker's bucket or the configured blend).
 func (e *Engine) rankWeights(s *scratch, n int, weights []float32) {
 	s.final = s.final[:0]
 	s.merged = s.merged[:0]
+	if weights == nil {
+		weights = s.w
+	}
 	for i, list := range s.lists {
-		w := e.sources[i].weight
-		if weights != nil {
-			w = weights[i]
-		}
+		w := weights[i]
 		if len(list) == 0 || w <= 0 {
 			continue
 		}
@@ -456,7 +459,7 @@ func (e *Engine) explain(s *scratch, sc *Scored, it int32, one int) {
 		if one >= 0 && i != one || len(list) == 0 {
 			continue
 		}
-		w := e.sources[i].weight
+		w := s.w[i]
 		if one >= 0 {
 			w = 1
 		}

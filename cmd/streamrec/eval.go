@@ -58,8 +58,9 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	var grid bool
 	cf.fs.Float64Var(&validation, "validation", 0, "chrono: score on this last share of the training events instead of the test events (for tuning)")
 	cf.fs.BoolVar(&grid, "grid", false, "tune mf (and, under chrono, the blend weights) on a validation split of the training events (never the test events), then score the best setting")
-	var quiet bool
+	var quiet, noRanker bool
 	cf.fs.BoolVar(&quiet, "quiet", false, "no progress output")
+	cf.fs.BoolVar(&noRanker, "no-ranker", false, "score the blend by the configured weights alone: no ranker trained on the training part (the server trains one unless ranker.enabled is false)")
 	if err := parseFlags(cf.fs, args, stdout); err != nil {
 		return err
 	}
@@ -92,6 +93,10 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		mc.ALS.Alpha = float32(alpha)
 	}
 	ec := eval.Config{Protocol: protocol, MF: &mc, Validation: validation, RetrainEvery: retrain}
+	if cfg.Ranker.Enabled && !noRanker {
+		rc := cfg.RankerConfig()
+		ec.Ranker = &rc
+	}
 	if models != "" {
 		for _, m := range strings.Split(models, ",") {
 			ec.Models = append(ec.Models, strings.TrimSpace(m))
@@ -170,6 +175,13 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	}
 	sbar.Finish()
 	fmt.Fprint(stdout, rep.Table())
+	if r := rep.Ranker; r != nil {
+		verdict := "installed"
+		if !r.Accepted {
+			verdict = "not installed: " + r.Reason
+		}
+		fmt.Fprintf(stdout, "\nranker trained on the training part (%d examples, %.1fs): validation NDCG@10 %.4f, configured blend %.4f; %s\n", r.Examples, r.Seconds, r.Candidate, r.Configured, verdict)
+	}
 	if jsonOut != "" {
 		b, _ := json.MarshalIndent(rep, "", "  ")
 		if err := os.WriteFile(jsonOut, append(b, '\n'), 0o644); err != nil {

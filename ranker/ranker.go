@@ -1,0 +1,517 @@
+// Package ranker learns, from the log, how much to trust each source for
+// whom and when: a recommend.Ranker whose weights depend on the time since
+// the user's latest event, fitted to what users did next, and installed only
+// when it beats both the ranker serving and the configured blend on the
+// newest events.
+//
+// A training replays the log into a fresh engine (never the serving one),
+// in log order. Over the newest slice of the log (Config.Validation), before
+// a sample of the events, it asks the engine what it would have answered
+// that user at that moment — every source's candidates and scaled scores
+// (recommend.Example) — and labels the answer with the items the user then
+// touched within the horizon (their next Config.Horizon events, within
+// Config.HorizonSeconds): the next click for a user in a session, the
+// coming weeks for one who comes back. The older part of those examples
+// fits the weights; the newest part (Config.Holdout) decides.
+//
+// Fitting is coordinate ascent over a grid of weights on NDCG@K, first one
+// row for every request (the static blend, tuned on the same examples), then
+// one row per bucket of the time since the user's latest event, starting
+// from it; a bucket with too few examples keeps the global row.
+//
+// Examples reconstructed by replay stand in for what was shown; when the
+// application reports impressions, the same Labelled examples are built from
+// what it showed instead.
+package ranker
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/streamrec/streamrec/event"
+	"github.com/streamrec/streamrec/model/als"
+	"github.com/streamrec/streamrec/recommend"
+)
+
+// Config tunes training.
+type Config struct {
+	// Validation is the newest share of the log's records the examples come
+	// from (the older records only build the engine's state).
+	Validation float64
+	// MaxExamples bounds the examples (and so a training's memory: about
+	// 30 bytes per candidate, 150-300 candidates an example).
+	MaxExamples int
+	// Horizon is how many of the user's events, from the one asked before,
+	// count as hits; HorizonSeconds bounds them in time on the events'
+	// clock.
+	Horizon        int
+	HorizonSeconds float64
+	// K is the cut-off of the NDCG fitted.
+	K int
+	// Gaps are the buckets' bounds, in seconds since the user's latest
+	// event (recommend.Ranker.Gaps).
+	Gaps []float64
+	// MinBucket is how many fitting examples a bucket needs for weights of
+	// its own.
+	MinBucket int
+	// Holdout is the newest share of the examples that decides whether the
+	// fitted ranker is installed.
+	Holdout float64
+	// Grid is the weights a source may take.
+	Grid []float32
+	// TrainMF trains matrix factorisation in the replayed engine once the
+	// records before the examples are applied (as the server trains it),
+	// so its scores are what the ranker weighs.
+	TrainMF bool
+	// FirstRecords and EveryRecords schedule trainings by the log's
+	// length: the first once it holds FirstRecords, the next each time it
+	// doubles, until that is EveryRecords apart (Next).
+	FirstRecords, EveryRecords uint64
+}
+
+// Next is the log length at which the training after one at records
+// starts.
+func (c Config) Next(records uint64) uint64 {
+	c = c.withDefaults()
+	if records < c.FirstRecords {
+		return c.FirstRecords
+	}
+	return records + min(records, c.EveryRecords)
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		Validation: 0.4, MaxExamples: 4000, Horizon: 50, HorizonSeconds: 30 * 24 * 3600, K: 10,
+		Gaps:      []float64{30 * 60, 24 * 3600, 7 * 24 * 3600},
+		MinBucket: 100, Holdout: 0.3,
+		Grid:    []float32{0, 0.05, 0.1, 0.25, 0.5, 1, 2, 4},
+		TrainMF: true, FirstRecords: 10_000, EveryRecords: 100_000,
+	}
+}
+
+// withDefaults fills zero fields.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.Validation <= 0 || c.Validation >= 1 {
+		c.Validation = d.Validation
+	}
+	if c.MaxExamples <= 0 {
+		c.MaxExamples = d.MaxExamples
+	}
+	if c.Horizon <= 0 {
+		c.Horizon = d.Horizon
+	}
+	if c.HorizonSeconds <= 0 {
+		c.HorizonSeconds = d.HorizonSeconds
+	}
+	if c.K <= 0 {
+		c.K = d.K
+	}
+	if c.Gaps == nil {
+		c.Gaps = d.Gaps
+	}
+	if c.MinBucket <= 0 {
+		c.MinBucket = d.MinBucket
+	}
+	if c.Holdout <= 0 || c.Holdout >= 1 {
+		c.Holdout = d.Holdout
+	}
+	if len(c.Grid) == 0 {
+		c.Grid = d.Grid
+	}
+	if c.FirstRecords == 0 {
+		c.FirstRecords = d.FirstRecords
+	}
+	if c.EveryRecords == 0 {
+		c.EveryRecords = d.EveryRecords
+	}
+	return c
+}
+
+// Labelled is an example and the items that count as hits for it.
+type Labelled struct {
+	recommend.Example
+	Labels []int32
+
+	user  string
+	at    float64 // seconds, on the events' clock
+	count int     // events of the user counted so far
+}
+
+// Result is one training's outcome.
+type Result struct {
+	// Ranker is the fitted ranker (nil when there was nothing to fit);
+	// Accepted says whether it beat the serving ranker and the configured
+	// blend, Reason why not.
+	Ranker   *recommend.Ranker
+	Accepted bool
+	Reason   string
+	// NDCG@K on the validating examples: of the fitted ranker, the one
+	// serving (NaN without one), the configured blend and the best single
+	// row (the static blend tuned on the same examples).
+	Candidate, Serving, Configured, Global float64
+	Examples, Validating                   int
+	Records                                uint64 // log records trained on
+	Took                                   time.Duration
+}
+
+// ErrTooFew is returned when the log holds too few examples to fit and
+// validate.
+var ErrTooFew = errors.New("ranker: too few examples")
+
+// Replay calls fn with every record of the log, in order, until fn fails.
+type Replay func(fn func(event.Record) error) error
+
+// Train replays total records (all the log) into newEngine(), collects the
+// examples, fits a ranker and gates it against serving (nil: none) and the
+// engine's configured blend.
+func Train(ctx context.Context, replay Replay, total uint64, newEngine func() *recommend.Engine, serving *recommend.Ranker, cfg Config) (Result, error) {
+	start := time.Now()
+	cfg = cfg.withDefaults()
+	eng := newEngine()
+	xs, n, err := Collect(ctx, replay, total, eng, cfg)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Fit(xs, eng.Sources(), eng.Blend(), serving, cfg)
+	res.Records = n
+	res.Took = time.Since(start)
+	if res.Ranker == nil {
+		return res, ErrTooFew
+	}
+	return res, nil
+}
+
+// Collect replays the log into eng and returns the labelled examples of
+// its newest slice, oldest first, and the records replayed. Events are
+// sampled evenly within each bucket of the time since the user's previous
+// event (a reservoir of MaxExamples/buckets each): most events of a log
+// continue a session, and the few that open one — a user coming back —
+// would otherwise be too few to fit their bucket.
+func Collect(ctx context.Context, replay Replay, total uint64, eng *recommend.Engine, cfg Config) ([]*Labelled, uint64, error) {
+	cfg = cfg.withDefaults()
+	split := uint64(float64(total) * (1 - cfg.Validation))
+	buckets := &recommend.Ranker{Gaps: cfg.Gaps}
+	per := max(1, cfg.MaxExamples/(len(cfg.Gaps)+1))
+	res := make([][]*Labelled, len(cfg.Gaps)+1)
+	met := make([]int, len(cfg.Gaps)+1)
+	rng := rand.New(rand.NewPCG(uint64(total), 1))
+	var (
+		seen  uint64
+		batch []event.Record
+		open  = map[string][]*Labelled{}
+	)
+	flush := func() {
+		eng.Apply(batch)
+		batch = batch[:0]
+	}
+	errStop := errors.New("stop")
+	err := replay(func(r event.Record) error {
+		if seen%4096 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		seen++
+		if seen <= split {
+			batch = append(batch, r)
+			if len(batch) == 512 || seen == split {
+				flush()
+				if seen == split && cfg.TrainMF {
+					if _, err := eng.TrainMF(ctx, nil, nil); err != nil && !errors.Is(err, als.ErrNothing) && !errors.Is(err, recommend.ErrNoMF) {
+						return err
+					}
+				}
+			}
+			return nil
+		}
+		if r.Kind != event.KindEvent {
+			eng.Apply([]event.Record{r})
+			return nil
+		}
+		ev := &r.Event
+		t := seconds(ev.Time)
+		if ev.Weight > 0 {
+			// The gap as the server sees it when the event arrives: its
+			// clock is then the event's time.
+			gap := eng.UserGap(ev.User, t)
+			if math.IsNaN(gap) {
+				gap = math.Inf(1)
+			}
+			b := buckets.Bucket(gap)
+			met[b]++
+			// Reservoir sampling: the n-th event of a bucket is kept with
+			// probability per/n, in place of a random one kept before.
+			slot := -1
+			if len(res[b]) < per {
+				slot = len(res[b])
+				res[b] = append(res[b], nil)
+			} else if k := rng.IntN(met[b]); k < per {
+				slot = k
+			}
+			if slot >= 0 {
+				x := &Labelled{Example: eng.Example(ev.User, cfg.K), user: ev.User, at: t}
+				x.Gap = gap
+				res[b][slot] = x
+				open[ev.User] = append(open[ev.User], x)
+			}
+		}
+		eng.Apply([]event.Record{r})
+		if ev.Weight > 0 {
+			label(open, ev, eng, cfg)
+		}
+		if seen >= total {
+			return errStop
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return nil, seen, err
+	}
+	if len(batch) > 0 {
+		flush()
+	}
+	var xs []*Labelled
+	for _, r := range res {
+		xs = append(xs, r...)
+	}
+	slices.SortStableFunc(xs, func(a, b *Labelled) int { return cmp.Compare(a.at, b.at) })
+	return xs, seen, nil
+}
+
+// label adds ev's item to the open examples of its user, closing those
+// past the horizon.
+func label(open map[string][]*Labelled, ev *event.Event, eng *recommend.Engine, cfg Config) {
+	xs := open[ev.User]
+	if len(xs) == 0 {
+		return
+	}
+	t := seconds(ev.Time)
+	it, ok := eng.ItemIndex(ev.Item)
+	keep := xs[:0]
+	for _, x := range xs {
+		if t-x.at > cfg.HorizonSeconds {
+			continue
+		}
+		if ok && !slices.Contains(x.Labels, it) {
+			x.Labels = append(x.Labels, it)
+		}
+		x.count++
+		if x.count < cfg.Horizon {
+			keep = append(keep, x)
+		}
+	}
+	if len(keep) == 0 {
+		delete(open, ev.User)
+		return
+	}
+	open[ev.User] = keep
+}
+
+func seconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
+
+// Fit fits a ranker to the older examples and scores it, and the
+// alternatives, on the newest (Config.Holdout); sources names the
+// examples' score columns and blend the configured weights.
+func Fit(xs []*Labelled, sources []string, blend map[string]float32, serving *recommend.Ranker, cfg Config) Result {
+	cfg = cfg.withDefaults()
+	xs = slices.DeleteFunc(slices.Clone(xs), func(x *Labelled) bool { return len(x.Labels) == 0 || len(x.Items) == 0 })
+	res := Result{Examples: len(xs), Serving: math.NaN()}
+	cut := int(float64(len(xs)) * (1 - cfg.Holdout))
+	fitX, valX := xs[:cut], xs[cut:]
+	res.Validating = len(valX)
+	if len(fitX) < cfg.MinBucket || len(valX) == 0 {
+		res.Reason = fmt.Sprintf("%d examples: too few to fit (%d) and validate", len(xs), cfg.MinBucket)
+		return res
+	}
+	k := len(sources)
+	configured := make([]float32, k)
+	for i, name := range sources {
+		configured[i] = blend[name]
+	}
+	if !anyPositive(configured) {
+		configured[0] = 1
+	}
+	s := newScorer(k, cfg.K)
+	global := s.ascend(fitX, configured, cfg.Grid)
+	rows := make([][]float32, len(cfg.Gaps)+1)
+	byBucket := bucketed(fitX, cfg.Gaps)
+	for b := range rows {
+		rows[b] = global
+		if len(byBucket[b]) >= cfg.MinBucket {
+			rows[b] = s.ascend(byBucket[b], global, cfg.Grid)
+		}
+	}
+	cand := &recommend.Ranker{Sources: sources, Gaps: slices.Clone(cfg.Gaps), Weights: rows}
+	one := &recommend.Ranker{Sources: sources, Gaps: nil, Weights: [][]float32{global}}
+	res.Candidate = s.mean(valX, cand, sources)
+	res.Global = s.mean(valX, one, sources)
+	res.Configured = s.mean(valX, &recommend.Ranker{Sources: sources, Weights: [][]float32{configured}}, sources)
+	res.Ranker = cand
+	if res.Global > res.Candidate {
+		res.Ranker, res.Candidate = one, res.Global
+	}
+	bar, what := res.Configured, "the configured blend"
+	if serving != nil {
+		res.Serving = s.mean(valX, serving, sources)
+		if res.Serving >= bar {
+			bar, what = res.Serving, "the serving ranker"
+		}
+	}
+	if res.Candidate > bar {
+		res.Accepted = true
+		return res
+	}
+	res.Reason = fmt.Sprintf("NDCG@%d %.4f on the %d newest examples does not beat %s (%.4f)", cfg.K, res.Candidate, len(valX), what, bar)
+	return res
+}
+
+func anyPositive(w []float32) bool {
+	for _, v := range w {
+		if v > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// bucketed splits examples by their bucket of gaps.
+func bucketed(xs []*Labelled, gaps []float64) [][]*Labelled {
+	r := &recommend.Ranker{Gaps: gaps}
+	out := make([][]*Labelled, len(gaps)+1)
+	for _, x := range xs {
+		b := r.Bucket(x.Gap)
+		out[b] = append(out[b], x)
+	}
+	return out
+}
+
+// scorer computes NDCG@k of weights over examples.
+type scorer struct {
+	k, n  int
+	score []float32
+	top   []int
+	w     []float32
+}
+
+func newScorer(sources, k int) *scorer { return &scorer{k: k, n: sources} }
+
+// mean is the mean NDCG of r over xs, whose score columns are sources
+// (r's are matched by name; a source r does not name weighs 0).
+func (s *scorer) mean(xs []*Labelled, r *recommend.Ranker, sources []string) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	rows := make([][]float32, len(r.Weights))
+	for b, row := range r.Weights {
+		rows[b] = make([]float32, len(sources))
+		for j, name := range sources {
+			if c := slices.Index(r.Sources, name); c >= 0 {
+				rows[b][j] = row[c]
+			}
+		}
+	}
+	var sum float64
+	for _, x := range xs {
+		sum += s.ndcg(x, rows[r.Bucket(x.Gap)])
+	}
+	return sum / float64(len(xs))
+}
+
+// ascend is coordinate ascent from start over grid: each source's weight
+// in turn takes the grid value that best raises the mean NDCG, until a
+// round changes nothing (at most four rounds).
+func (s *scorer) ascend(xs []*Labelled, start, grid []float32) []float32 {
+	w := slices.Clone(start)
+	best := s.meanW(xs, w)
+	for range 4 {
+		moved := false
+		for j := range w {
+			old := w[j]
+			for _, g := range grid {
+				if g == w[j] {
+					continue
+				}
+				prev := w[j]
+				w[j] = g
+				if !anyPositive(w) {
+					w[j] = prev
+					continue
+				}
+				if v := s.meanW(xs, w); v > best+1e-9 {
+					best = v
+				} else {
+					w[j] = prev
+				}
+			}
+			moved = moved || w[j] != old
+		}
+		if !moved {
+			break
+		}
+	}
+	return w
+}
+
+func (s *scorer) meanW(xs []*Labelled, w []float32) float64 {
+	var sum float64
+	for _, x := range xs {
+		sum += s.ndcg(x, w)
+	}
+	return sum / float64(len(xs))
+}
+
+// ndcg is NDCG@k of the blend by w (one weight per source column) on x: as
+// the engine ranks, by the weighted sum, then the lower item id, over the
+// candidates some weighted source brought.
+func (s *scorer) ndcg(x *Labelled, w []float32) float64 {
+	n := len(x.Items)
+	s.score = slices.Grow(s.score[:0], n)[:n]
+	s.top = s.top[:0]
+	for i := range n {
+		var v float32
+		row := x.Scores[i*s.n : (i+1)*s.n]
+		for j, c := range row {
+			v += w[j] * c
+		}
+		s.score[i] = v
+		if v <= 0 {
+			continue
+		}
+		// Insert into the top k, best first.
+		if len(s.top) == s.k && !s.better(x, i, s.top[s.k-1]) {
+			continue
+		}
+		if len(s.top) < s.k {
+			s.top = append(s.top, i)
+		}
+		p := len(s.top) - 1
+		for ; p > 0 && s.better(x, i, s.top[p-1]); p-- {
+			s.top[p] = s.top[p-1]
+		}
+		s.top[p] = i
+	}
+	var dcg float64
+	for r, i := range s.top {
+		if slices.Contains(x.Labels, x.Items[i]) {
+			dcg += 1 / math.Log2(float64(r)+2)
+		}
+	}
+	var ideal float64
+	for r := range min(s.k, len(x.Labels)) {
+		ideal += 1 / math.Log2(float64(r)+2)
+	}
+	return dcg / ideal
+}
+
+func (s *scorer) better(x *Labelled, a, b int) bool {
+	if s.score[a] != s.score[b] {
+		return s.score[a] > s.score[b]
+	}
+	return x.Items[a] < x.Items[b]
+}

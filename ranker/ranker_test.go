@@ -1,0 +1,191 @@
+package ranker
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/streamrec/streamrec/config"
+	"github.com/streamrec/streamrec/event"
+	"github.com/streamrec/streamrec/recommend"
+)
+
+// planted builds examples over two sources where the user who is in a
+// session touches next what source "near" ranks first, and the user who
+// comes back after a week what source "far" ranks first; each source's
+// other candidates are noise.
+func planted(n int, seed uint64) []*Labelled {
+	rng := rand.New(rand.NewPCG(seed, 2))
+	var xs []*Labelled
+	for i := range n {
+		x := &Labelled{at: float64(i)}
+		x.Gap = 60
+		if i%2 == 1 {
+			x.Gap = 30 * 86400
+		}
+		for c := range int32(20) {
+			x.Items = append(x.Items, c)
+			x.Scores = append(x.Scores, rng.Float32()*0.9, rng.Float32()*0.9)
+		}
+		near, far := int32(rng.IntN(20)), int32(rng.IntN(20))
+		x.Scores[near*2] = 1
+		x.Scores[far*2+1] = 1
+		if x.Gap < 1800 {
+			x.Labels = []int32{near}
+		} else {
+			x.Labels = []int32{far}
+		}
+		xs = append(xs, x)
+	}
+	return xs
+}
+
+var sources = []string{"near", "far"}
+
+// TestFitLearnsWhomToTrust: on planted examples the fitted ranker trusts
+// "near" in the session bucket and "far" in the week-long one, scores
+// near-perfect NDCG on the held-out examples where the configured equal
+// blend and the best single row cannot, and is accepted.
+func TestFitLearnsWhomToTrust(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MinBucket = 50
+	res := Fit(planted(1000, 1), sources, map[string]float32{"near": 1, "far": 1}, nil, cfg)
+	if !res.Accepted || res.Ranker == nil {
+		t.Fatalf("not accepted: %+v", res)
+	}
+	r := res.Ranker
+	in, out := r.Weights[r.Bucket(60)], r.Weights[r.Bucket(30*86400)]
+	if !(in[0] > in[1]) || !(out[1] > out[0]) {
+		t.Fatalf("weights in a session %v, after a week %v: want near first, then far first", in, out)
+	}
+	if res.Candidate < 0.99 || res.Configured > 0.9 || res.Global > 0.9 {
+		t.Fatalf("validation NDCG: fitted %.3f (want ≈ 1), configured %.3f, one row %.3f", res.Candidate, res.Configured, res.Global)
+	}
+	if res.Validating != 300 || res.Examples != 1000 {
+		t.Fatalf("%d examples, %d validating; want 1000 and 300", res.Examples, res.Validating)
+	}
+}
+
+// TestFitRejectsWhatDoesNotBeatServing: a serving ranker that already is
+// the planted truth cannot be beaten, so the fitted one is rejected and the
+// reason names what it did not beat; so is a fit on examples whose labels
+// no weighting can reach.
+func TestFitRejectsWhatDoesNotBeatServing(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MinBucket = 50
+	truth := &recommend.Ranker{Sources: sources, Gaps: []float64{1800}, Weights: [][]float32{{1, 0}, {0, 1}}}
+	res := Fit(planted(1000, 2), sources, map[string]float32{"near": 1, "far": 1}, truth, cfg)
+	if res.Accepted || !strings.Contains(res.Reason, "serving ranker") || res.Serving < 0.99 {
+		t.Fatalf("%+v", res)
+	}
+	xs := planted(1000, 3)
+	for _, x := range xs {
+		x.Labels = []int32{99} // never a candidate
+	}
+	res = Fit(xs, sources, map[string]float32{"near": 1, "far": 1}, nil, cfg)
+	if res.Accepted || !strings.Contains(res.Reason, "configured blend") {
+		t.Fatalf("unreachable labels: %+v", res)
+	}
+	res = Fit(planted(20, 4), sources, map[string]float32{"near": 1}, nil, DefaultConfig())
+	if res.Ranker != nil || !strings.Contains(res.Reason, "too few") {
+		t.Fatalf("20 examples: %+v", res)
+	}
+}
+
+// TestNDCG checks the scorer against hand-computed cases: ties go to the
+// lower item id, as the engine breaks them.
+func TestNDCG(t *testing.T) {
+	s := newScorer(1, 2)
+	x := &Labelled{Example: recommend.Example{Items: []int32{7, 3, 5}, Scores: []float32{0.5, 0.5, 0.9}}}
+	for _, tc := range []struct {
+		labels []int32
+		want   float64
+	}{
+		{[]int32{5}, 1},                // first
+		{[]int32{3}, 1 / math.Log2(3)}, // second: 3 ties 7 and is lower
+		{[]int32{7}, 0},                // third, past k = 2
+		{[]int32{5, 3}, 1},             // both in order
+		{[]int32{3, 7}, (1 / math.Log2(3)) / (1 + 1/math.Log2(3))}, // one of two
+	} {
+		x.Labels = tc.labels
+		if got := s.ndcg(x, []float32{1}); math.Abs(got-tc.want) > 1e-12 {
+			t.Errorf("labels %v: %v, want %v", tc.labels, got, tc.want)
+		}
+	}
+}
+
+func TestNext(t *testing.T) {
+	c := Config{FirstRecords: 10, EveryRecords: 100}
+	for _, tc := range [][2]uint64{{0, 10}, {9, 10}, {10, 20}, {40, 80}, {100, 200}, {150, 250}, {1000, 1100}} {
+		if got := c.Next(tc[0]); got != tc[1] {
+			t.Errorf("Next(%d) = %d, want %d", tc[0], got, tc[1])
+		}
+	}
+}
+
+// TestCollectLabelsTheHorizon: an example is asked before its event and
+// labelled with that event's item and the user's next ones, up to the
+// horizon in events and in time; the engine never sees the future when
+// asked.
+func TestCollectLabelsTheHorizon(t *testing.T) {
+	tb, _ := event.Preset(event.PresetEcommerce)
+	newEngine := func() *recommend.Engine { c := config.Default(); return recommend.New(c.EngineConfig(tb)) }
+	t0 := time.Unix(1_700_000_000, 0)
+	var recs []event.Record
+	add := func(user, item string, at time.Duration) {
+		recs = append(recs, event.Record{Kind: event.KindEvent, Event: event.Event{User: user, Item: item, Type: event.Purchase, Weight: 5, Value: 1, Time: t0.Add(at)}})
+	}
+	for i := range 20 { // the past: only builds state
+		add(fmt.Sprint("old", i%4), fmt.Sprint("i", i%7), time.Duration(i)*time.Minute)
+	}
+	add("me", "a", time.Hour)
+	add("me", "b", time.Hour+time.Minute)
+	add("me", "c", time.Hour+2*time.Minute)
+	add("me", "d", time.Hour+3*time.Minute)
+	add("me", "e", 40*24*time.Hour) // past the 30-day horizon of every example above
+	cfg := DefaultConfig()
+	cfg.Validation = 5.0 / float64(len(recs))
+	cfg.Horizon = 3
+	cfg.TrainMF = false
+	replay := func(fn func(event.Record) error) error {
+		for _, r := range recs {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	eng := newEngine()
+	xs, n, err := Collect(context.Background(), replay, uint64(len(recs)), eng, cfg)
+	if err != nil || n != uint64(len(recs)) {
+		t.Fatalf("%v, %d records", err, n)
+	}
+	name := func(ids []int32) []string {
+		var out []string
+		for _, id := range ids {
+			for _, it := range []string{"a", "b", "c", "d", "e"} {
+				if x, ok := eng.ItemIndex(it); ok && x == id {
+					out = append(out, it)
+				}
+			}
+		}
+		return out
+	}
+	want := [][]string{{"a", "b", "c"}, {"b", "c", "d"}, {"c", "d"}, {"d"}, {"e"}}
+	if len(xs) != len(want) {
+		t.Fatalf("%d examples, want %d", len(xs), len(want))
+	}
+	for i, x := range xs {
+		if got := name(x.Labels); !slices.Equal(got, want[i]) {
+			t.Errorf("example %d labelled %v, want %v", i, got, want[i])
+		}
+	}
+	if !math.IsInf(xs[0].Gap, 1) || xs[1].Gap != 60 || xs[4].Gap < 30*86400 {
+		t.Errorf("gaps %v %v %v: want +Inf (first event), 60 s, over 30 days", xs[0].Gap, xs[1].Gap, xs[4].Gap)
+	}
+}

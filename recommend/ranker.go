@@ -1,0 +1,206 @@
+package recommend
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/streamrec/streamrec/model"
+)
+
+// Ranker weighs the blend for each request by what is known of the user at
+// that moment: the time since their latest event (on the events' clock)
+// picks a bucket, and the bucket holds a weight per source. One user in the
+// middle of a session and another back after a month are asked different
+// questions — what comes next, what they will want over the coming weeks —
+// and the sources that answer each best differ. A Ranker is learned from
+// the log (package ranker) and installed with SetRanker; without one the
+// configured blend weighs every request.
+type Ranker struct {
+	// Sources names the weight columns.
+	Sources []string `json:"sources"`
+	// Gaps are the buckets' upper bounds in seconds, ascending: bucket i
+	// holds the gaps below Gaps[i]; the last bucket the rest, and users
+	// with no history.
+	Gaps []float64 `json:"gaps"`
+	// Weights holds len(Gaps)+1 rows, one weight per source of Sources.
+	Weights [][]float32 `json:"weights"`
+}
+
+// Bucket is the bucket of a gap in seconds (+Inf: no history).
+func (r *Ranker) Bucket(gap float64) int {
+	i, _ := slices.BinarySearch(r.Gaps, gap)
+	for i < len(r.Gaps) && r.Gaps[i] <= gap { // a gap equal to a bound belongs above it
+		i++
+	}
+	return i
+}
+
+// Validate checks the shape and the weights (finite, not negative, a row
+// not all zero).
+func (r *Ranker) Validate() error {
+	if r == nil {
+		return errors.New("ranker: none")
+	}
+	if len(r.Sources) == 0 {
+		return errors.New("ranker: no sources")
+	}
+	if !slices.IsSorted(r.Gaps) {
+		return errors.New("ranker: gaps must ascend")
+	}
+	for _, g := range r.Gaps {
+		if math.IsNaN(g) || g <= 0 {
+			return fmt.Errorf("ranker: gap %v must be positive", g)
+		}
+	}
+	if len(r.Weights) != len(r.Gaps)+1 {
+		return fmt.Errorf("ranker: %d weight rows for %d gaps, want %d", len(r.Weights), len(r.Gaps), len(r.Gaps)+1)
+	}
+	for b, row := range r.Weights {
+		if len(row) != len(r.Sources) {
+			return fmt.Errorf("ranker: bucket %d has %d weights for %d sources", b, len(row), len(r.Sources))
+		}
+		any := false
+		for _, w := range row {
+			if math.IsNaN(float64(w)) || math.IsInf(float64(w), 0) || w < 0 {
+				return fmt.Errorf("ranker: bucket %d: weight %v must be finite and not negative", b, w)
+			}
+			any = any || w > 0
+		}
+		if !any {
+			return fmt.Errorf("ranker: bucket %d weighs every source 0", b)
+		}
+	}
+	return nil
+}
+
+// SetRanker installs r (nil: back to the configured blend) for the next
+// request. A source r does not name weighs 0 under it; a name no source of
+// the engine has is an error.
+func (e *Engine) SetRanker(r *Ranker) error {
+	if r == nil {
+		e.mu.Lock()
+		e.ranker, e.rankW = nil, nil
+		e.mu.Unlock()
+		return nil
+	}
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	col := make([]int, len(e.sources))
+	for i, s := range e.sources {
+		col[i] = slices.Index(r.Sources, s.name)
+	}
+	for _, name := range r.Sources {
+		if e.sourceIndex(name) < 0 {
+			return fmt.Errorf("ranker: the engine has no source %q", name)
+		}
+	}
+	rows := make([][]float32, len(r.Weights))
+	for b, row := range r.Weights {
+		rows[b] = make([]float32, len(e.sources))
+		for i, c := range col {
+			if c >= 0 {
+				rows[b][i] = row[c]
+			}
+		}
+	}
+	e.mu.Lock()
+	e.ranker, e.rankW = r, rows
+	e.mu.Unlock()
+	return nil
+}
+
+// Ranker is the installed ranker, nil when the configured blend weighs
+// every request. The caller must not change it.
+func (e *Engine) Ranker() *Ranker {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.ranker
+}
+
+// userGap is the time, in seconds on the events' clock, since the query user's
+// latest event; +Inf without one.
+func (e *Engine) userGap(q *model.Query) float64 {
+	if len(q.History) == 0 {
+		return math.Inf(1)
+	}
+	return max(float64(e.clock)-q.History[len(q.History)-1].Seconds(), 0)
+}
+
+// weights is the blend's weight per source for the query: the ranker's
+// bucket, or the configured weights.
+func (e *Engine) weights(q *model.Query) []float32 {
+	if e.rankW == nil {
+		return e.blendW
+	}
+	return e.rankW[e.ranker.Bucket(e.userGap(q))]
+}
+
+// Example is what the engine knew of a user at one moment, as a ranker
+// learns from it: the candidates every source brought (each source's best
+// perSource(n), consumed items left out) and each source's score for each,
+// scaled to [0, 1] as the blend scales it (0 when the source did not bring
+// it).
+type Example struct {
+	Gap    float64   // seconds since the user's latest event; +Inf: none
+	Items  []int32   // the candidates, dense item ids (see ItemIndex)
+	Scores []float32 // len(Items) rows of one score per source (Sources' order)
+}
+
+// Score is candidate i's scaled score from source j.
+func (x *Example) Score(i, j, sources int) float32 { return x.Scores[i*sources+j] }
+
+// Example gathers the candidates of every source for user, as a blended
+// request for n items would.
+func (e *Engine) Example(user string, n int) Example {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	s := e.getScratch()
+	defer e.scratch.Put(s)
+	x := Example{Gap: math.Inf(1)}
+	e.query(s, user, "", n, perSource(n))
+	x.Gap = e.userGap(&s.q)
+	e.excludeConsumed(&s.q)
+	e.gather(s, -2, nil)
+	k := len(e.sources)
+	at := map[int32]int{}
+	for i, list := range s.lists[:k] {
+		sc := e.scale(i, list)
+		for _, c := range list {
+			r, ok := at[c.Item]
+			if !ok {
+				r = len(x.Items)
+				at[c.Item] = r
+				x.Items = append(x.Items, c.Item)
+				x.Scores = append(x.Scores, make([]float32, k)...)
+			}
+			x.Scores[r*k+i] = min(max(c.Score-sc.lo, 0)*sc.scale, 1) + 1e-9
+		}
+	}
+	return x
+}
+
+// ItemIndex is the dense id of an item, as Example names candidates.
+func (e *Engine) ItemIndex(id string) (int32, bool) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.items.Lookup(id)
+}
+
+// UserGap is the time in seconds from user's latest event to t (seconds);
+// +Inf for a user with no history, NaN for one the engine does not know.
+func (e *Engine) UserGap(user string, t float64) float64 {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	u, ok := e.users.Lookup(user)
+	if !ok {
+		return math.NaN()
+	}
+	h := e.hist.User(u)
+	if len(h) == 0 {
+		return math.Inf(1)
+	}
+	return max(t-h[len(h)-1].Seconds(), 0)
+}
