@@ -41,7 +41,7 @@ func bulk(t *testing.T, n *testNode, users, perUser int) {
 func TestRankerTrainsAfterABulkLoadAndSurvivesRestart(t *testing.T) {
 	cfg := defaultConfig(t)
 	cfg.MF.TrainEveryEvents, cfg.MF.TrainEvery, cfg.MF.FirstTrainEvents = 0, 0, 0 // only the ranker trains
-	cfg.Ranker.FirstTrainRecords = 1 << 40                                         // not by count: by the quiet moment
+	cfg.Ranker.FirstTrainRecords = 1 << 40                                        // not by count: by the quiet moment
 	cfg.Ranker.Quiet, cfg.Ranker.QuietRecords = config.Duration(time.Second), 1_000
 	cfg.Ranker.TrainEvery = 0
 	n := startNode(t, cfg)

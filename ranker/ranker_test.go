@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/streamrec/streamrec/config"
 	"github.com/streamrec/streamrec/event"
+	"github.com/streamrec/streamrec/model"
+	"github.com/streamrec/streamrec/model/itemknn"
+	"github.com/streamrec/streamrec/model/trending"
 	"github.com/streamrec/streamrec/recommend"
 )
 
@@ -134,7 +136,10 @@ func TestNext(t *testing.T) {
 // asked.
 func TestCollectLabelsTheHorizon(t *testing.T) {
 	tb, _ := event.Preset(event.PresetEcommerce)
-	newEngine := func() *recommend.Engine { c := config.Default(); return recommend.New(c.EngineConfig(tb)) }
+	newEngine := func() *recommend.Engine {
+		return recommend.New(recommend.Config{Table: tb, Models: []model.Model{
+			itemknn.NewSource(itemknn.DefaultConfig()), trending.NewSource(trending.DefaultConfig())}})
+	}
 	t0 := time.Unix(1_700_000_000, 0)
 	var recs []event.Record
 	add := func(user, item string, at time.Duration) {
