@@ -240,8 +240,12 @@ func runHoldout(catalogue, events []event.Record, table *event.Table, newEngine 
 	relevant := map[string]map[string]bool{}
 	fresh := map[string]map[string]bool{} // per user: the relevant items training never saw
 	var order []string
+	askAt := map[string]float64{} // leave-last: each user is asked at their first held-out event
 	for _, r := range test {
 		u := r.Event.User
+		if _, ok := askAt[u]; !ok && cfg.Protocol == LeaveLast {
+			askAt[u] = float64(r.Event.Time.UnixNano()) / 1e9
+		}
 		if !trainUsers[u] || trained[[2]string{u, r.Event.Item}] {
 			continue
 		}
@@ -272,7 +276,7 @@ func runHoldout(catalogue, events []event.Record, table *event.Table, newEngine 
 			newAccs[i] = newAccumulator(k, len(trainItems), func() int { return len(trainUsers) }, popularity)
 		}
 		for n, u := range order {
-			list := names(eng.Recommend(recommend.Request{User: u, N: maxK(cfg.Ks), Source: source(model)}))
+			list := names(eng.Recommend(recommend.Request{User: u, N: maxK(cfg.Ks), Source: source(model), At: askAt[u]}))
 			for _, a := range accs {
 				a.add(list, relevant[u])
 			}

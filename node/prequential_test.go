@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,8 +99,9 @@ func prequentialHTTP(t *testing.T, cfg config.Config, set string, k int, what st
 	}
 	hr := float64(hits) / float64(scored)
 	mrr := rr / float64(scored)
-	msg := fmt.Sprintf("%s prequential over HTTP%s: scored %d, HitRate@%d %.4f, MRR@%d %.4f, %.1fs for the scored part; mf %+v",
-		set, what, scored, k, hr, k, mrr, time.Since(start).Seconds(), mfStats(t, n))
+	msg := fmt.Sprintf("%s prequential over HTTP%s: scored %d, HitRate@%d %.4f, MRR@%d %.4f, %.1fs for the scored part; mf %+v; ranker: %s",
+		set, what, scored, k, hr, k, mrr, time.Since(start).Seconds(), mfStats(t, n),
+		rankerLines(scrape(t, n)))
 	t.Log(msg)
 	if out := os.Getenv("STREAMREC_EVAL_OUT"); out != "" {
 		_ = os.WriteFile(out, []byte(msg+"\n"), 0o644)
@@ -107,4 +109,15 @@ func prequentialHTTP(t *testing.T, cfg config.Config, set string, k int, what st
 	if hr < hrFloor || mrr < mrrFloor {
 		t.Errorf("HitRate@%d %.4f, MRR@%d %.4f: below the floor %.4f / %.4f", k, hr, k, mrr, hrFloor, mrrFloor)
 	}
+}
+
+// rankerLines are the ranker's metric samples of a scrape, on one line.
+func rankerLines(scrape string) string {
+	var out []string
+	for _, l := range strings.Split(scrape, "\n") {
+		if strings.HasPrefix(l, "streamrec_ranker_") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "; ")
 }

@@ -54,6 +54,11 @@ type Config struct {
 	HorizonSeconds float64
 	// K is the cut-off of the NDCG fitted.
 	K int
+	// NextShare weighs the two questions an example asks: the NDCG of the very
+	// next event's item (what a user in a session touches next) counts
+	// NextShare, the NDCG of every item within the horizon (what a user who
+	// came back wants over the coming weeks) 1 - Next. Negative: 0.
+	NextShare float64
 	// Gaps are the buckets' bounds, in seconds since the user's latest
 	// event (recommend.Ranker.Gaps).
 	Gaps []float64
@@ -88,7 +93,7 @@ func (c Config) Next(records uint64) uint64 {
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
-		Validation: 0.4, MaxExamples: 4000, Horizon: 50, HorizonSeconds: 30 * 24 * 3600, K: 10,
+		Validation: 0.4, MaxExamples: 4000, Horizon: 50, HorizonSeconds: 30 * 24 * 3600, K: 10, NextShare: 0.5,
 		Gaps:      []float64{30 * 60, 24 * 3600, 7 * 24 * 3600},
 		MinBucket: 100, Holdout: 0.3,
 		Grid:    []float32{0, 0.05, 0.1, 0.25, 0.5, 1, 2, 4},
@@ -114,6 +119,7 @@ func (c Config) withDefaults() Config {
 	if c.K <= 0 {
 		c.K = d.K
 	}
+	c.NextShare = min(max(c.NextShare, 0), 1)
 	if c.Gaps == nil {
 		c.Gaps = d.Gaps
 	}
@@ -337,7 +343,7 @@ func Fit(xs []*Labelled, sources []string, blend map[string]float32, serving *re
 	if !anyPositive(configured) {
 		configured[0] = 1
 	}
-	s := newScorer(k, cfg.K)
+	s := newScorer(k, cfg.K, cfg.NextShare)
 	global := s.ascend(fitX, configured, cfg.Grid)
 	rows := make([][]float32, len(cfg.Gaps)+1)
 	byBucket := bucketed(fitX, cfg.Gaps)
@@ -394,12 +400,15 @@ func bucketed(xs []*Labelled, gaps []float64) [][]*Labelled {
 // scorer computes NDCG@k of weights over examples.
 type scorer struct {
 	k, n  int
+	next  float64 // the weight of the next event's NDCG (Config.NextShare)
 	score []float32
 	top   []int
 	w     []float32
 }
 
-func newScorer(sources, k int) *scorer { return &scorer{k: k, n: sources} }
+func newScorer(sources, k int, next float64) *scorer {
+	return &scorer{k: k, n: sources, next: next}
+}
 
 // mean is the mean NDCG of r over xs, whose score columns are sources
 // (r's are matched by name; a source r does not name weighs 0).
@@ -496,17 +505,20 @@ func (s *scorer) ndcg(x *Labelled, w []float32) float64 {
 		}
 		s.top[p] = i
 	}
-	var dcg float64
+	var dcg, next float64
 	for r, i := range s.top {
 		if slices.Contains(x.Labels, x.Items[i]) {
 			dcg += 1 / math.Log2(float64(r)+2)
+		}
+		if x.Items[i] == x.Labels[0] {
+			next = 1 / math.Log2(float64(r)+2)
 		}
 	}
 	var ideal float64
 	for r := range min(s.k, len(x.Labels)) {
 		ideal += 1 / math.Log2(float64(r)+2)
 	}
-	return dcg / ideal
+	return s.next*next + (1-s.next)*dcg/ideal
 }
 
 func (s *scorer) better(x *Labelled, a, b int) bool {

@@ -102,7 +102,7 @@ func TestFitRejectsWhatDoesNotBeatServing(t *testing.T) {
 // TestNDCG checks the scorer against hand-computed cases: ties go to the
 // lower item id, as the engine breaks them.
 func TestNDCG(t *testing.T) {
-	s := newScorer(1, 2)
+	s := newScorer(1, 2, 0)
 	x := &Labelled{Example: recommend.Example{Items: []int32{7, 3, 5}, Scores: []float32{0.5, 0.5, 0.9}}}
 	for _, tc := range []struct {
 		labels []int32

@@ -9,6 +9,10 @@
 // and blend weights, traces, stats and memory figures are keyed by the
 // model's name.
 //
+// The blend weighs each source by a weight per source name: the installed
+// Ranker's row for the time since the user's latest event, or, before one
+// is installed, the configured weights.
+//
 // Concurrency: one writer applies records under the write lock; any number of
 // readers recommend under the read lock. A read that starts after Apply
 // returned sees everything Apply applied (read-your-writes).

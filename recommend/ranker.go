@@ -120,22 +120,26 @@ func (e *Engine) Ranker() *Ranker {
 	return e.ranker
 }
 
-// userGap is the time, in seconds on the events' clock, since the query user's
-// latest event; +Inf without one.
-func (e *Engine) userGap(q *model.Query) float64 {
+// userGap is the time, in seconds, from the query user's latest event to
+// at (0: the events' clock, the latest event time applied); +Inf without
+// one.
+func (e *Engine) userGap(q *model.Query, at float64) float64 {
 	if len(q.History) == 0 {
 		return math.Inf(1)
 	}
-	return max(float64(e.clock)-q.History[len(q.History)-1].Seconds(), 0)
+	if at <= 0 {
+		at = float64(e.clock)
+	}
+	return max(at-q.History[len(q.History)-1].Seconds(), 0)
 }
 
-// weights is the blend's weight per source for the query: the ranker's
-// bucket, or the configured weights.
-func (e *Engine) weights(q *model.Query) []float32 {
+// weights is the blend's weight per source for the query asked at at (see
+// userGap): the ranker's bucket, or the configured weights.
+func (e *Engine) weights(q *model.Query, at float64) []float32 {
 	if e.rankW == nil {
 		return e.blendW
 	}
-	return e.rankW[e.ranker.Bucket(e.userGap(q))]
+	return e.rankW[e.ranker.Bucket(e.userGap(q, at))]
 }
 
 // Example is what the engine knew of a user at one moment, as a ranker
@@ -161,7 +165,7 @@ func (e *Engine) Example(user string, n int) Example {
 	defer e.scratch.Put(s)
 	x := Example{Gap: math.Inf(1)}
 	e.query(s, user, "", n, perSource(n))
-	x.Gap = e.userGap(&s.q)
+	x.Gap = e.userGap(&s.q, 0)
 	e.excludeConsumed(&s.q)
 	e.gather(s, -2, nil)
 	k := len(e.sources)

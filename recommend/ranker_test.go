@@ -37,6 +37,13 @@ func TestRankerBucketsByGap(t *testing.T) {
 	if want := e.Recommend(Request{User: "me", N: 3, Source: SourceItemKNN}); !slices.Equal(itemsOf(got), itemsOf(want)) {
 		t.Fatalf("after their next event: %v, want item_knn's %v", itemsOf(got), itemsOf(want))
 	}
+	// Asked as of ten more days on (Request.At), the same user is one who
+	// comes back.
+	at := float64(t0.Unix()) + 200 + 20*86400
+	got = e.Recommend(Request{User: "me", N: 3, At: at})
+	if want := e.Recommend(Request{User: "me", N: 3, Source: SourceTrending}); !slices.Equal(itemsOf(got), itemsOf(want)) {
+		t.Fatalf("asked ten days on: %v, want trending's %v", itemsOf(got), itemsOf(want))
+	}
 	if err := e.SetRanker(nil); err != nil || e.Ranker() != nil {
 		t.Fatalf("SetRanker(nil): %v, %v", err, e.Ranker())
 	}

@@ -47,7 +47,12 @@ type Request struct {
 	MaxPerCategory int
 	// Explain adds Because and Parts to every item.
 	Explain bool
-	Trace   *Trace // filled with per-source timings when not nil
+	// At is when the request is asked, in unix seconds, for the ranker's
+	// time since the user's latest event; 0 (the server's case) is the
+	// events' clock, the latest event time applied. Offline evaluation
+	// sets it to ask a user at the moment of an event held out.
+	At    float64
+	Trace *Trace // filled with per-source timings when not nil
 }
 
 // Trace says where one request's time went, per source.
@@ -78,6 +83,7 @@ type scratch struct {
 	ids     []int32
 	because []int32
 	w       []float32 // the request's blend weights, by source index
+	at      float64   // when the request is asked, unix seconds (0: the events' clock)
 }
 
 func (e *Engine) getScratch() *scratch {
@@ -96,6 +102,7 @@ func (e *Engine) getScratch() *scratch {
 		s.stamp = 0
 	}
 	e.nextStamp(s)
+	s.at = 0
 	for len(s.lists) < len(e.sources) {
 		s.lists = append(s.lists, nil)
 	}
@@ -131,7 +138,7 @@ func (e *Engine) query(s *scratch, user string, category string, n, want int) bo
 		q.Start = e.hist.Start(u)
 		q.Session = e.sessionIndex(u, q.Start)
 	}
-	s.w = e.weights(q)
+	s.w = e.weights(q, s.at)
 	return true
 }
 
@@ -185,6 +192,7 @@ func (e *Engine) Recommend(req Request) []Scored {
 	}
 	s := e.getScratch()
 	defer e.scratch.Put(s)
+	s.at = req.At
 	one := -1
 	if req.Source != "" {
 		if one = e.sourceIndex(req.Source); one < 0 {
