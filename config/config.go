@@ -125,6 +125,10 @@ type Ranker struct {
 	// the user's next events, within that time.
 	Horizon     int      `yaml:"horizon"`
 	HorizonTime Duration `yaml:"horizon_time"`
+	// NextShare is how much of the fitted objective is the NDCG of the
+	// very next event's item; the rest is that of every item within the
+	// horizon.
+	NextShare float64 `yaml:"next_share"`
 }
 
 // RankerConfig is the ranker's training configuration.
@@ -133,6 +137,7 @@ func (c *Config) RankerConfig() ranker.Config {
 	r.FirstRecords, r.EveryRecords = c.Ranker.FirstTrainRecords, c.Ranker.TrainEveryRecords
 	r.Validation, r.MaxExamples = c.Ranker.Validation, c.Ranker.MaxExamples
 	r.Horizon, r.HorizonSeconds = c.Ranker.Horizon, time.Duration(c.Ranker.HorizonTime).Seconds()
+	r.NextShare = c.Ranker.NextShare
 	r.Gaps = []float64{time.Duration(c.Sessions.Gap).Seconds(), 24 * 3600, 7 * 24 * 3600}
 	return r
 }
@@ -155,7 +160,12 @@ type MF struct {
 	// TrainEveryEvents (0: only TrainEveryEvents).
 	FirstTrainEvents uint64   `yaml:"first_train_events"`
 	TrainEvery       Duration `yaml:"train_every"`
-	FoldInSteps      int      `yaml:"fold_in_steps"`
+	// Quiet trains as soon as ingestion has been quiet this long after at
+	// least QuietEvents new records (a bulk load), ahead of the schedule
+	// (0: off).
+	Quiet       Duration `yaml:"quiet"`
+	QuietEvents uint64   `yaml:"quiet_events"`
+	FoldInSteps int      `yaml:"fold_in_steps"`
 	// ANNThreshold is the trained-catalogue size from which retrieval uses
 	// the HNSW index (negative: always exact).
 	ANNThreshold int `yaml:"ann_threshold"`
@@ -325,6 +335,7 @@ func Default() Config {
 		MF: MF{
 			Factors: m.ALS.Factors, Lambda: m.ALS.Lambda, Alpha: m.ALS.Alpha, Iterations: m.ALS.Iterations, CGSteps: m.ALS.CGSteps,
 			TrainEveryEvents: 100_000, FirstTrainEvents: 10_000, TrainEvery: Duration(10 * time.Minute),
+			Quiet: Duration(3 * time.Second), QuietEvents: 5_000,
 			FoldInSteps: m.FoldInSteps, ANNThreshold: m.ANNThreshold, ANNM: 16, ANNEfSearch: 128,
 		},
 		SessionKNN: SessionKNN{Neighbours: sk.Neighbours, Sample: sk.Sample, QueryItems: sk.QueryItems,
@@ -333,7 +344,7 @@ func Default() Config {
 		Content:    Content{HalfLife: Duration(time.Duration(ct.HalfLifeSeconds) * time.Second), QueryTerms: ct.QueryTerms, MaxPostings: ct.MaxPostings},
 		Ranker: Ranker{Enabled: true, FirstTrainRecords: rk.FirstRecords, TrainEveryRecords: rk.EveryRecords, TrainEvery: Duration(30 * time.Minute),
 			Quiet: Duration(3 * time.Second), QuietRecords: 5_000, Validation: rk.Validation, MaxExamples: rk.MaxExamples,
-			Horizon: rk.Horizon, HorizonTime: Duration(time.Duration(rk.HorizonSeconds) * time.Second)},
+			Horizon: rk.Horizon, HorizonTime: Duration(time.Duration(rk.HorizonSeconds) * time.Second), NextShare: rk.NextShare},
 		Blend:    DefaultBlend(),
 		Sessions: Sessions{Gap: Duration(recommend.DefaultSessionGap)},
 
@@ -465,6 +476,7 @@ func (c *Config) Validate() error {
 		{"mf.cg_steps must be positive", c.MF.CGSteps > 0},
 		{"mf.workers must not be negative", c.MF.Workers >= 0},
 		{"mf.train_every must not be negative", c.MF.TrainEvery >= 0},
+		{"mf.quiet must not be negative", c.MF.Quiet >= 0},
 		{"mf.fold_in_steps must be positive", c.MF.FoldInSteps > 0},
 		{"mf.ann_m must be positive", c.MF.ANNM > 0},
 		{"mf.ann_ef_search must be positive", c.MF.ANNEfSearch > 0},
@@ -488,6 +500,7 @@ func (c *Config) Validate() error {
 		{"ranker.validation must be in (0, 1)", c.Ranker.Validation > 0 && c.Ranker.Validation < 1},
 		{"ranker.max_examples must be positive", c.Ranker.MaxExamples > 0},
 		{"ranker.horizon must be positive", c.Ranker.Horizon > 0},
+		{"ranker.next_share must be in [0, 1]", c.Ranker.NextShare >= 0 && c.Ranker.NextShare <= 1},
 		{"ranker.horizon_time must be at least 1s", c.Ranker.HorizonTime >= Duration(time.Second)},
 		{"retention.max_events_per_user must not be negative", c.Retention.MaxEventsPerUser >= 0},
 		{"retention.max_age must be 0 (no limit) or at least 1s", c.Retention.MaxAge == 0 || c.Retention.MaxAge >= Duration(time.Second)},

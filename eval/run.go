@@ -96,14 +96,18 @@ type Report struct {
 
 // RankerOutcome is what a ranker training did.
 type RankerOutcome struct {
-	Accepted   bool              `json:"accepted"`
-	Reason     string            `json:"reason,omitempty"`
-	Candidate  float64           `json:"validation_ndcg"`
-	Configured float64           `json:"configured_ndcg"`
-	Global     float64           `json:"global_ndcg"`
-	Examples   int               `json:"examples"`
-	Seconds    float64           `json:"seconds"`
-	Ranker     *recommend.Ranker `json:"weights,omitempty"`
+	Accepted   bool    `json:"accepted"`
+	Reason     string  `json:"reason,omitempty"`
+	Candidate  float64 `json:"validation_ndcg"`
+	Configured float64 `json:"configured_ndcg"`
+	Global     float64 `json:"global_ndcg"`
+	Examples   int     `json:"examples"`
+	Seconds    float64 `json:"seconds"`
+	// Trainings is how many ran (prequential: on the schedule the server
+	// keeps, each on the events replayed so far; the figures are the
+	// last one's).
+	Trainings int               `json:"trainings,omitempty"`
+	Ranker    *recommend.Ranker `json:"weights,omitempty"`
 }
 
 // source is the engine's source name for model ("" for the blend).
@@ -206,7 +210,7 @@ func Run(recs []event.Record, table *event.Table, newEngine func() *recommend.En
 	}
 	switch cfg.Protocol {
 	case Prequential:
-		rep.Results, err = runPrequential(catalogue, events, table, newEngine, eng, cfg)
+		rep.Results, rep.Ranker, err = runPrequential(catalogue, events, table, newEngine, eng, cfg)
 	default:
 		rep.Results, rep.Ranker, err = runHoldout(catalogue, events, table, newEngine, eng, cfg)
 	}
@@ -332,7 +336,7 @@ func split(events []event.Record, cfg Config) (train, test []event.Record) {
 // the warm-up, each model's top-K for that user is scored against the
 // event's item (repeat consumptions are not scored), then the event is
 // applied.
-func runPrequential(catalogue, events []event.Record, table *event.Table, newEngine func() *recommend.Engine, eng *recommend.Engine, cfg Config) ([]ModelResult, error) {
+func runPrequential(catalogue, events []event.Record, table *event.Table, newEngine func() *recommend.Engine, eng *recommend.Engine, cfg Config) ([]ModelResult, *RankerOutcome, error) {
 	warm := int(float64(len(events)) * cfg.WarmUp)
 	eng.Apply(catalogue)
 	eng.Apply(events[:warm])
@@ -351,7 +355,7 @@ func runPrequential(catalogue, events []event.Record, table *event.Table, newEng
 		note(&events[i])
 	}
 	if err := trainMF(eng, cfg); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	allItems := map[string]bool{}
 	for _, r := range events {
@@ -387,13 +391,17 @@ func runPrequential(catalogue, events []event.Record, table *event.Table, newEng
 	}
 	scored := 0
 	var nextRanker uint64 = math.MaxUint64
+	var outcome *RankerOutcome
+	trainings := 0
 	if cfg.Ranker != nil {
 		nextRanker = cfg.Ranker.Next(0)
 		if n := uint64(len(catalogue) + warm); n >= nextRanker {
-			if _, err := trainRanker(append(slices.Clip(catalogue), events[:warm]...), newEngine, eng, *cfg.Ranker); err != nil {
-				return nil, err
+			var err error
+			if outcome, err = trainRanker(append(slices.Clip(catalogue), events[:warm]...), newEngine, eng, *cfg.Ranker); err != nil {
+				return nil, nil, err
 			}
 			nextRanker = cfg.Ranker.Next(n)
+			trainings++
 		}
 	}
 	for i := warm; i < end; i++ {
@@ -427,15 +435,17 @@ func runPrequential(catalogue, events []event.Record, table *event.Table, newEng
 		eng.Apply(events[i : i+1])
 		if (i+1-warm)%cfg.RetrainEvery == 0 {
 			if err := trainMF(eng, cfg); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 		if cfg.Ranker != nil && uint64(len(catalogue)+i+1) >= nextRanker {
 			log := append(slices.Clip(catalogue), events[:i+1]...)
-			if _, err := trainRanker(log, newEngine, eng, *cfg.Ranker); err != nil {
-				return nil, err
+			var err error
+			if outcome, err = trainRanker(log, newEngine, eng, *cfg.Ranker); err != nil {
+				return nil, nil, err
 			}
 			nextRanker = cfg.Ranker.Next(uint64(len(log)))
+			trainings++
 		}
 		if cfg.Progress != nil && i%1000 == 0 {
 			cfg.Progress(i-warm, end-warm)
@@ -448,7 +458,10 @@ func runPrequential(catalogue, events []event.Record, table *event.Table, newEng
 			results[mi].NewScored, results[mi].NewItems = newScored, collect(newAccs[mi])
 		}
 	}
-	return results, nil
+	if outcome != nil {
+		outcome.Trainings = trainings
+	}
+	return results, outcome, nil
 }
 
 // trainRanker trains a ranker on recs as the server would on its log and

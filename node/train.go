@@ -20,7 +20,8 @@ func ModelFile(data string) string { return filepath.Join(data, "models", "mf.mo
 // trainer retrains matrix factorisation in the background on the schedule
 // of the configuration: after TrainEveryEvents new log records (sooner
 // while the log is young: at FirstTrainEvents, then each time it doubles),
-// or after TrainEvery when anything is new. A training reads the histories a chunk
+// after TrainEvery when anything is new, or once ingestion has been quiet
+// for Quiet after QuietEvents new records (a bulk load). A training reads the histories a chunk
 // of users at a time, fits without any lock held, and swaps the model in
 // at once; the model file is then written, so a restart serves it.
 type trainer struct {
@@ -69,6 +70,7 @@ func (t *trainer) run(ctx context.Context, tick time.Duration) {
 		t.tried = min(cur.Seq, t.n.Engine.Applied())
 	}
 	t.last = time.Now()
+	seen, quietSince := t.n.Engine.Applied(), time.Now()
 	timer := time.NewTicker(tick)
 	defer timer.Stop()
 	for {
@@ -78,9 +80,13 @@ func (t *trainer) run(ctx context.Context, tick time.Duration) {
 		case <-timer.C:
 		}
 		applied := t.n.Engine.Applied()
+		if applied != seen {
+			seen, quietSince = applied, time.Now()
+		}
 		byCount := cfg.TrainEveryEvents > 0 && applied >= t.tried+countInterval(t.tried, cfg.FirstTrainEvents, cfg.TrainEveryEvents)
 		byTime := cfg.TrainEvery > 0 && applied > t.tried && time.Since(t.last) >= time.Duration(cfg.TrainEvery)
-		if byCount || byTime {
+		byQuiet := cfg.Quiet > 0 && cfg.QuietEvents > 0 && applied >= t.tried+cfg.QuietEvents && time.Since(quietSince) >= time.Duration(cfg.Quiet)
+		if byCount || byTime || byQuiet {
 			t.tried = applied
 			t.train(ctx)
 			t.last = time.Now()

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/streamrec/streamrec/config"
 	"github.com/streamrec/streamrec/recommend"
 )
 
@@ -147,5 +148,20 @@ func TestCountIntervalDoublesWhileYoung(t *testing.T) {
 		if got := countInterval(tc.tried, tc.first, tc.every); got != tc.want {
 			t.Errorf("countInterval(%d, %d, %d) = %d, want %d", tc.tried, tc.first, tc.every, got, tc.want)
 		}
+	}
+}
+
+// TestTrainingAfterAQuietBulkLoad: with the count schedule far away, a bulk
+// load followed by a quiet second trains mf all the same.
+func TestTrainingAfterAQuietBulkLoad(t *testing.T) {
+	cfg := defaultConfig(t)
+	cfg.MF.TrainEveryEvents, cfg.MF.FirstTrainEvents, cfg.MF.TrainEvery = 1<<40, 1<<40, 0
+	cfg.MF.Quiet, cfg.MF.QuietEvents = config.Duration(time.Second), 100
+	cfg.MF.Factors, cfg.MF.Iterations = 8, 5
+	cfg.Ranker.Enabled = false
+	n := startNode(t, cfg)
+	seed(t, n, 0) // 240 events
+	if s := waitTrained(t, n, 200); s.Events == 0 {
+		t.Fatalf("stats: %+v", s)
 	}
 }

@@ -176,6 +176,25 @@ func benchWarm(b *testing.B, e *recommend.Engine, users []string) {
 	}
 }
 
+// BenchmarkRecommendWithRanker is BenchmarkRecommend with a ranker
+// installed (four buckets by the time since the user's latest event): the
+// ranker's part of a request is one lookup.
+func BenchmarkRecommendWithRanker(b *testing.B) {
+	e, users := loadMLLatest(b)
+	names := e.Sources()
+	rows := make([][]float32, 4)
+	for k := range rows {
+		rows[k] = make([]float32, len(names))
+		for j := range names {
+			rows[k][j] = float32(1 + (j+k)%3)
+		}
+	}
+	if err := e.SetRanker(&recommend.Ranker{Sources: names, Gaps: []float64{1800, 86400, 7 * 86400}, Weights: rows}); err != nil {
+		b.Fatal(err)
+	}
+	benchWarm(b, e, users)
+}
+
 // BenchmarkRecommendAfterWrite alternates one event and one request for the
 // same user: the neighbour lists the event touched are recomputed on read.
 func BenchmarkRecommendAfterWrite(b *testing.B) {

@@ -180,7 +180,11 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		if !r.Accepted {
 			verdict = "not installed: " + r.Reason
 		}
-		fmt.Fprintf(stdout, "\nranker trained on the training part (%d examples, %.1fs): validation NDCG@10 %.4f, configured blend %.4f; %s\n", r.Examples, r.Seconds, r.Candidate, r.Configured, verdict)
+		what := "on the training part"
+		if r.Trainings > 0 {
+			what = fmt.Sprintf("%d times as the replay went on, the last", r.Trainings)
+		}
+		fmt.Fprintf(stdout, "\nranker trained %s (%d examples, %.1fs): validation objective %.4f, configured blend %.4f; %s\n", what, r.Examples, r.Seconds, r.Candidate, r.Configured, verdict)
 	}
 	if jsonOut != "" {
 		b, _ := json.MarshalIndent(rep, "", "  ")
