@@ -194,3 +194,31 @@ func TestCollectLabelsTheHorizon(t *testing.T) {
 		t.Errorf("gaps %v %v %v: want +Inf (first event), 60 s, over 30 days", xs[0].Gap, xs[1].Gap, xs[4].Gap)
 	}
 }
+
+// TestTrainStopsWhenCancelled: a training whose context ends (a shutdown)
+// returns the context's error and no ranker, whatever the log holds.
+func TestTrainStopsWhenCancelled(t *testing.T) {
+	tb, _ := event.Preset(event.PresetEcommerce)
+	newEngine := func() *recommend.Engine {
+		return recommend.New(recommend.Config{Table: tb, Models: []model.Model{trending.NewSource(trending.DefaultConfig())}})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	replayed := 0
+	replay := func(fn func(event.Record) error) error {
+		for i := range 100_000 {
+			if i == 5000 {
+				cancel() // the shutdown arrives mid-replay
+			}
+			r := event.Record{Kind: event.KindEvent, Event: event.Event{User: fmt.Sprint("u", i%50), Item: fmt.Sprint("i", i%30), Type: event.Purchase, Weight: 5, Time: time.Unix(1_700_000_000+int64(i), 0)}}
+			replayed++
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	res, err := Train(ctx, replay, 100_000, newEngine, nil, DefaultConfig())
+	if err == nil || res.Ranker != nil || replayed > 5000+4096 {
+		t.Fatalf("err %v, ranker %v, %d records replayed after the cancel at 5,000", err, res.Ranker, replayed)
+	}
+}

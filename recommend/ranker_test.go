@@ -1,6 +1,7 @@
 package recommend
 
 import (
+	"encoding/json"
 	"math"
 	"slices"
 	"strings"
@@ -129,4 +130,34 @@ func TestRankerBucket(t *testing.T) {
 			t.Errorf("Bucket(%v) = %d, want %d", tc.gap, got, tc.want)
 		}
 	}
+}
+
+// FuzzRanker: whatever a ranker file holds, installing it either fails
+// with an error or serves requests without panicking.
+func FuzzRanker(f *testing.F) {
+	f.Add(`{"sources":["item_knn","trending"],"gaps":[1800,86400],"weights":[[1,0],[1,1],[0,1]]}`)
+	f.Add(`{"sources":["trending"],"gaps":[],"weights":[[2]]}`)
+	f.Add(`{"sources":["trending","mf"],"gaps":[5],"weights":[[0,1],[1e30,0]]}`)
+	f.Fuzz(func(t *testing.T, doc string) {
+		var r Ranker
+		if json.Unmarshal([]byte(doc), &r) != nil {
+			return
+		}
+		e := newEngine(t)
+		world(e)
+		if e.SetRanker(&r) != nil {
+			if e.Ranker() != nil {
+				t.Fatal("a refused ranker is installed")
+			}
+			return
+		}
+		for _, u := range []string{"u1", "p3", "stranger"} {
+			got := e.Recommend(Request{User: u, N: 5})
+			for i := 1; i < len(got); i++ {
+				if got[i].Score > got[i-1].Score {
+					t.Fatalf("%s: out of order: %+v", u, got)
+				}
+			}
+		}
+	})
 }
