@@ -103,6 +103,7 @@ type RankerOutcome struct {
 	Global     float64 `json:"global_ndcg"`
 	Examples   int     `json:"examples"`
 	Seconds    float64 `json:"seconds"`
+	FitSeconds float64 `json:"fit_seconds"` // of Seconds: fitting (the rest replays the log and gathers the examples)
 	// Trainings is how many ran (prequential: on the schedule the server
 	// keeps, each on the events replayed so far; the figures are the
 	// last one's).
@@ -477,7 +478,7 @@ func trainRanker(recs []event.Record, newEngine func() *recommend.Engine, eng *r
 	}
 	res, err := ranker.Train(context.Background(), replay, uint64(len(recs)), newEngine, nil, cfg)
 	out := &RankerOutcome{Accepted: res.Accepted, Reason: res.Reason, Candidate: res.Candidate, Configured: res.Configured,
-		Global: res.Global, Examples: res.Examples, Seconds: res.Took.Seconds(), Ranker: res.Ranker}
+		Global: res.Global, Examples: res.Examples, Seconds: res.Took.Seconds(), FitSeconds: (res.Took - res.Collecting).Seconds(), Ranker: res.Ranker}
 	if errors.Is(err, ranker.ErrTooFew) {
 		return out, nil
 	}

@@ -15,9 +15,12 @@
 // fits the weights; the newest part (Config.Holdout) decides.
 //
 // Fitting is coordinate ascent over a grid of weights on NDCG@K, first one
-// row for every request (the static blend, tuned on the same examples), then
-// one row per bucket of the time since the user's latest event, starting
-// from it; a bucket with too few examples keeps the global row.
+// row for every request (the static blend, tuned on the same examples;
+// started from the configured weights and from the best source alone, the
+// better fit kept), then one row per bucket of the time since the user's latest
+// event, starting from it; a bucket keeps the global row when it has too
+// few examples, or when its own row does not beat the global one on the
+// bucket's validating examples.
 //
 // Examples reconstructed by replay stand in for what was shown; when the
 // application reports impressions, the same Labelled examples are built from
@@ -166,6 +169,7 @@ type Result struct {
 	Examples, Validating                   int
 	Records                                uint64 // log records trained on
 	Took                                   time.Duration
+	Collecting                             time.Duration // of Took: the replay and the examples (the rest fits)
 }
 
 // ErrTooFew is returned when the log holds too few examples to fit and
@@ -186,9 +190,11 @@ func Train(ctx context.Context, replay Replay, total uint64, newEngine func() *r
 	if err != nil {
 		return Result{}, err
 	}
+	collected := time.Now()
 	res := Fit(xs, eng.Sources(), eng.Blend(), serving, cfg)
 	res.Records = n
 	res.Took = time.Since(start)
+	res.Collecting = collected.Sub(start)
 	if res.Ranker == nil {
 		return res, ErrTooFew
 	}
@@ -344,13 +350,24 @@ func Fit(xs []*Labelled, sources []string, blend map[string]float32, serving *re
 		configured[0] = 1
 	}
 	s := newScorer(k, cfg.K, cfg.NextShare)
-	global := s.ascend(fitX, configured, cfg.Grid)
+	// Coordinate ascent finds a local optimum, so each fit starts twice:
+	// from the weights it refines and from the best source alone on its
+	// examples (where one source dominates — content on a sparse
+	// catalogue, trending for users back after weeks — the blend's start
+	// may never get there); the better fit wins.
+	global := s.fit(fitX, configured, cfg.Grid)
 	rows := make([][]float32, len(cfg.Gaps)+1)
 	byBucket := bucketed(fitX, cfg.Gaps)
+	valBucket := bucketed(valX, cfg.Gaps)
 	for b := range rows {
 		rows[b] = global
-		if len(byBucket[b]) >= cfg.MinBucket {
-			rows[b] = s.ascend(byBucket[b], global, cfg.Grid)
+		if len(byBucket[b]) < cfg.MinBucket {
+			continue
+		}
+		// A bucket keeps its own row only where it beats the global one on
+		// the bucket's own validating examples.
+		if own := s.fit(byBucket[b], global, cfg.Grid); len(valBucket[b]) > 0 && s.meanW(valBucket[b], own) > s.meanW(valBucket[b], global) {
+			rows[b] = own
 		}
 	}
 	cand := &recommend.Ranker{Sources: sources, Gaps: slices.Clone(cfg.Gaps), Weights: rows}
@@ -434,10 +451,23 @@ func (s *scorer) mean(xs []*Labelled, r *recommend.Ranker, sources []string) flo
 
 // ascend is coordinate ascent from start over grid: each source's weight
 // in turn takes the grid value that best raises the mean NDCG, until a
-// round changes nothing (at most four rounds).
+// round changes nothing (at most four rounds). Each trial moves one
+// weight, so every candidate's score moves by one product: the scores
+// under the current weights are kept, and recomputed exactly after a move
+// is taken.
 func (s *scorer) ascend(xs []*Labelled, start, grid []float32) []float32 {
 	w := slices.Clone(start)
-	best := s.meanW(xs, w)
+	cur := make([][]float32, len(xs))
+	trial := make([][]float32, len(xs))
+	fill := func() float64 {
+		var sum float64
+		for e, x := range xs {
+			cur[e] = s.scores(x, w, cur[e])
+			sum += s.rank(x, cur[e])
+		}
+		return sum / float64(len(xs))
+	}
+	best := fill()
 	for range 4 {
 		moved := false
 		for j := range w {
@@ -452,8 +482,19 @@ func (s *scorer) ascend(xs []*Labelled, start, grid []float32) []float32 {
 					w[j] = prev
 					continue
 				}
-				if v := s.meanW(xs, w); v > best+1e-9 {
-					best = v
+				d := g - prev
+				var sum float64
+				for e, x := range xs {
+					t := slices.Grow(trial[e][:0], len(x.Items))[:len(x.Items)]
+					c := cur[e]
+					for i := range t {
+						t[i] = c[i] + d*x.Scores[i*s.n+j]
+					}
+					trial[e] = t
+					sum += s.rank(x, t)
+				}
+				if sum/float64(len(xs)) > best+1e-9 {
+					best = fill()
 				} else {
 					w[j] = prev
 				}
@@ -467,6 +508,27 @@ func (s *scorer) ascend(xs []*Labelled, start, grid []float32) []float32 {
 	return w
 }
 
+// fit is the better of coordinate ascent from start and from the best
+// source alone on xs.
+func (s *scorer) fit(xs []*Labelled, start, grid []float32) []float32 {
+	alone, bestAlone := []float32(nil), math.Inf(-1)
+	for j := range start {
+		w := make([]float32, len(start))
+		w[j] = 1
+		if v := s.meanW(xs, w); v > bestAlone {
+			alone, bestAlone = w, v
+		}
+	}
+	out, best := start, math.Inf(-1)
+	for _, from := range [][]float32{start, alone} {
+		w := s.ascend(xs, from, grid)
+		if v := s.meanW(xs, w); v > best {
+			out, best = w, v
+		}
+	}
+	return out
+}
+
 func (s *scorer) meanW(xs []*Labelled, w []float32) float64 {
 	var sum float64
 	for _, x := range xs {
@@ -475,35 +537,58 @@ func (s *scorer) meanW(xs []*Labelled, w []float32) float64 {
 	return sum / float64(len(xs))
 }
 
-// ndcg is NDCG@k of the blend by w (one weight per source column) on x: as
-// the engine ranks, by the weighted sum, then the lower item id, over the
-// candidates some weighted source brought.
+// ndcg is NDCG@k of the blend by w (one weight per source column) on x.
 func (s *scorer) ndcg(x *Labelled, w []float32) float64 {
+	s.score = s.scores(x, w, s.score)
+	return s.rank(x, s.score)
+}
+
+// scores puts each candidate's weighted sum into dst.
+func (s *scorer) scores(x *Labelled, w []float32, dst []float32) []float32 {
 	n := len(x.Items)
-	s.score = slices.Grow(s.score[:0], n)[:n]
-	s.top = s.top[:0]
+	dst = slices.Grow(dst[:0], n)[:n]
 	for i := range n {
 		var v float32
-		row := x.Scores[i*s.n : (i+1)*s.n]
-		for j, c := range row {
+		for j, c := range x.Scores[i*s.n : (i+1)*s.n] {
 			v += w[j] * c
 		}
-		s.score[i] = v
-		if v <= 0 {
+		dst[i] = v
+	}
+	return dst
+}
+
+// rank is the objective for x's candidates scored by score: as the engine
+// ranks, by score, then the lower item id, over the candidates some
+// weighted source brought (score above 0), NextShare of the next event's
+// NDCG@k and the rest of the horizon's.
+func (s *scorer) rank(x *Labelled, score []float32) float64 {
+	better := func(a, b int) bool {
+		if score[a] != score[b] {
+			return score[a] > score[b]
+		}
+		return x.Items[a] < x.Items[b]
+	}
+	s.top = s.top[:0]
+	var floor float32 // the k-th score once k are held: most candidates fail one comparison
+	for i, v := range score {
+		if v <= 0 || v < floor {
 			continue
 		}
 		// Insert into the top k, best first.
-		if len(s.top) == s.k && !s.better(x, i, s.top[s.k-1]) {
+		if len(s.top) == s.k && !better(i, s.top[s.k-1]) {
 			continue
 		}
 		if len(s.top) < s.k {
 			s.top = append(s.top, i)
 		}
 		p := len(s.top) - 1
-		for ; p > 0 && s.better(x, i, s.top[p-1]); p-- {
+		for ; p > 0 && better(i, s.top[p-1]); p-- {
 			s.top[p] = s.top[p-1]
 		}
 		s.top[p] = i
+		if len(s.top) == s.k {
+			floor = score[s.top[s.k-1]]
+		}
 	}
 	var dcg, next float64
 	for r, i := range s.top {
@@ -519,11 +604,4 @@ func (s *scorer) ndcg(x *Labelled, w []float32) float64 {
 		ideal += 1 / math.Log2(float64(r)+2)
 	}
 	return s.next*next + (1-s.next)*dcg/ideal
-}
-
-func (s *scorer) better(x *Labelled, a, b int) bool {
-	if s.score[a] != s.score[b] {
-		return s.score[a] > s.score[b]
-	}
-	return x.Items[a] < x.Items[b]
 }
