@@ -50,6 +50,7 @@ type rankTrainer struct {
 
 	mu         sync.Mutex // guards the figures below, read by the metrics
 	trainedAt  time.Time
+	records    uint64  // log records the serving ranker was trained on
 	serving    float64 // validation NDCG of the serving ranker when it was chosen (NaN: none)
 	candidate  float64 // of the last ranker trained
 	took       time.Duration
@@ -95,7 +96,7 @@ func (n *Node) saveRanker(s *savedRanker) error {
 func newRankTrainer(n *Node, newEngine func() *recommend.Engine) *rankTrainer {
 	t := &rankTrainer{n: n, newEngine: newEngine, cfg: n.cfg.RankerConfig(), serving: math.NaN(), candidate: math.NaN()}
 	if s, ok := n.loadRanker(); ok {
-		t.trainedAt, t.serving, t.tried = s.TrainedAt, s.Validation, min(s.Records, n.Engine.Applied())
+		t.trainedAt, t.serving, t.tried, t.records = s.TrainedAt, s.Validation, min(s.Records, n.Engine.Applied()), s.Records
 	}
 	return t
 }
@@ -122,6 +123,11 @@ func (t *rankTrainer) metrics() {
 			return 0
 		}
 		return time.Since(t.trainedAt).Seconds()
+	})
+	m.Gauge("streamrec_ranker_trained_records", "Log records the serving ranker was trained on (0: none).", func() float64 {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		return float64(t.records)
 	})
 	m.Gauge("streamrec_ranker_training_seconds", "How long the last ranker training took.", func() float64 {
 		t.mu.Lock()
@@ -201,7 +207,7 @@ func (t *rankTrainer) train(ctx context.Context, records uint64) {
 		return
 	}
 	t.mu.Lock()
-	t.trainedAt, t.serving = s.TrainedAt, res.Candidate
+	t.trainedAt, t.serving, t.records = s.TrainedAt, res.Candidate, s.Records
 	t.mu.Unlock()
 	n.log.Info("ranker: installed", "validation_ndcg", fmt.Sprintf("%.4f", res.Candidate), "configured_ndcg", fmt.Sprintf("%.4f", res.Configured),
 		"serving_ndcg", fmt.Sprintf("%.4f", res.Serving), "examples", res.Examples, "records", res.Records, "took", res.Took.Round(time.Millisecond))
