@@ -138,7 +138,9 @@ func (c *Config) RankerConfig() ranker.Config {
 	r.Validation, r.MaxExamples = c.Ranker.Validation, c.Ranker.MaxExamples
 	r.Horizon, r.HorizonSeconds = c.Ranker.Horizon, time.Duration(c.Ranker.HorizonTime).Seconds()
 	r.NextShare = c.Ranker.NextShare
-	r.Gaps = []float64{time.Duration(c.Sessions.Gap).Seconds(), 24 * 3600, 7 * 24 * 3600}
+	// In a session, under a day, under a week, longer: a session gap of a
+	// day or more merges the first buckets.
+	r.Gaps = slices.Compact(slices.Sorted(slices.Values([]float64{time.Duration(c.Sessions.Gap).Seconds(), 24 * 3600, 7 * 24 * 3600})))
 	return r
 }
 

@@ -225,7 +225,7 @@ func runHoldout(catalogue, events []event.Record, table *event.Table, newEngine 
 	var outcome *RankerOutcome
 	if cfg.Ranker != nil {
 		var err error
-		if outcome, err = trainRanker(append(slices.Clip(catalogue), train...), newEngine, eng, *cfg.Ranker); err != nil {
+		if outcome, err = trainRanker(append(slices.Clip(catalogue), train...), newEngine, eng, *cfg.Ranker, cfg.MF); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -398,7 +398,7 @@ func runPrequential(catalogue, events []event.Record, table *event.Table, newEng
 		nextRanker = cfg.Ranker.Next(0)
 		if n := uint64(len(catalogue) + warm); n >= nextRanker {
 			var err error
-			if outcome, err = trainRanker(append(slices.Clip(catalogue), events[:warm]...), newEngine, eng, *cfg.Ranker); err != nil {
+			if outcome, err = trainRanker(append(slices.Clip(catalogue), events[:warm]...), newEngine, eng, *cfg.Ranker, cfg.MF); err != nil {
 				return nil, nil, err
 			}
 			nextRanker = cfg.Ranker.Next(n)
@@ -442,7 +442,7 @@ func runPrequential(catalogue, events []event.Record, table *event.Table, newEng
 		if cfg.Ranker != nil && uint64(len(catalogue)+i+1) >= nextRanker {
 			log := append(slices.Clip(catalogue), events[:i+1]...)
 			var err error
-			if outcome, err = trainRanker(log, newEngine, eng, *cfg.Ranker); err != nil {
+			if outcome, err = trainRanker(log, newEngine, eng, *cfg.Ranker, cfg.MF); err != nil {
 				return nil, nil, err
 			}
 			nextRanker = cfg.Ranker.Next(uint64(len(log)))
@@ -467,7 +467,18 @@ func runPrequential(catalogue, events []event.Record, table *event.Table, newEng
 
 // trainRanker trains a ranker on recs as the server would on its log and
 // installs it in eng when it passes its gate.
-func trainRanker(recs []event.Record, newEngine func() *recommend.Engine, eng *recommend.Engine, cfg ranker.Config) (*RankerOutcome, error) {
+func trainRanker(recs []event.Record, newEngine func() *recommend.Engine, eng *recommend.Engine, cfg ranker.Config, mfCfg *mf.Config) (*RankerOutcome, error) {
+	// The replayed engine is the one evaluated, but fresh: the same blend
+	// (eval's Blend or --grid may have set it) and mf settings.
+	blend := eng.Blend()
+	fresh := func() *recommend.Engine {
+		e := newEngine()
+		e.SetBlend(blend)
+		return e
+	}
+	if mfCfg != nil {
+		cfg.MF = mfCfg
+	}
 	replay := func(fn func(event.Record) error) error {
 		for _, r := range recs {
 			if err := fn(r); err != nil {
@@ -476,7 +487,7 @@ func trainRanker(recs []event.Record, newEngine func() *recommend.Engine, eng *r
 		}
 		return nil
 	}
-	res, err := ranker.Train(context.Background(), replay, uint64(len(recs)), newEngine, nil, cfg)
+	res, err := ranker.Train(context.Background(), replay, uint64(len(recs)), fresh, eng.Ranker(), cfg)
 	out := &RankerOutcome{Accepted: res.Accepted, Reason: res.Reason, Candidate: res.Candidate, Configured: res.Configured,
 		Global: res.Global, Examples: res.Examples, Seconds: res.Took.Seconds(), FitSeconds: (res.Took - res.Collecting).Seconds(), Ranker: res.Ranker}
 	if errors.Is(err, ranker.ErrTooFew) {

@@ -104,7 +104,7 @@ func newRankTrainer(n *Node, newEngine func() *recommend.Engine) *rankTrainer {
 // metrics registers the ranker's gauges and counters.
 func (t *rankTrainer) metrics() {
 	m := t.n.Metrics
-	m.GaugeLabelled("streamrec_ranker_validation_ndcg", "NDCG@10 on the newest examples of the serving ranker (when it was chosen) and of the last one trained.", "ranker", func() map[string]float64 {
+	m.GaugeLabelled("streamrec_ranker_validation_ndcg", "The fitted objective (ranker.next_share of the next item's NDCG@10, the rest of the horizon's) on the newest examples, of the serving ranker when it was chosen and of the last one trained.", "ranker", func() map[string]float64 {
 		t.mu.Lock()
 		defer t.mu.Unlock()
 		out := map[string]float64{}
@@ -155,7 +155,7 @@ func (t *rankTrainer) run(ctx context.Context, tick time.Duration) {
 			t.seen, t.quietSince = applied, time.Now()
 		}
 		byCount := applied >= t.cfg.Next(t.tried)
-		byQuiet := c.Quiet > 0 && applied >= t.tried+c.QuietRecords && time.Since(t.quietSince) >= time.Duration(c.Quiet)
+		byQuiet := c.Quiet > 0 && applied > t.tried && applied >= t.tried+c.QuietRecords && time.Since(t.quietSince) >= time.Duration(c.Quiet)
 		byTime := c.TrainEvery > 0 && applied > t.tried && time.Since(t.last) >= time.Duration(c.TrainEvery)
 		if byCount || byQuiet || byTime {
 			t.tried = applied
@@ -186,8 +186,9 @@ func (t *rankTrainer) train(ctx context.Context, records uint64) {
 		n.log.Error("ranker: training failed; the serving ranker stays", "err", err)
 		return
 	}
-	// The counters move once the outcome is final: a scrape that sees the
-	// training counted sees its ranker saved and serving, or rejected.
+	// The counter moves once the outcome is final: a scrape that sees the
+	// training counted sees its ranker serving, rejected, or (logged) not
+	// saved.
 	defer t.trainings.Add(1)
 	t.mu.Lock()
 	t.candidate, t.took = res.Candidate, res.Took
@@ -195,6 +196,10 @@ func (t *rankTrainer) train(ctx context.Context, records uint64) {
 	if !res.Accepted {
 		t.rejections.Add(1)
 		n.log.Info("ranker: trained but not installed", "reason", res.Reason, "examples", res.Examples, "took", res.Took.Round(time.Millisecond))
+		return
+	}
+	if err := res.Ranker.Validate(); err != nil {
+		n.log.Error("ranker: the trained ranker is unusable; the serving one stays", "err", err)
 		return
 	}
 	s := &savedRanker{Ranker: res.Ranker, TrainedAt: time.Now().UTC(), Records: res.Records, Validation: res.Candidate, Configured: res.Configured, Examples: res.Examples}

@@ -85,7 +85,7 @@ func (t *trainer) run(ctx context.Context, tick time.Duration) {
 		}
 		byCount := cfg.TrainEveryEvents > 0 && applied >= t.tried+countInterval(t.tried, cfg.FirstTrainEvents, cfg.TrainEveryEvents)
 		byTime := cfg.TrainEvery > 0 && applied > t.tried && time.Since(t.last) >= time.Duration(cfg.TrainEvery)
-		byQuiet := cfg.Quiet > 0 && cfg.QuietEvents > 0 && applied >= t.tried+cfg.QuietEvents && time.Since(quietSince) >= time.Duration(cfg.Quiet)
+		byQuiet := cfg.Quiet > 0 && applied > t.tried && applied >= t.tried+cfg.QuietEvents && time.Since(quietSince) >= time.Duration(cfg.Quiet)
 		if byCount || byTime || byQuiet {
 			t.tried = applied
 			t.train(ctx)

@@ -12,7 +12,8 @@
 // touched within the horizon (their next Config.Horizon events, within
 // Config.HorizonSeconds): the next click for a user in a session, the
 // coming weeks for one who comes back. The older part of those examples
-// fits the weights; the newest part (Config.Holdout) decides.
+// fits the weights; of the newest part (Config.Holdout), the older half
+// chooses each bucket's row and the newer half decides.
 //
 // Fitting is coordinate ascent over a grid of weights on NDCG@K, first one
 // row for every request (the static blend, tuned on the same examples;
@@ -39,6 +40,7 @@ import (
 
 	"github.com/streamrec/streamrec/event"
 	"github.com/streamrec/streamrec/model/als"
+	"github.com/streamrec/streamrec/model/mf"
 	"github.com/streamrec/streamrec/recommend"
 )
 
@@ -68,8 +70,9 @@ type Config struct {
 	// MinBucket is how many fitting examples a bucket needs for weights of
 	// its own.
 	MinBucket int
-	// Holdout is the newest share of the examples that decides whether the
-	// fitted ranker is installed.
+	// Holdout is the newest share of the examples held out of the fit: its
+	// older half chooses between each bucket's own row and the global one,
+	// its newer half decides whether the ranker is installed.
 	Holdout float64
 	// Grid is the weights a source may take.
 	Grid []float32
@@ -77,6 +80,9 @@ type Config struct {
 	// records before the examples are applied (as the server trains it),
 	// so its scores are what the ranker weighs.
 	TrainMF bool
+	// MF, when set, is the mf configuration that training uses (nil: the
+	// engine's own).
+	MF *mf.Config
 	// FirstRecords and EveryRecords schedule trainings by the log's
 	// length: the first once it holds FirstRecords, the next each time it
 	// doubles, until that is EveryRecords apart (Next).
@@ -162,9 +168,10 @@ type Result struct {
 	Ranker   *recommend.Ranker
 	Accepted bool
 	Reason   string
-	// NDCG@K on the validating examples: of the fitted ranker, the one
-	// serving (NaN without one), the configured blend and the best single
-	// row (the static blend tuned on the same examples).
+	// The objective (Config.NextShare of the next item's NDCG@K, the rest
+	// of the horizon's) on the validating examples: of the fitted ranker,
+	// the one serving (NaN without one), the configured blend and the best
+	// single row (the static blend tuned on the same examples).
 	Candidate, Serving, Configured, Global float64
 	Examples, Validating                   int
 	Records                                uint64 // log records trained on
@@ -226,6 +233,9 @@ func Collect(ctx context.Context, replay Replay, total uint64, eng *recommend.En
 	}
 	errStop := errors.New("stop")
 	err := replay(func(r event.Record) error {
+		if seen >= total {
+			return errStop // records appended after the training began
+		}
 		if seen%4096 == 0 && ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -235,7 +245,7 @@ func Collect(ctx context.Context, replay Replay, total uint64, eng *recommend.En
 			if len(batch) == 512 || seen == split {
 				flush()
 				if seen == split && cfg.TrainMF {
-					if _, err := eng.TrainMF(ctx, nil, nil); err != nil && !errors.Is(err, als.ErrNothing) && !errors.Is(err, recommend.ErrNoMF) {
+					if _, err := eng.TrainMF(ctx, cfg.MF, nil); err != nil && !errors.Is(err, als.ErrNothing) && !errors.Is(err, recommend.ErrNoMF) {
 						return err
 					}
 				}
@@ -249,8 +259,9 @@ func Collect(ctx context.Context, replay Replay, total uint64, eng *recommend.En
 		ev := &r.Event
 		t := seconds(ev.Time)
 		if ev.Weight > 0 {
-			// The gap as the server sees it when the event arrives: its
-			// clock is then the event's time.
+			// The gap as of the event's time: the moment the user acts. (A
+			// server measures it on its clock, the latest event applied,
+			// which in a busy log is the same.)
 			gap := eng.UserGap(ev.User, t)
 			if math.IsNaN(gap) {
 				gap = math.Inf(1)
@@ -276,9 +287,6 @@ func Collect(ctx context.Context, replay Replay, total uint64, eng *recommend.En
 		eng.Apply([]event.Record{r})
 		if ev.Weight > 0 {
 			label(open, ev, eng, cfg)
-		}
-		if seen >= total {
-			return errStop
 		}
 		return nil
 	})
@@ -335,7 +343,11 @@ func Fit(xs []*Labelled, sources []string, blend map[string]float32, serving *re
 	xs = slices.DeleteFunc(slices.Clone(xs), func(x *Labelled) bool { return len(x.Labels) == 0 || len(x.Items) == 0 })
 	res := Result{Examples: len(xs), Serving: math.NaN()}
 	cut := int(float64(len(xs)) * (1 - cfg.Holdout))
-	fitX, valX := xs[:cut], xs[cut:]
+	fitX, held := xs[:cut], xs[cut:]
+	// The held-out examples in two, by time: the older half chooses, for
+	// each bucket, between its own row and the global one; the newer half
+	// gates, so that the choice does not flatter the candidate.
+	selX, valX := held[:len(held)/2], held[len(held)/2:]
 	res.Validating = len(valX)
 	if len(fitX) < cfg.MinBucket || len(valX) == 0 {
 		res.Reason = fmt.Sprintf("%d examples: too few to fit (%d) and validate", len(xs), cfg.MinBucket)
@@ -358,15 +370,15 @@ func Fit(xs []*Labelled, sources []string, blend map[string]float32, serving *re
 	global := s.fit(fitX, configured, cfg.Grid)
 	rows := make([][]float32, len(cfg.Gaps)+1)
 	byBucket := bucketed(fitX, cfg.Gaps)
-	valBucket := bucketed(valX, cfg.Gaps)
+	selBucket := bucketed(selX, cfg.Gaps)
 	for b := range rows {
 		rows[b] = global
-		if len(byBucket[b]) < cfg.MinBucket {
+		if len(byBucket[b]) < cfg.MinBucket || len(selBucket[b]) < minSelect {
 			continue
 		}
 		// A bucket keeps its own row only where it beats the global one on
-		// the bucket's own validating examples.
-		if own := s.fit(byBucket[b], global, cfg.Grid); len(valBucket[b]) > 0 && s.meanW(valBucket[b], own) > s.meanW(valBucket[b], global) {
+		// the bucket's own choosing examples.
+		if own := s.fit(byBucket[b], global, cfg.Grid); s.meanW(selBucket[b], own) > s.meanW(selBucket[b], global) {
 			rows[b] = own
 		}
 	}
@@ -376,8 +388,12 @@ func Fit(xs []*Labelled, sources []string, blend map[string]float32, serving *re
 	res.Global = s.mean(valX, one, sources)
 	res.Configured = s.mean(valX, &recommend.Ranker{Sources: sources, Weights: [][]float32{configured}}, sources)
 	res.Ranker = cand
-	if res.Global > res.Candidate {
+	if res.Global >= res.Candidate {
 		res.Ranker, res.Candidate = one, res.Global
+	}
+	if err := res.Ranker.Validate(); err != nil {
+		res.Ranker, res.Reason = nil, err.Error()
+		return res
 	}
 	bar, what := res.Configured, "the configured blend"
 	if serving != nil {
@@ -390,7 +406,7 @@ func Fit(xs []*Labelled, sources []string, blend map[string]float32, serving *re
 		res.Accepted = true
 		return res
 	}
-	res.Reason = fmt.Sprintf("NDCG@%d %.4f on the %d newest examples does not beat %s (%.4f)", cfg.K, res.Candidate, len(valX), what, bar)
+	res.Reason = fmt.Sprintf("objective %.4f on the %d newest examples does not beat %s (%.4f)", res.Candidate, len(valX), what, bar)
 	return res
 }
 
@@ -402,6 +418,10 @@ func anyPositive(w []float32) bool {
 	}
 	return false
 }
+
+// minSelect is how many choosing examples a bucket needs to choose its own
+// row over the global one.
+const minSelect = 30
 
 // bucketed splits examples by their bucket of gaps.
 func bucketed(xs []*Labelled, gaps []float64) [][]*Labelled {

@@ -238,7 +238,9 @@ func (e *Engine) Blend() map[string]float32 {
 	return out
 }
 
-// SetBlend replaces the weights of the sources it names.
+// SetBlend replaces the configured weights of the sources it names: the
+// blend weighs requests by them until a Ranker is installed (SetRanker),
+// and again after SetRanker(nil).
 func (e *Engine) SetBlend(b map[string]float32) {
 	e.mu.Lock()
 	defer e.mu.Unlock()

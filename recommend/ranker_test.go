@@ -18,8 +18,9 @@ import (
 func TestRankerBucketsByGap(t *testing.T) {
 	e := newEngine(t)
 	world(e)
-	r := &Ranker{Sources: []string{SourceItemKNN, SourceTrending}, Gaps: []float64{1800, 86400},
-		Weights: [][]float32{{1, 0}, {1, 1}, {0, 1}}}
+	// Columns in another order than the engine's sources: matched by name.
+	r := &Ranker{Sources: []string{SourceTrending, SourceItemKNN}, Gaps: []float64{1800, 86400},
+		Weights: [][]float32{{0, 1}, {1, 1}, {1, 0}}}
 	if err := e.SetRanker(r); err != nil {
 		t.Fatal(err)
 	}
