@@ -479,15 +479,7 @@ func trainRanker(recs []event.Record, newEngine func() *recommend.Engine, eng *r
 	if mfCfg != nil {
 		cfg.MF = mfCfg
 	}
-	replay := func(fn func(event.Record) error) error {
-		for _, r := range recs {
-			if err := fn(r); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	res, err := ranker.Train(context.Background(), replay, uint64(len(recs)), fresh, eng.Ranker(), cfg)
+	res, err := ranker.Train(context.Background(), ranker.Records(recs), uint64(len(recs)), fresh, eng.Ranker(), cfg)
 	out := &RankerOutcome{Accepted: res.Accepted, Reason: res.Reason, Candidate: res.Candidate, Configured: res.Configured,
 		Global: res.Global, Examples: res.Examples, Seconds: res.Took.Seconds(), FitSeconds: (res.Took - res.Collecting).Seconds(), Ranker: res.Ranker}
 	if errors.Is(err, ranker.ErrTooFew) {

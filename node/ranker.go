@@ -43,10 +43,7 @@ type rankTrainer struct {
 	newEngine func() *recommend.Engine
 	cfg       ranker.Config
 
-	tried      uint64    // records when the last training started
-	last       time.Time // when the last training ended (or the node started)
-	seen       uint64    // records at the last tick
-	quietSince time.Time // since when seen has not changed
+	tried uint64 // records of the saved ranker's training (the schedule counts from it)
 
 	mu         sync.Mutex // guards the figures below, read by the metrics
 	trainedAt  time.Time
@@ -141,28 +138,8 @@ func (t *rankTrainer) metrics() {
 // run checks the schedule every tick until ctx is done.
 func (t *rankTrainer) run(ctx context.Context, tick time.Duration) {
 	c := t.n.cfg.Ranker
-	t.last, t.quietSince = time.Now(), time.Now()
-	timer := time.NewTicker(tick)
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-timer.C:
-		}
-		applied := t.n.Engine.Applied()
-		if applied != t.seen {
-			t.seen, t.quietSince = applied, time.Now()
-		}
-		byCount := applied >= t.cfg.Next(t.tried)
-		byQuiet := c.Quiet > 0 && applied > t.tried && applied >= t.tried+c.QuietRecords && time.Since(t.quietSince) >= time.Duration(c.Quiet)
-		byTime := c.TrainEvery > 0 && applied > t.tried && time.Since(t.last) >= time.Duration(c.TrainEvery)
-		if byCount || byQuiet || byTime {
-			t.tried = applied
-			t.train(ctx, applied)
-			t.last = time.Now()
-		}
-	}
+	s := schedule{next: t.cfg.Next, every: time.Duration(c.TrainEvery), quiet: time.Duration(c.Quiet), quietRecords: c.QuietRecords}
+	s.run(ctx, tick, t.n.Engine.Applied, t.tried, func(records uint64) { t.train(ctx, records) })
 }
 
 // train runs one training over the first records of the log.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -21,15 +22,15 @@ func ModelFile(data string) string { return filepath.Join(data, "models", "mf.mo
 // of the configuration: after TrainEveryEvents new log records (sooner
 // while the log is young: at FirstTrainEvents, then each time it doubles),
 // after TrainEvery when anything is new, or once ingestion has been quiet
-// for Quiet after QuietEvents new records (a bulk load). A training reads the histories a chunk
-// of users at a time, fits without any lock held, and swaps the model in
-// at once; the model file is then written, so a restart serves it.
+// for Quiet after QuietEvents new records (a bulk load). A training reads
+// the histories a chunk of users at a time, fits without any lock held,
+// and swaps the model in at once; the model file is then written, so a
+// restart serves it.
 type trainer struct {
 	n        *Node
 	progress atomic.Pointer[[2]int] // steps done, total, of the running training
 	running  atomic.Bool
-	tried    uint64    // log records applied when the last training started
-	last     time.Time // when the last training ended (or the node started)
+	tried    uint64 // log records the served model was trained on (the schedule counts from it)
 }
 
 // loadModel installs the saved model, if there is one.
@@ -69,8 +70,35 @@ func (t *trainer) run(ctx context.Context, tick time.Duration) {
 		// holds: count from what is here.
 		t.tried = min(cur.Seq, t.n.Engine.Applied())
 	}
-	t.last = time.Now()
-	seen, quietSince := t.n.Engine.Applied(), time.Now()
+	s := schedule{
+		next: func(tried uint64) uint64 {
+			if cfg.TrainEveryEvents == 0 {
+				return math.MaxUint64
+			}
+			return tried + countInterval(tried, cfg.FirstTrainEvents, cfg.TrainEveryEvents)
+		},
+		every: time.Duration(cfg.TrainEvery), quiet: time.Duration(cfg.Quiet), quietRecords: cfg.QuietEvents,
+	}
+	s.run(ctx, tick, t.n.Engine.Applied, t.tried, func(uint64) { t.train(ctx) })
+}
+
+// schedule says when a background training starts: once the log reaches
+// next(the records of the last training), after every when anything is
+// new, and once ingestion has been quiet for quiet after at least
+// quietRecords new records (a bulk load). Zero durations are off.
+type schedule struct {
+	next         func(tried uint64) uint64
+	every        time.Duration
+	quiet        time.Duration
+	quietRecords uint64
+}
+
+// run checks the schedule every tick until ctx is done, calling train with
+// the records applied when one is due; tried is where the last training
+// was (0: none).
+func (s schedule) run(ctx context.Context, tick time.Duration, applied func() uint64, tried uint64, train func(records uint64)) {
+	last := time.Now()
+	seen, quietSince := applied(), time.Now()
 	timer := time.NewTicker(tick)
 	defer timer.Stop()
 	for {
@@ -79,17 +107,17 @@ func (t *trainer) run(ctx context.Context, tick time.Duration) {
 			return
 		case <-timer.C:
 		}
-		applied := t.n.Engine.Applied()
-		if applied != seen {
-			seen, quietSince = applied, time.Now()
+		a := applied()
+		if a != seen {
+			seen, quietSince = a, time.Now()
 		}
-		byCount := cfg.TrainEveryEvents > 0 && applied >= t.tried+countInterval(t.tried, cfg.FirstTrainEvents, cfg.TrainEveryEvents)
-		byTime := cfg.TrainEvery > 0 && applied > t.tried && time.Since(t.last) >= time.Duration(cfg.TrainEvery)
-		byQuiet := cfg.Quiet > 0 && applied > t.tried && applied >= t.tried+cfg.QuietEvents && time.Since(quietSince) >= time.Duration(cfg.Quiet)
+		byCount := a >= s.next(tried)
+		byTime := s.every > 0 && a > tried && time.Since(last) >= s.every
+		byQuiet := s.quiet > 0 && a > tried && a >= tried+s.quietRecords && time.Since(quietSince) >= s.quiet
 		if byCount || byTime || byQuiet {
-			t.tried = applied
-			t.train(ctx)
-			t.last = time.Now()
+			tried = a
+			train(a)
+			last = time.Now()
 		}
 	}
 }

@@ -33,14 +33,7 @@ func BenchmarkTrain1M(b *testing.B) {
 	}
 	cfg := config.Default()
 	newEngine := func() *recommend.Engine { return recommend.New(cfg.EngineConfig(tb)) }
-	replay := func(fn func(event.Record) error) error {
-		for _, r := range recs {
-			if err := fn(r); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
+	replay := ranker.Records(recs)
 	for b.Loop() {
 		res, err := ranker.Train(context.Background(), replay, uint64(len(recs)), newEngine, nil, cfg.RankerConfig())
 		if err != nil {

@@ -186,6 +186,18 @@ var ErrTooFew = errors.New("ranker: too few examples")
 // Replay calls fn with every record of the log, in order, until fn fails.
 type Replay func(fn func(event.Record) error) error
 
+// Records is the Replay of a log held in memory.
+func Records(recs []event.Record) Replay {
+	return func(fn func(event.Record) error) error {
+		for _, r := range recs {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
 // Train replays total records (all the log) into newEngine(), collects the
 // examples, fits a ranker and gates it against serving (nil: none) and the
 // engine's configured blend.

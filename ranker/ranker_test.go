@@ -157,14 +157,7 @@ func TestCollectLabelsTheHorizon(t *testing.T) {
 	cfg.Validation = 5.0 / float64(len(recs))
 	cfg.Horizon = 3
 	cfg.TrainMF = false
-	replay := func(fn func(event.Record) error) error {
-		for _, r := range recs {
-			if err := fn(r); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
+	replay := Records(recs)
 	eng := newEngine()
 	xs, n, err := Collect(context.Background(), replay, uint64(len(recs)), eng, cfg)
 	if err != nil || n != uint64(len(recs)) {

@@ -21,6 +21,7 @@
 package itemknn
 
 import (
+	"iter"
 	"math"
 	"runtime"
 	"slices"
@@ -363,17 +364,8 @@ func (m *Model) SortedNeighbors(item int32) ([]int32, []float32) {
 // user's history, oldest first. acc must be zero for items not in touched and
 // at least as long as the number of items.
 func (m *Model) Score(hist []history.Entry, acc []float32, touched []int32) []int32 {
-	f := float32(1)
-	seen := 0
-	for k := len(hist) - 1; k >= 0 && seen < m.cfg.QueryItems; k-- {
-		h := hist[k]
-		seen++
-		w := h.Weight * f
-		f *= m.cfg.Decay
-		if w == 0 {
-			continue
-		}
-		items, sims := m.Neighbors(h.Item)
+	for item, w := range m.query(hist) {
+		items, sims := m.Neighbors(item)
 		for x, j := range items {
 			if acc[j] == 0 {
 				touched = append(touched, j)
@@ -385,6 +377,25 @@ func (m *Model) Score(hist []history.Entry, acc []float32, touched []int32) []in
 		}
 	}
 	return touched
+}
+
+// query yields the items that score for a history, latest first: the
+// latest QueryItems events, each with its weight decayed by Decay per step
+// back (events that weigh 0 are left out).
+func (m *Model) query(hist []history.Entry) iter.Seq2[int32, float32] {
+	return func(yield func(int32, float32) bool) {
+		f := float32(1)
+		seen := 0
+		for k := len(hist) - 1; k >= 0 && seen < m.cfg.QueryItems; k-- {
+			h := hist[k]
+			seen++
+			w := h.Weight * f
+			f *= m.cfg.Decay
+			if w != 0 && !yield(h.Item, w) {
+				return
+			}
+		}
+	}
 }
 
 // Items is the number of item slots.

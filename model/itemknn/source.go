@@ -93,17 +93,8 @@ func (s *Source) ScoreItems(q *model.Query, items []int32, dst []model.Candidate
 		return dst[:base+len(kept)]
 	}
 	acc, m := q.Acc, s.m
-	f := float32(1)
-	seen := 0
-	for k := len(q.History) - 1; k >= 0 && seen < m.cfg.QueryItems; k-- {
-		h := q.History[k]
-		seen++
-		w := h.Weight * f
-		f *= m.cfg.Decay
-		if w == 0 {
-			continue
-		}
-		nb, sims := m.Neighbors(h.Item)
+	for hItem, w := range m.query(q.History) {
+		nb, sims := m.Neighbors(hItem)
 		for x, j := range nb {
 			if !q.Skip(j) {
 				acc[j] += w * sims[x]
@@ -130,19 +121,13 @@ func (s *Source) Because(q *model.Query, item int32, dst []int32) []int32 {
 		v    float32
 	}
 	var parts []part
-	f := float32(1)
-	seen := 0
-	for k := len(q.History) - 1; k >= 0 && seen < s.m.cfg.QueryItems; k-- {
-		h := q.History[k]
-		seen++
-		w := h.Weight * f
-		f *= s.m.cfg.Decay
+	for hItem, w := range s.m.query(q.History) {
 		if w <= 0 {
 			continue
 		}
-		items, sims := s.m.Neighbors(h.Item)
+		items, sims := s.m.Neighbors(hItem)
 		if x := slices.Index(items, item); x >= 0 {
-			parts = append(parts, part{h.Item, w * sims[x]})
+			parts = append(parts, part{hItem, w * sims[x]})
 		}
 	}
 	slices.SortStableFunc(parts, func(a, b part) int {
