@@ -68,8 +68,8 @@ func TestFitLearnsWhomToTrust(t *testing.T) {
 	if res.Candidate < 0.99 || res.Configured > 0.9 || res.Global > 0.9 {
 		t.Fatalf("validation NDCG: fitted %.3f (want ≈ 1), configured %.3f, one row %.3f", res.Candidate, res.Configured, res.Global)
 	}
-	if res.Validating != 150 || res.Examples != 1000 {
-		t.Fatalf("%d examples, %d validating; want 1000 and 150 (half of the 30%% held out)", res.Examples, res.Validating)
+	if res.Validating != 300 || res.Examples != 1000 {
+		t.Fatalf("%d examples, %d validating; want 1000 and 300", res.Examples, res.Validating)
 	}
 }
 
