@@ -290,8 +290,7 @@ func Collect(ctx context.Context, replay Replay, total uint64, eng *recommend.En
 				slot = k
 			}
 			if slot >= 0 {
-				x := &Labelled{Example: eng.Example(ev.User, cfg.K), user: ev.User, at: t}
-				x.Gap = gap
+				x := &Labelled{Example: eng.Example(ev.User, cfg.K, t), user: ev.User, at: t}
 				res[b][slot] = x
 				open[ev.User] = append(open[ev.User], x)
 			}

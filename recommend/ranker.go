@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sort"
 
 	"github.com/streamrec/streamrec/model"
+	"github.com/streamrec/streamrec/model/history"
 )
 
 // Ranker weighs the blend for each request by what is known of the user at
@@ -30,11 +32,8 @@ type Ranker struct {
 
 // Bucket is the bucket of a gap in seconds (+Inf: no history).
 func (r *Ranker) Bucket(gap float64) int {
-	i, _ := slices.BinarySearch(r.Gaps, gap)
-	for i < len(r.Gaps) && r.Gaps[i] <= gap { // a gap equal to a bound belongs above it
-		i++
-	}
-	return i
+	// The first bound above the gap: a gap equal to a bound belongs above it.
+	return sort.Search(len(r.Gaps), func(i int) bool { return r.Gaps[i] > gap })
 }
 
 // Validate checks the shape and the weights (finite, not negative, a row
@@ -124,13 +123,19 @@ func (e *Engine) Ranker() *Ranker {
 // at (0: the events' clock, the latest event time applied); +Inf without
 // one.
 func (e *Engine) userGap(q *model.Query, at float64) float64 {
-	if len(q.History) == 0 {
+	return e.gapOf(q.History, at)
+}
+
+// gapOf is the time from the latest entry of hist to at (0: the events'
+// clock); +Inf for an empty history.
+func (e *Engine) gapOf(hist []history.Entry, at float64) float64 {
+	if len(hist) == 0 {
 		return math.Inf(1)
 	}
 	if at <= 0 {
 		at = float64(e.clock)
 	}
-	return max(at-q.History[len(q.History)-1].Seconds(), 0)
+	return max(at-hist[len(hist)-1].Seconds(), 0)
 }
 
 // weights is the blend's weight per source for the query asked at at (see
@@ -157,26 +162,26 @@ type Example struct {
 func (x *Example) Score(i, j, sources int) float32 { return x.Scores[i*sources+j] }
 
 // Example gathers the candidates of every source for user, as a blended
-// request for n items would.
-func (e *Engine) Example(user string, n int) Example {
+// request for n items asked at at (see Request.At) would.
+func (e *Engine) Example(user string, n int, at float64) Example {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	s := e.getScratch()
 	defer e.scratch.Put(s)
-	x := Example{Gap: math.Inf(1)}
+	var x Example
 	e.query(s, user, "", n, perSource(n))
-	x.Gap = e.userGap(&s.q, 0)
+	x.Gap = e.userGap(&s.q, at)
 	e.excludeConsumed(&s.q)
 	e.gather(s, -2, nil)
 	k := len(e.sources)
-	at := map[int32]int{}
+	row := map[int32]int{}
 	for i, list := range s.lists[:k] {
 		sc := e.scale(i, list)
 		for _, c := range list {
-			r, ok := at[c.Item]
+			r, ok := row[c.Item]
 			if !ok {
 				r = len(x.Items)
-				at[c.Item] = r
+				row[c.Item] = r
 				x.Items = append(x.Items, c.Item)
 				x.Scores = append(x.Scores, make([]float32, k)...)
 			}
@@ -202,9 +207,5 @@ func (e *Engine) UserGap(user string, t float64) float64 {
 	if !ok {
 		return math.NaN()
 	}
-	h := e.hist.User(u)
-	if len(h) == 0 {
-		return math.Inf(1)
-	}
-	return max(t-h[len(h)-1].Seconds(), 0)
+	return e.gapOf(e.hist.User(u), t)
 }

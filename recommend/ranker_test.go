@@ -57,7 +57,7 @@ func TestRankerExampleScoresAreTheBlends(t *testing.T) {
 	e := newEngine(t)
 	world(e)
 	e.Apply([]event.Record{ev("me", "a", event.Watch, 3, 200)})
-	x := e.Example("me", 10)
+	x := e.Example("me", 10, 0)
 	if x.Gap != 0 {
 		t.Fatalf("gap %v, want 0 (the latest event is the user's)", x.Gap)
 	}
@@ -91,7 +91,7 @@ func TestRankerExampleScoresAreTheBlends(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("engine %v, example %v", got, want)
 	}
-	if g := e.Example("stranger", 10).Gap; !math.IsInf(g, 1) {
+	if g := e.Example("stranger", 10, 0).Gap; !math.IsInf(g, 1) {
 		t.Fatalf("a stranger's gap %v, want +Inf", g)
 	}
 }
