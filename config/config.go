@@ -247,6 +247,7 @@ type ItemKNN struct {
 	Neighbors  int     `yaml:"neighbors"`
 	QueryItems int     `yaml:"query_items"`
 	Decay      float32 `yaml:"decay"`
+	Refresh    float32 `yaml:"refresh"` // share of new updates after which a cached neighbour list is recomputed
 }
 
 // SessionKNN configures the nearest-neighbour sessions source.
@@ -332,7 +333,7 @@ func Default() Config {
 			AuthFailureBurst:      20,
 		},
 		Dedup:    Dedup{IDs: d.IDs, Window: Duration(d.Window)},
-		ItemKNN:  ItemKNN{Window: k.Window, Neighbors: k.Neighbors, QueryItems: k.QueryItems, Decay: k.Decay},
+		ItemKNN:  ItemKNN{Window: k.Window, Neighbors: k.Neighbors, QueryItems: k.QueryItems, Decay: k.Decay, Refresh: k.Refresh},
 		Trending: Trending{HalfLife: Duration(time.Duration(t.HalfLifeSeconds) * time.Second), TopSize: t.TopSize},
 		MF: MF{
 			Factors: m.ALS.Factors, Lambda: m.ALS.Lambda, Alpha: m.ALS.Alpha, Iterations: m.ALS.Iterations, CGSteps: m.ALS.CGSteps,
@@ -469,6 +470,7 @@ func (c *Config) Validate() error {
 		{"item_knn.neighbors must be positive", c.ItemKNN.Neighbors > 0},
 		{"item_knn.query_items must be positive", c.ItemKNN.QueryItems > 0},
 		{"item_knn.decay must be in (0, 1]", c.ItemKNN.Decay > 0 && c.ItemKNN.Decay <= 1},
+		{"item_knn.refresh must be in [0, 1]", c.ItemKNN.Refresh >= 0 && c.ItemKNN.Refresh <= 1},
 		{"trending.half_life must be positive", c.Trending.HalfLife > 0},
 		{"trending.top_size must be positive", c.Trending.TopSize > 0},
 		{"mf.factors must be in [1, 1024]", c.MF.Factors > 0 && c.MF.Factors <= 1024},
@@ -557,7 +559,7 @@ func (c *Config) DedupConfig() pipeline.DedupConfig {
 
 // ItemKNNConfig is the item-kNN part.
 func (c *Config) ItemKNNConfig() itemknn.Config {
-	return itemknn.Config{Window: c.ItemKNN.Window, Neighbors: c.ItemKNN.Neighbors, QueryItems: c.ItemKNN.QueryItems, Decay: c.ItemKNN.Decay}
+	return itemknn.Config{Window: c.ItemKNN.Window, Neighbors: c.ItemKNN.Neighbors, QueryItems: c.ItemKNN.QueryItems, Decay: c.ItemKNN.Decay, Refresh: c.ItemKNN.Refresh}
 }
 
 // TrendingConfig is the trending part.

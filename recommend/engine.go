@@ -252,19 +252,29 @@ func (e *Engine) SetBlend(b map[string]float32) {
 	}
 }
 
-// applyChunk bounds how long readers wait for the write lock: a large group
-// is applied in chunks, the lock released between them. A reader may see
+// applyStep bounds how long readers wait for the writer: a group is applied
+// in steps of at most applyChunk records, each ending once it has held the
+// write lock for applyStep, the lock released between them. A reader may see
 // part of a group; that is fine, because nothing in it is acknowledged until
-// Apply returns.
-const applyChunk = 512
+// Apply returns. A reader arriving during a step waits for that step alone
+// (docs/BENCHMARKS.md, "Reads under writes").
+const (
+	applyStep  = 100 * time.Microsecond
+	applyChunk = 512
+)
 
 // Apply applies records in order. When it returns, every read sees them.
 func (e *Engine) Apply(recs []event.Record) {
 	for len(recs) > 0 {
-		n := min(len(recs), applyChunk)
 		e.mu.Lock()
-		for i := range recs[:n] {
-			e.apply(&recs[i])
+		start := time.Now()
+		n := 0
+		for n < len(recs) && n < applyChunk {
+			e.apply(&recs[n])
+			n++
+			if time.Since(start) >= applyStep {
+				break
+			}
 		}
 		for _, f := range e.flushers {
 			f.Flush()

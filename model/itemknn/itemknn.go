@@ -45,18 +45,27 @@ type Config struct {
 	// Decay weighs the user's items by recency: the k-th latest counts
 	// Decay^k. 1 means no decay.
 	Decay float32
+	// Refresh is how stale a cached neighbour list may grow: it is kept
+	// until its item has had more than this share of new co-occurrence
+	// updates since it was computed (an item with 3,200 updates at the
+	// default 1/32 is recomputed after 100 more; one with fewer than 32,
+	// after every change). 0 recomputes after every change. Readers
+	// recompute lists, so under constant writes this bounds the work a read
+	// does for popular items whose lists barely move.
+	Refresh float32
 }
 
 // DefaultConfig returns the defaults, tuned by prequential replay of ml-100k
 // (docs/EVALUATION.md).
 func DefaultConfig() Config {
-	return Config{Window: 10, Neighbors: 200, QueryItems: 20, Decay: 0.8}
+	return Config{Window: 10, Neighbors: 200, QueryItems: 20, Decay: 0.8, Refresh: 1.0 / 32}
 }
 
 const chunk = 1024
 
 type neighbors struct {
-	ver   uint64
+	ver   uint64 // the item's version it was computed at
+	until uint64 // the newest version it answers for (Config.Refresh)
 	items []int32
 	sims  []float32
 }
@@ -124,6 +133,7 @@ func New(cfg Config) *Model {
 	if cfg.Decay <= 0 || cfg.Decay > 1 {
 		cfg.Decay = d.Decay
 	}
+	cfg.Refresh = min(max(cfg.Refresh, 0), 1)
 	return &Model{cfg: cfg, shards: min(runtime.GOMAXPROCS(0), 4)}
 }
 
@@ -246,7 +256,7 @@ func (m *Model) Neighbors(item int32) ([]int32, []float32) {
 	}
 	p := &m.cache[item/chunk][item%chunk]
 	ver := m.ver[item]
-	if n := p.Load(); n != nil && n.ver == ver {
+	if n := p.Load(); n != nil && ver >= n.ver && ver <= n.until {
 		return n.items, n.sims
 	}
 	n := m.compute(item, ver)
@@ -256,7 +266,7 @@ func (m *Model) Neighbors(item int32) ([]int32, []float32) {
 
 func (m *Model) compute(item int32, ver uint64) *neighbors {
 	r := &m.rows[item]
-	n := &neighbors{ver: ver}
+	n := &neighbors{ver: ver, until: ver + uint64(float64(ver)*float64(m.cfg.Refresh))}
 	if r.n == 0 {
 		return n
 	}

@@ -323,3 +323,45 @@ func (r *row) get(k int32) uint64 {
 		}
 	}
 }
+
+// TestRefreshBoundsStaleness: with Refresh set, a read keeps a cached
+// neighbour list while its item has had at most that share of new updates,
+// and recomputes it (matching a model that never caches) after; an item with
+// few updates is recomputed after every change.
+func TestRefreshBoundsStaleness(t *testing.T) {
+	cfg := Config{Window: 1, Neighbors: 10, QueryItems: 1, Decay: 1}
+	lazy, exact := New(Config{Window: 1, Neighbors: 10, QueryItems: 1, Decay: 1, Refresh: 0.25}), New(cfg)
+	pair := func(a, b int32) { // a user who touches a then b
+		for _, m := range []*Model{lazy, exact} {
+			m.Apply(a, 1, nil)
+			m.Apply(b, 1, []history.Entry{{Item: a, Weight: 1}})
+			m.Flush()
+		}
+	}
+	same := func(what string, want bool) {
+		t.Helper()
+		li, ls := lazy.Neighbors(0)
+		ei, es := exact.Neighbors(0)
+		eq := len(li) == len(ei)
+		for x := range li {
+			eq = eq && li[x] == ei[x] && ls[x] == es[x]
+		}
+		if eq != want {
+			t.Fatalf("%s: lazy %v %v, exact %v %v (want equal: %v)", what, li, ls, ei, es, want)
+		}
+	}
+	pair(0, 1)
+	same("first read", true)
+	pair(0, 2) // item 0 is at version 5: too young to keep a list
+	same("young item after a change", true)
+	for range 20 {
+		pair(0, 1)
+	}
+	same("read at version 45", true) // cached, good until version 56
+	pair(0, 3)
+	same("two updates later", false)
+	for range 5 {
+		pair(0, 3)
+	}
+	same("past a quarter more updates", true)
+}

@@ -38,8 +38,13 @@ func (s *Source) Evict(x *model.Interaction) { s.m.Evict(x.Entry, x.History) }
 // Flush implements model.Flusher.
 func (s *Source) Flush() { s.m.Flush() }
 
-// Fingerprint implements model.Snapshotter.
-func (s *Source) Fingerprint() string { return fmt.Sprintf("%+v", s.m.Config()) }
+// Fingerprint implements model.Snapshotter. Refresh is left out: it decides
+// only when cached neighbour lists, which snapshots do not hold, recompute.
+func (s *Source) Fingerprint() string {
+	c := s.m.Config()
+	c.Refresh = 0
+	return fmt.Sprintf("%+v", c)
+}
 
 // Encode implements model.Snapshotter.
 func (s *Source) Encode(e *snapshot.Encoder) { s.m.Encode(e) }
