@@ -15,7 +15,12 @@
 //
 // Concurrency: one writer applies records under the write lock; any number of
 // readers recommend under the read lock. A read that starts after Apply
-// returned sees everything Apply applied (read-your-writes).
+// returned sees everything Apply applied (read-your-writes). The writer holds
+// the lock in short steps (at most applyStep of records, then every model's
+// Flush), so a reader waits for one step, never for a whole group. Every
+// model states its own rule in its package documentation: Apply, Evict and
+// catalogue changes under the write lock, reads under the read lock, and any
+// cache a reader fills published through atomic pointers.
 //
 // Sessions: every event belongs to a session of its user. A new session
 // starts when the event's context carries a session_id other than the

@@ -23,7 +23,7 @@ Usage:
   streamrec import [--data ./streamrec-data] [--preset ecommerce|video] [--append] [--quiet] SOURCE
   streamrec train  [--data ./streamrec-data] [--out FILE] [--quiet] [SOURCE] | --synthetic N [--users U --items I]
   streamrec eval   --data DIR [--protocol chrono|leave-last|prequential] [--json FILE] [--plot FILE.svg] [--quiet]
-  streamrec bench  serve|ingest|freshness|mixed [--url http://127.0.0.1:8080] [--data-from DIR] [--quiet] ...
+  streamrec bench  serve|ingest|freshness|mixed|saturate [--url http://127.0.0.1:8080] [--data-from DIR] [--quiet] ...
   streamrec version
 
 Run "streamrec COMMAND --help" for a command's flags.

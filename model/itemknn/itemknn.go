@@ -13,7 +13,12 @@
 // disappears from its row, and rows shrink as they empty.
 // An item's top neighbours are computed from its co-occurrence row the first
 // time they are asked for after the row changed, so the write path stays
-// cheap and every read sees the events applied before it.
+// cheap and every read sees the events applied before it. Under constant
+// writes a popular item's row changes between almost every two reads while
+// its list barely moves, so a list is kept until its item has had
+// Config.Refresh more updates than it had when the list was computed (1/32
+// by default; 0 recomputes after every change). The user's own events always
+// count at once: they change the query (the history), not the lists.
 //
 // Concurrency: Apply is not safe for concurrent use and needs the caller's
 // write lock; Neighbors and Score need only the read lock (neighbour lists are
