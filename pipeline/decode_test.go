@@ -114,3 +114,26 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestDecodeRejectionReasons names the field and what was wrong with it, for
+// every kind of value in the wrong place.
+func TestDecodeRejectionReasons(t *testing.T) {
+	for _, c := range []struct{ body, field, reason string }{
+		{`{"user_id":5,"type":"view"}`, "user_id", "user_id must be a JSON string, not number"},
+		{`{"user_id":"u","type":["a"]}`, "type", "type must be a JSON string, not array"},
+		{`{"user_id":"u","type":"view","event_id":{"x":1}}`, "event_id", "event_id must be a JSON string, not object"},
+		{`{"user_id":"u","type":"view","item_id":true}`, "item_id", "item_id must be a JSON string, not bool"},
+		{`{"user_id":"u","type":"view","value":"x"}`, "value", "value must be a JSON number, not string"},
+		{`{"user_id":"u","type":"view","value":1e400}`, "value", "value must be a JSON number, not a number out of range"},
+		{`{"user_id":"u","type":"view","foo":1}`, "foo", "unknown field; an event has event_id, user_id, item_id, type, value, timestamp and context (put anything else in context)"},
+		{`{"user_id":"u","type":"view","timestamp":"bad"}`, "", `timestamp "bad": want RFC 3339 text or Unix seconds`},
+	} {
+		_, rej, err := Decode(strings.NewReader("["+c.body+"]"), false, 10)
+		if err != nil || len(rej) != 1 {
+			t.Fatalf("%s: rejections %+v, err %v", c.body, rej, err)
+		}
+		if rej[0].Field != c.field || rej[0].Reason != c.reason {
+			t.Errorf("%s: field %q reason %q, want %q %q", c.body, rej[0].Field, rej[0].Reason, c.field, c.reason)
+		}
+	}
+}
