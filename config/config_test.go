@@ -64,6 +64,7 @@ func TestValidateNamesTheField(t *testing.T) {
 		mention string
 	}{
 		{func(c *Config) { c.ItemKNN.Decay = 2 }, "item_knn.decay"},
+		{func(c *Config) { c.ItemKNN.Refresh = -0.5 }, "item_knn.refresh"},
 		{func(c *Config) { c.Limits.Burst = 0 }, "limits.burst"},
 		{func(c *Config) { c.TLS.CertFile = "x" }, "tls"},
 		{func(c *Config) { c.AdminAddr = "nope" }, "admin_addr"},
