@@ -58,9 +58,9 @@ type ClosedResult struct {
 // connection is opened and sends one request (not counted), so a server
 // that does not answer fails here, with its reason.
 func ClosedLoop(ctx context.Context, cfg ClosedConfig) (ClosedResult, error) {
-	u, err := url.Parse(cfg.URL)
-	if err != nil || u.Scheme != "http" || u.Host == "" {
-		return ClosedResult{}, fmt.Errorf("bench: url %q: want http://host:port", cfg.URL)
+	u, err := serverURL(cfg.URL)
+	if err != nil {
+		return ClosedResult{}, err
 	}
 	if cfg.Duration <= 0 || cfg.Conns <= 0 || len(cfg.Users) == 0 || cfg.N <= 0 {
 		return ClosedResult{}, errors.New("bench: duration, conns, n and users must all be positive")

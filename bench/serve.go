@@ -47,11 +47,20 @@ type Result struct {
 	Service Summary `json:"service"`
 }
 
+// serverURL parses the URL of the server to measure: plain HTTP, a host.
+func serverURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "http" || u.Host == "" {
+		return nil, fmt.Errorf("bench: url %q: want http://host:port", raw)
+	}
+	return u, nil
+}
+
 // Serve runs the open-loop recommendation load.
 func Serve(ctx context.Context, cfg ServeConfig) (Result, error) {
-	u, err := url.Parse(cfg.URL)
-	if err != nil || u.Scheme != "http" || u.Host == "" {
-		return Result{}, fmt.Errorf("bench: url %q: want http://host:port", cfg.URL)
+	u, err := serverURL(cfg.URL)
+	if err != nil {
+		return Result{}, err
 	}
 	if cfg.Rate <= 0 || cfg.Duration <= 0 || cfg.Conns <= 0 || len(cfg.Users) == 0 || cfg.N <= 0 {
 		return Result{}, errors.New("bench: rate, duration, conns, n and users must all be positive")
