@@ -4,15 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-
 	"errors"
 	"fmt"
-	sjson "github.com/segmentio/encoding/json"
 	"io"
 	"runtime"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	sjson "github.com/segmentio/encoding/json"
 
 	"github.com/streamrec/streamrec/event"
 )

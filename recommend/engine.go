@@ -15,8 +15,9 @@
 //
 // Concurrency: the writer applies records under the write lock (the node has
 // one, applying in log order; Apply is safe from several goroutines, each
-// record applied whole); any number of readers recommend under the read lock. A read that starts after Apply
-// returned sees everything Apply applied (read-your-writes). The writer holds
+// record applied whole); any number of readers recommend under the read
+// lock. A read that starts after Apply returned sees everything Apply
+// applied (read-your-writes). The writer holds
 // the lock in short steps (at most applyStep of records, then every model's
 // Flush), so a reader waits for one step, never for a whole group. Every
 // model states its own rule in its package documentation: Apply, Evict and
