@@ -147,6 +147,43 @@ func TestDislikeLowersNeighbours(t *testing.T) {
 	}
 }
 
+// TestReadsInterleaveWithALongApply: a large group is applied in short
+// steps, so readers see it part-applied (they got the lock between two
+// steps), and a read that starts after Apply returned sees all of it.
+func TestReadsInterleaveWithALongApply(t *testing.T) {
+	e := newEngine(t)
+	world(e)
+	var recs []event.Record
+	for i := range 60000 {
+		recs = append(recs, ev(fmt.Sprint("g", i%3000), fmt.Sprint("i", i%500), event.Watch, 3, 1000+i))
+	}
+	before := e.Stats().Applied
+	applied := make(chan struct{})
+	go func() {
+		e.Apply(recs)
+		close(applied)
+	}()
+	partial := 0 // reads that found the group part-applied
+	for done := false; !done; {
+		e.Recommend(Request{User: "u1", N: 5})
+		if a := e.Stats().Applied; a > before && a < before+uint64(len(recs)) {
+			partial++
+		}
+		select {
+		case <-applied:
+			done = true
+		default:
+		}
+	}
+	if partial == 0 {
+		t.Fatalf("no read found a group of %d records part-applied: the writer held the lock for the whole group", len(recs))
+	}
+	if st := e.Stats(); st.Applied != before+uint64(len(recs)) || st.Events != 5*2+8+len(recs) {
+		t.Fatalf("after Apply returned: %d records applied, %d events in memory; want %d, %d", st.Applied, st.Events, before+uint64(len(recs)), 5*2+8+len(recs))
+	}
+	t.Logf("%d reads found the group part-applied", partial)
+}
+
 // TestConcurrentReadsAndWrites runs under -race: readers never see a torn
 // state while the writer applies.
 func TestConcurrentReadsAndWrites(t *testing.T) {
