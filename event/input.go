@@ -29,7 +29,9 @@ func (t *Timestamp) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
 	if len(b) > 0 && b[0] == '"' {
 		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
+		if len(b) >= 2 && b[len(b)-1] == '"' && bytes.IndexByte(b[1:len(b)-1], '\\') < 0 && bytes.IndexByte(b[1:len(b)-1], '"') < 0 {
+			s = string(b[1 : len(b)-1]) // no escapes: the text itself
+		} else if err := json.Unmarshal(b, &s); err != nil {
 			return err
 		}
 		tm, err := ParseTime(s)

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -75,6 +76,36 @@ func TestDecode(t *testing.T) {
 	}
 }
 
+// sameAsStream fails unless Decode's answer for body is the one of the
+// streaming encoding/json path alone (decodeArray is only a faster way to
+// the same events, rejections and errors).
+func sameAsStream(t *testing.T, body []byte, max int, inputs []event.Input, rej []Rejection, err error) {
+	t.Helper()
+	wi, wr, werr := decodeStream(bytes.NewReader(body), max)
+	if (err == nil) != (werr == nil) || err != nil && err.Error() != werr.Error() {
+		t.Fatalf("%q: error %v, the stream's %v", body, err, werr)
+	}
+	if !reflect.DeepEqual(inputs, wi) || !reflect.DeepEqual(rej, wr) {
+		t.Fatalf("%q:\n got %+v %+v\nwant %+v %+v", body, inputs, rej, wi, wr)
+	}
+}
+
+// TestDecodeFastPathMatchesStream: well-formed arrays take the one-pass
+// parser, everything else the streaming decoder; both answer alike.
+func TestDecodeFastPathMatchesStream(t *testing.T) {
+	for _, body := range []string{
+		`[]`, ` [ ] `, `[{"user_id":"u","item_id":"i","type":"view"}]`,
+		`[{"user_id":"u","item_id":"i","type":"view","value":2.5,"timestamp":1714557600,"context":{"device":"tv","n":[1,2]}},{"user_id":5},[],null,"s",{"user_id":"u","type":"view","foo":1}]`,
+		`[{"user_id":"u","type":"view","timestamp":"2024-05-01T10:00:00Z"},{"user_id":"u","type":"view","timestamp":"2024-05-01T10:00:00\u005a"}]`,
+		`[{"user_id":"\u00e9t\u00e9","type":"view"}]`,
+		`[{"user_id":"u","type":"view"},]`, `[{"user_id":"u","type":"view"}`, `[{"user_id":"u","type":"view"}] x`, `[{"user_id":"u",}]`,
+		`{"user_id":"u","type":"view"}`, ``, `   `, `nul`, `[1,2,3,4,5]`,
+	} {
+		inputs, rej, err := Decode(strings.NewReader(body), false, 4)
+		sameAsStream(t, []byte(body), 4, inputs, rej, err)
+	}
+}
+
 // FuzzDecode feeds arbitrary bodies to the decoder and the pipeline: nothing
 // may panic, and every event is either rejected with a reason or valid.
 func FuzzDecode(f *testing.F) {
@@ -86,6 +117,9 @@ func FuzzDecode(f *testing.F) {
 	p := New(DefaultConfig(tb))
 	f.Fuzz(func(t *testing.T, body []byte, ndjson bool) {
 		inputs, rej, err := Decode(bytes.NewReader(body), ndjson, 100)
+		if !ndjson {
+			sameAsStream(t, body, 100, inputs, rej, err)
+		}
 		if err != nil {
 			return
 		}
