@@ -85,7 +85,11 @@ func (t *trainer) run(ctx context.Context, tick time.Duration) {
 // schedule says when a background training starts: once the log reaches
 // next(the records of the last training), after every when anything is
 // new, and once ingestion has been quiet for quiet after at least
-// quietRecords new records (a bulk load). Zero durations are off.
+// quietRecords new records (a bulk load). A training that began while
+// records were still arriving (a fast bulk load can pass every count
+// threshold before the first training starts) is followed, at the next
+// quiet moment, by one on whatever came after it, however little: the end
+// of a load is always trained on. Zero durations are off.
 type schedule struct {
 	next         func(tried uint64) uint64
 	every        time.Duration
@@ -99,6 +103,7 @@ type schedule struct {
 func (s schedule) run(ctx context.Context, tick time.Duration, applied func() uint64, tried uint64, train func(records uint64)) {
 	last := time.Now()
 	seen, quietSince := applied(), time.Now()
+	catchUp := false // the last training began during a load
 	timer := time.NewTicker(tick)
 	defer timer.Stop()
 	for {
@@ -113,8 +118,10 @@ func (s schedule) run(ctx context.Context, tick time.Duration, applied func() ui
 		}
 		byCount := a >= s.next(tried)
 		byTime := s.every > 0 && a > tried && time.Since(last) >= s.every
-		byQuiet := s.quiet > 0 && a > tried && a >= tried+s.quietRecords && time.Since(quietSince) >= s.quiet
+		quiet := s.quiet > 0 && time.Since(quietSince) >= s.quiet
+		byQuiet := quiet && a > tried && (catchUp || a >= tried+s.quietRecords)
 		if byCount || byTime || byQuiet {
+			catchUp = s.quiet > 0 && !quiet
 			tried = a
 			train(a)
 			last = time.Now()

@@ -1,8 +1,12 @@
 package node
 
 import (
+	"context"
 	"os"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -163,5 +167,44 @@ func TestTrainingAfterAQuietBulkLoad(t *testing.T) {
 	seed(t, n, 0) // 240 events
 	if s := waitTrained(t, n, 200); s.Events == 0 {
 		t.Fatalf("stats: %+v", s)
+	}
+}
+
+// TestScheduleTrainsOnTheEndOfALoad: a load fast enough to pass the count
+// threshold before the first training starts, and still arriving while it
+// runs, gets one more training at the next quiet moment on what came after,
+// though that is fewer than the quiet threshold's records; then none.
+func TestScheduleTrainsOnTheEndOfALoad(t *testing.T) {
+	var applied atomic.Uint64
+	applied.Store(100) // the load so far
+	s := schedule{next: func(tried uint64) uint64 { return tried + 10 }, quiet: 50 * time.Millisecond, quietRecords: 1000}
+	var mu sync.Mutex
+	var trained []uint64
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.run(ctx, 5*time.Millisecond, applied.Load, 0, func(records uint64) {
+			mu.Lock()
+			trained = append(trained, records)
+			mu.Unlock()
+			if records == 100 {
+				applied.Store(105) // the rest of the load, during the training
+			}
+		})
+	}()
+	got := func() []uint64 {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(trained)
+	}
+	for deadline := time.Now().Add(5 * time.Second); len(got()) < 2 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // four quiet periods more: nothing new, no training
+	cancel()
+	<-done
+	if tr := got(); !slices.Equal(tr, []uint64{100, 105}) {
+		t.Fatalf("trainings at %v records, want [100 105]: the end of the load must be trained on, once", tr)
 	}
 }
