@@ -14,7 +14,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -67,14 +66,10 @@ func ClosedLoop(ctx context.Context, cfg ClosedConfig) (ClosedResult, error) {
 	}
 	// The requests, built once: building them is the generator's cost, the
 	// same for every server, and kept out of the loop.
-	auth := ""
-	if cfg.Key != "" {
-		auth = "Authorization: Bearer " + cfg.Key + "\r\n"
-	}
+	auth := authHeader(cfg.Key)
 	reqs := make([][]byte, len(cfg.Users))
 	for i, user := range cfg.Users {
-		reqs[i] = fmt.Appendf(nil, "GET /v1/users/%s/recommendations?n=%d HTTP/1.1\r\nHost: %s\r\nUser-Agent: streamrec-bench\r\n%s\r\n",
-			url.PathEscape(user), cfg.N, u.Host, auth)
+		reqs[i] = appendRecRequest(nil, u.Host, user, cfg.N, auth)
 	}
 
 	conns := make([]*closedConn, cfg.Conns)

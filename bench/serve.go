@@ -12,7 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -70,10 +69,7 @@ func Serve(ctx context.Context, cfg ServeConfig) (Result, error) {
 	var sent, errs atomic.Int64
 	jobs := make(chan int, total)
 	var done atomic.Int64
-	auth := ""
-	if cfg.Key != "" {
-		auth = "Authorization: Bearer " + cfg.Key + "\r\n"
-	}
+	auth := authHeader(cfg.Key)
 	conns := make([]net.Conn, cfg.Conns)
 	for i := range conns {
 		c, err := net.Dial("tcp", u.Host)
@@ -101,9 +97,7 @@ func Serve(ctx context.Context, cfg ServeConfig) (Result, error) {
 			var req []byte
 			for i := range jobs {
 				due := start.Add(time.Duration(i) * interval)
-				req = append(req[:0], "GET /v1/users/"...)
-				req = append(req, url.PathEscape(cfg.Users[i%len(cfg.Users)])...)
-				req = fmt.Appendf(req, "/recommendations?n=%d HTTP/1.1\r\nHost: %s\r\n%s\r\n", cfg.N, u.Host, auth)
+				req = appendRecRequest(req[:0], u.Host, cfg.Users[i%len(cfg.Users)], cfg.N, auth)
 				at := time.Now()
 				ok := conn != nil && roundTrip(conn, br, req)
 				now := time.Now()
@@ -158,16 +152,23 @@ func Serve(ctx context.Context, cfg ServeConfig) (Result, error) {
 // roundTrip writes one request and reads its whole reply; false on any
 // transport error or a non-200 status.
 func roundTrip(conn net.Conn, br *bufio.Reader, req []byte) bool {
-	if _, err := conn.Write(req); err != nil {
-		return false
+	_, status, _, err := exchange(conn, br, req)
+	return err == nil && status == http.StatusOK
+}
+
+// authHeader is the request header line that carries key ("" for none).
+func authHeader(key string) string {
+	if key == "" {
+		return ""
 	}
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		return false
-	}
-	_, err = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return err == nil && resp.StatusCode == http.StatusOK
+	return "Authorization: Bearer " + key + "\r\n"
+}
+
+// appendRecRequest appends the raw GET recommendations request for user,
+// auth one of authHeader's lines: what every mode of the generator sends.
+func appendRecRequest(dst []byte, host, user string, n int, auth string) []byte {
+	return fmt.Appendf(dst, "GET /v1/users/%s/recommendations?n=%d HTTP/1.1\r\nHost: %s\r\nUser-Agent: streamrec-bench\r\n%s\r\n",
+		url.PathEscape(user), n, host, auth)
 }
 
 // Table formats a result for people.

@@ -73,18 +73,25 @@ func decodeArray(data []byte, maxEvents int) (out []event.Input, rejected []Reje
 		return nil, nil, false
 	}
 	for i, raw := range raws {
-		if i%32 == 31 {
-			runtime.Gosched() // as in decodeStream
-		}
-		var in event.Input
-		if rej := decodeOne(json.RawMessage(raw), i, &in); rej != nil {
-			rejected = append(rejected, *rej)
-			out = append(out, event.Input{}) // keeps indices aligned; skipped by the caller
-			continue
-		}
-		out = append(out, in)
+		out, rejected = appendElement(out, rejected, json.RawMessage(raw), i)
 	}
 	return out, rejected, true
+}
+
+// appendElement decodes element i of an array onto out, or, rejected, its
+// rejection onto rejected and an empty event onto out (indices stay
+// aligned; the caller skips rejected ones). A large body is milliseconds of
+// decoding: every 32 events it lets the requests queued behind it (reads,
+// mostly) run rather than wait for the scheduler's 10 ms preemption.
+func appendElement(out []event.Input, rejected []Rejection, raw json.RawMessage, i int) ([]event.Input, []Rejection) {
+	if i%32 == 31 {
+		runtime.Gosched()
+	}
+	var in event.Input
+	if rej := decodeOne(raw, i, &in); rej != nil {
+		return append(out, event.Input{}), append(rejected, *rej)
+	}
+	return append(out, in), rejected
 }
 
 // errReader fails every read with err.
@@ -132,23 +139,11 @@ func decodeStream(r io.Reader, maxEvents int) ([]event.Input, []Rejection, error
 		if i >= maxEvents {
 			return nil, nil, fmt.Errorf("%w: at most %d allowed", ErrTooManyEvents, maxEvents)
 		}
-		if i%32 == 31 {
-			// A large body is milliseconds of decoding: let the requests
-			// queued behind it (reads, mostly) run between every 32 events
-			// rather than wait for the scheduler's 10 ms preemption.
-			runtime.Gosched()
-		}
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
 			return nil, nil, &SyntaxError{Msg: fmt.Sprintf("invalid JSON at event %d: %v", i, err), Err: err}
 		}
-		var in event.Input
-		if rej := decodeOne(raw, i, &in); rej != nil {
-			rejected = append(rejected, *rej)
-			out = append(out, event.Input{}) // keeps indices aligned; skipped by the caller
-			continue
-		}
-		out = append(out, in)
+		out, rejected = appendElement(out, rejected, raw, i)
 	}
 	if _, err := dec.Token(); err != nil {
 		return nil, nil, &SyntaxError{Msg: "invalid JSON: unterminated array: " + err.Error(), Err: err}
