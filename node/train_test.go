@@ -170,13 +170,20 @@ func TestTrainingAfterAQuietBulkLoad(t *testing.T) {
 	}
 }
 
-// TestScheduleTrainsOnTheEndOfALoad: a load fast enough to pass the count
-// threshold before the first training starts, and still arriving while it
-// runs, gets one more training at the next quiet moment on what came after,
-// though that is fewer than the quiet threshold's records; then none.
+// TestScheduleTrainsOnTheEndOfALoad: a load still arriving when the count
+// threshold starts a training, and still arriving while it runs, gets one
+// more training at the next quiet moment on what came after, though that is
+// fewer than the quiet threshold's records; then none.
 func TestScheduleTrainsOnTheEndOfALoad(t *testing.T) {
-	var applied atomic.Uint64
-	applied.Store(100) // the load so far
+	var n atomic.Uint64
+	var loading atomic.Bool
+	loading.Store(true)
+	applied := func() uint64 { // a record more at every look while the load runs
+		if loading.Load() {
+			return n.Add(1)
+		}
+		return n.Load()
+	}
 	s := schedule{next: func(tried uint64) uint64 { return tried + 10 }, quiet: 50 * time.Millisecond, quietRecords: 1000}
 	var mu sync.Mutex
 	var trained []uint64
@@ -184,12 +191,14 @@ func TestScheduleTrainsOnTheEndOfALoad(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		s.run(ctx, 5*time.Millisecond, applied.Load, 0, func(records uint64) {
+		s.run(ctx, 5*time.Millisecond, applied, 0, func(records uint64) {
 			mu.Lock()
+			first := len(trained) == 0
 			trained = append(trained, records)
 			mu.Unlock()
-			if records == 100 {
-				applied.Store(105) // the rest of the load, during the training
+			if first {
+				loading.Store(false)
+				n.Add(5) // the rest of the load, during the training
 			}
 		})
 	}()
@@ -204,7 +213,7 @@ func TestScheduleTrainsOnTheEndOfALoad(t *testing.T) {
 	time.Sleep(200 * time.Millisecond) // four quiet periods more: nothing new, no training
 	cancel()
 	<-done
-	if tr := got(); !slices.Equal(tr, []uint64{100, 105}) {
-		t.Fatalf("trainings at %v records, want [100 105]: the end of the load must be trained on, once", tr)
+	if tr := got(); len(tr) != 2 || tr[1] != tr[0]+5 {
+		t.Fatalf("trainings at %v records, want two, the second 5 records after the first: the end of the load must be trained on, once", tr)
 	}
 }
