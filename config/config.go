@@ -20,6 +20,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/streamrec/streamrec/event"
+	"github.com/streamrec/streamrec/experiment"
 	"github.com/streamrec/streamrec/model"
 	"github.com/streamrec/streamrec/model/als"
 	"github.com/streamrec/streamrec/model/ann"
@@ -97,6 +98,77 @@ type Config struct {
 	// Retention bounds the events the in-memory models keep; the log keeps
 	// every record.
 	Retention Retention `yaml:"retention"`
+
+	// Experiments configures A/B experiments: attribution, and those
+	// defined in this file.
+	Experiments Experiments `yaml:"experiments"`
+	// Streams configures the pushed recommendations (Server-Sent Events).
+	Streams Streams `yaml:"streams"`
+}
+
+// Experiments configures online experiments (package experiment).
+type Experiments struct {
+	// Enabled turns on assignment, recommendation ids, impressions and the
+	// experiments API.
+	Enabled bool `yaml:"enabled"`
+	// Windows is, by event type, how long after an impression an event on
+	// a shown item is attributed to it when it names no recommendation id
+	// ("default" for the types not listed).
+	Windows map[string]Duration `yaml:"windows"`
+	// Conversions lists the event types counted as conversions (with their
+	// value).
+	Conversions []string `yaml:"conversions"`
+	// MaxShown bounds the impressed items remembered per user.
+	MaxShown int `yaml:"max_shown"`
+	// Define lists experiments defined by this file: at start, each one
+	// not in the log yet, or different from it, is written to the log as
+	// if sent to POST /v1/experiments (or PATCH, keeping its users).
+	Define []experiment.Definition `yaml:"define"`
+}
+
+// Streams configures GET /v1/users/{id}/recommendations/stream.
+type Streams struct {
+	// Interval is the least time between two updates of one stream.
+	Interval Duration `yaml:"interval"`
+	// Max bounds the streams open at once.
+	Max int `yaml:"max"`
+}
+
+// ExperimentConfig is the attribution part.
+func (c *Config) ExperimentConfig() (experiment.Config, error) {
+	x := experiment.DefaultConfig()
+	if d, ok := c.Experiments.Windows["default"]; ok {
+		for t := range x.Window {
+			x.Window[t] = time.Duration(d)
+		}
+	}
+	for name, d := range c.Experiments.Windows {
+		if name == "default" {
+			continue
+		}
+		t, ok := event.ParseType(name)
+		if !ok {
+			return x, fmt.Errorf("config: experiments.windows: unknown event type %q", name)
+		}
+		if d <= 0 {
+			return x, fmt.Errorf("config: experiments.windows.%s must be positive", name)
+		}
+		x.Window[t] = time.Duration(d)
+	}
+	if c.Experiments.Conversions != nil {
+		x.Conversion = [event.NumTypes]bool{}
+		for _, name := range c.Experiments.Conversions {
+			t, ok := event.ParseType(name)
+			if !ok {
+				return x, fmt.Errorf("config: experiments.conversions: unknown event type %q", name)
+			}
+			x.Conversion[t] = true
+		}
+	}
+	if c.Experiments.MaxShown > 0 {
+		x.MaxShown = c.Experiments.MaxShown
+	}
+	return x, nil
 }
 
 // MF configures matrix factorisation: training, its schedule, fold-in and
@@ -352,6 +424,9 @@ func Default() Config {
 		Sessions: Sessions{Gap: Duration(recommend.DefaultSessionGap)},
 
 		Retention: Retention{MaxEventsPerUser: DefaultMaxEventsPerUser},
+
+		Experiments: Experiments{Enabled: true, MaxShown: experiment.DefaultConfig().MaxShown},
+		Streams:     Streams{Interval: Duration(200 * time.Millisecond), Max: 10000},
 	}
 }
 
@@ -508,13 +583,44 @@ func (c *Config) Validate() error {
 		{"ranker.horizon_time must be at least 1s", c.Ranker.HorizonTime >= Duration(time.Second)},
 		{"retention.max_events_per_user must not be negative", c.Retention.MaxEventsPerUser >= 0},
 		{"retention.max_age must be 0 (no limit) or at least 1s", c.Retention.MaxAge == 0 || c.Retention.MaxAge >= Duration(time.Second)},
+		{"experiments.max_shown must be positive", c.Experiments.MaxShown > 0},
+		{"streams.interval must not be negative", c.Streams.Interval >= 0},
+		{"streams.max must be positive", c.Streams.Max > 0},
 	}
 	for _, ch := range checks {
 		if !ch.ok {
 			return errors.New("config: " + ch.name)
 		}
 	}
+	if _, err := c.ExperimentConfig(); err != nil {
+		return err
+	}
+	if err := c.checkExperiments(); err != nil {
+		return err
+	}
 	return c.checkBlend()
+}
+
+// checkExperiments validates the experiments the file defines.
+func (c *Config) checkExperiments() error {
+	var sources []string
+	for _, m := range c.Models() {
+		if _, ok := m.(model.Source); ok {
+			sources = append(sources, m.Name())
+		}
+	}
+	seen := map[string]bool{}
+	for i, d := range c.Experiments.Define {
+		d.Normalize(time.Now())
+		if err := d.Validate(sources, c.Limits.MaxN); err != nil {
+			return fmt.Errorf("config: experiments.define[%d]: %w", i, err)
+		}
+		if seen[d.Name] {
+			return fmt.Errorf("config: experiments.define[%d]: the name %q is used twice", i, d.Name)
+		}
+		seen[d.Name] = true
+	}
+	return nil
 }
 
 // checkBlend refuses a blend that names no source or weighs one below 0,
@@ -599,7 +705,18 @@ func (c *Config) Models() []model.Model {
 		sessionknn.New(c.SessionKNNConfig()),
 		sequential.New(c.SequentialConfig()),
 		content.New(c.ContentConfig()),
+		c.tracker(),
 	}
+}
+
+// tracker is the experiments' part: it keeps their results from the log
+// (its configuration was validated at start).
+func (c *Config) tracker() model.Model {
+	x, err := c.ExperimentConfig()
+	if err != nil {
+		x = experiment.DefaultConfig()
+	}
+	return experiment.New(x)
 }
 
 // SessionKNNConfig is the nearest-neighbour sessions part.

@@ -118,6 +118,8 @@ const (
 	KindItemDelete RecordKind = 3
 	KindUserPut    RecordKind = 4
 	KindUserDelete RecordKind = 5
+	KindImpression RecordKind = 6 // a list the application showed a user
+	KindExperiment RecordKind = 7 // an experiment defined or changed
 )
 
 // Record is one entry of the durable log. Models are deterministic
@@ -127,4 +129,18 @@ type Record struct {
 	Event Event // KindEvent
 	Item  Item  // KindItemPut; Item.ID also for KindItemDelete
 	User  User  // KindUserPut; User.ID also for KindUserDelete
+	// Impression is what the application showed (KindImpression).
+	Impression Impression
+	// Doc is an experiment's definition as the experiment package writes it
+	// (KindExperiment); the log keeps it as it came.
+	Doc json.RawMessage
+}
+
+// Impression is one list shown to a user: the recommendation it came from
+// and the items, in the order shown.
+type Impression struct {
+	RecommendationID string    `json:"recommendation_id"`
+	User             string    `json:"user_id"`
+	Items            []string  `json:"items"`
+	Time             time.Time `json:"timestamp"`
 }

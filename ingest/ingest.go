@@ -100,6 +100,10 @@ type Config struct {
 	Metrics *metrics.Metrics
 	// Progress, when set, is told how far the rebuild at start got.
 	Progress func(done, total uint64)
+	// Applied, when set, is told of every group of records the writer
+	// applied, before their writers are answered (the push hub: it must
+	// not block). It must not keep recs.
+	Applied func(recs []event.Record)
 	// Durable bounds how long Submit waits for its records to become
 	// durable (default 10 s); past it, or while a store write has taken
 	// longer than that, Submit returns ErrUnavailable.
@@ -467,6 +471,9 @@ func (w *Writer) commit(group []*request, recs []event.Record) []event.Record {
 	start := time.Now()
 	w.eng.Apply(recs)
 	w.cfg.Metrics.Apply(time.Since(start))
+	if w.cfg.Applied != nil {
+		w.cfg.Applied(recs)
+	}
 	seq := first
 	for _, r := range group {
 		r.res.FirstSeq = seq

@@ -129,6 +129,27 @@ func (g *labelledGauge) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// GaugeLabelled2 registers a gauge with two labels whose values are read
+// from f at each scrape (keyed by the two label values).
+func (m *Metrics) GaugeLabelled2(name, help, label1, label2 string, f func() map[[2]string]float64) {
+	if m != nil {
+		m.Registry.MustRegister(&labelledGauge2{desc: prometheus.NewDesc(name, help, []string{label1, label2}, nil), f: f})
+	}
+}
+
+type labelledGauge2 struct {
+	desc *prometheus.Desc
+	f    func() map[[2]string]float64
+}
+
+func (g *labelledGauge2) Describe(ch chan<- *prometheus.Desc) { ch <- g.desc }
+
+func (g *labelledGauge2) Collect(ch chan<- prometheus.Metric) {
+	for k, v := range g.f() {
+		ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, v, k[0], k[1])
+	}
+}
+
 // Counter registers a counter whose value is read from f at each scrape.
 func (m *Metrics) Counter(name, help string, f func() float64) {
 	if m != nil {

@@ -70,6 +70,14 @@ type Cataloguer interface {
 	DeleteItem(item int32)
 }
 
+// Recorder sees every log record as the engine applies it, in log order and
+// before the models (impressions, experiment definitions, and events as
+// they came, with their context): for a part that keeps its own account of
+// the log rather than scoring items (experiments). It must not keep r.
+type Recorder interface {
+	Record(r *event.Record)
+}
+
 // Snapshotter saves and restores the model's state. Fingerprint names
 // everything the state depends on besides the log (the model's
 // configuration): a snapshot taken under another fingerprint is refused and

@@ -28,6 +28,7 @@ import (
 	"github.com/streamrec/streamrec/ingest"
 	"github.com/streamrec/streamrec/metrics"
 	"github.com/streamrec/streamrec/pipeline"
+	"github.com/streamrec/streamrec/push"
 	"github.com/streamrec/streamrec/recommend"
 	"github.com/streamrec/streamrec/server"
 	"github.com/streamrec/streamrec/store"
@@ -41,6 +42,8 @@ type Node struct {
 	Engine *recommend.Engine
 	Writer *ingest.Writer
 	API    *server.Server
+	// Hub tells open recommendation streams of changes.
+	Hub *push.Hub
 
 	cfg      config.Config
 	log      *slog.Logger
@@ -74,7 +77,7 @@ func Open(cfg config.Config, log *slog.Logger) (*Node, error) {
 	if !access.Enabled() {
 		log.Warn("no API keys configured: anyone who can reach the listener may read and write", "addr", cfg.Addr)
 	}
-	n := &Node{Store: st, Metrics: metrics.New(), cfg: cfg, log: log, ready: make(chan struct{})}
+	n := &Node{Store: st, Metrics: metrics.New(), Hub: push.New(), cfg: cfg, log: log, ready: make(chan struct{})}
 	n.progress.Store(&[2]uint64{})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", n.healthz)
@@ -182,6 +185,7 @@ func (n *Node) start(ctx context.Context) error {
 		Durable:       time.Duration(cfg.Timeouts.Durable),
 		Metrics:       n.Metrics,
 		Progress:      func(done, total uint64) { n.progress.Store(&[2]uint64{done, total}) },
+		Applied:       n.Hub.Applied,
 	})
 	if err != nil {
 		return err
@@ -194,6 +198,13 @@ func (n *Node) start(ctx context.Context) error {
 		MaxN:           cfg.Limits.MaxN,
 		MaxIDBytes:     cfg.Limits.MaxIDBytes,
 	}, n.log, n.Metrics)
+	n.API.SetPush(n.Hub, time.Duration(cfg.Streams.Interval), cfg.Streams.Max)
+	n.Metrics.Gauge("streamrec_streams_open", "Recommendation streams open.", func() float64 { return float64(n.Hub.Len()) })
+	if cfg.Experiments.Enabled {
+		if err := n.startExperiments(ctx, eng); err != nil {
+			return err
+		}
+	}
 	n.Metrics.Gauge("streamrec_engine_users", "Users known to the models.", func() float64 { return float64(eng.Stats().Users) })
 	n.Metrics.Gauge("streamrec_engine_items", "Items known to the models.", func() float64 { return float64(eng.Stats().Items) })
 	n.Metrics.Gauge("streamrec_engine_events", "Interactions held in memory.", func() float64 { return float64(eng.Stats().Events) })

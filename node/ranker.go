@@ -188,6 +188,7 @@ func (t *rankTrainer) train(ctx context.Context, records uint64) {
 		n.log.Error("ranker: cannot install the ranker", "err", err)
 		return
 	}
+	n.Hub.All()
 	t.mu.Lock()
 	t.trainedAt, t.serving, t.records = s.TrainedAt, res.Candidate, s.Records
 	t.mu.Unlock()

@@ -179,6 +179,7 @@ func (t *trainer) train(ctx context.Context) {
 		n.log.Error("mf: training failed; the served model stays as it was", "err", err)
 		return
 	}
+	n.Hub.All() // every list may change with the new model
 	n.log.Info("mf: model saved and installed", "trained_through_seq", tr.Seq, "interactions", tr.Events,
 		"users", tr.Model.NumUsers(), "items", tr.Model.NumItems(), "took", tr.Took.Round(time.Millisecond), "ann", tr.Index != nil)
 }

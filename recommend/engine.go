@@ -134,6 +134,7 @@ type Engine struct {
 	evicters []model.Evicter
 	flushers []model.Flusher
 	catalog  []model.Cataloguer
+	records  []model.Recorder
 	snaps    []snapModel
 	similar  []model.Similar
 	sized    []model.Model
@@ -194,6 +195,9 @@ func New(cfg Config) *Engine {
 		if x, ok := m.(model.Cataloguer); ok {
 			e.catalog = append(e.catalog, x)
 		}
+		if x, ok := m.(model.Recorder); ok {
+			e.records = append(e.records, x)
+		}
 		if x, ok := m.(model.Snapshotter); ok {
 			e.snaps = append(e.snaps, snapModel{m.Name(), x})
 		}
@@ -223,6 +227,17 @@ func New(cfg Config) *Engine {
 		}
 	}
 	return e
+}
+
+// Part is the engine's model named name, or nil: for the node, which
+// serves what a part keeps of its own (experiments' results).
+func (e *Engine) Part(name string) model.Model {
+	for _, m := range e.models {
+		if m.Name() == name {
+			return m
+		}
+	}
+	return nil
 }
 
 // Sources names the engine's sources, in their order.
@@ -293,6 +308,9 @@ func (e *Engine) Apply(recs []event.Record) {
 
 func (e *Engine) apply(r *event.Record) {
 	e.applied++
+	for _, x := range e.records {
+		x.Record(r)
+	}
 	switch r.Kind {
 	case event.KindEvent:
 		ev := &r.Event

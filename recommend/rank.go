@@ -13,7 +13,10 @@ type RankRequest struct {
 	User    string
 	Items   []string // distinct item ids
 	Explain bool
-	Trace   *Trace
+	// Blend and NoRanker are as in Request.
+	Blend    map[string]float32
+	NoRanker bool
+	Trace    *Trace
 }
 
 // Rank answers exactly req.Items, best first for the user, scored by the
@@ -34,6 +37,7 @@ func (e *Engine) Rank(req RankRequest) []Scored {
 	s := e.getScratch()
 	defer e.scratch.Put(s)
 	e.query(s, req.User, "", n, n)
+	e.override(s, req.Blend, req.NoRanker)
 	q := &s.q
 	q.Only, q.Filtered = true, true
 	s.ids = s.ids[:0]

@@ -51,8 +51,15 @@ type Request struct {
 	// time since the user's latest event; 0 (the server's case) is the
 	// events' clock, the latest event time applied. Offline evaluation
 	// sets it to ask a user at the moment of an event held out.
-	At    float64
-	Trace *Trace // filled with per-source timings when not nil
+	At float64
+	// Blend, when set, weighs the sources by these weights (by source
+	// name; a source it does not name weighs 0) instead of the ranker's or
+	// the configured ones: an experiment's variant.
+	Blend map[string]float32
+	// NoRanker blends by the configured weights even when a learned ranker
+	// is installed.
+	NoRanker bool
+	Trace    *Trace // filled with per-source timings when not nil
 }
 
 // Trace says where one request's time went, per source.
@@ -83,6 +90,7 @@ type scratch struct {
 	ids     []int32
 	because []int32
 	w       []float32 // the request's blend weights, by source index
+	over    []float32 // a request's own weights (Request.Blend), by source index
 	at      float64   // when the request is asked, unix seconds (0: the events' clock)
 }
 
@@ -140,6 +148,22 @@ func (e *Engine) query(s *scratch, user string, category string, n, want int) bo
 	}
 	s.w = e.weights(q, s.at)
 	return true
+}
+
+// override puts a request's own weights in place of the ranker's or the
+// configured ones: blend by source name, or the configured blend when
+// noRanker is set.
+func (e *Engine) override(s *scratch, blend map[string]float32, noRanker bool) {
+	switch {
+	case blend != nil:
+		s.over = s.over[:0]
+		for _, src := range e.sources {
+			s.over = append(s.over, max(blend[src.name], 0))
+		}
+		s.w = s.over
+	case noRanker:
+		s.w = e.blendW
+	}
 }
 
 // excludeConsumed marks the user's consumed items excluded.
@@ -210,6 +234,7 @@ func (e *Engine) Recommend(req Request) []Scored {
 	if !e.query(s, req.User, req.Category, req.N, want) {
 		return []Scored{}
 	}
+	e.override(s, req.Blend, req.NoRanker)
 	e.excludeConsumed(&s.q)
 	e.exclude(&s.q, req.Exclude)
 	e.gather(s, one, req.Trace)

@@ -18,8 +18,9 @@ import (
 type Scope string
 
 // The scopes. read: every GET, and the POSTs that only read (ranking a
-// list); ingest: POST /v1/events; admin: catalogue writes (PUT and DELETE
-// on items and users) and /metrics.
+// list); ingest: POST /v1/events and POST /v1/impressions; admin:
+// catalogue writes (PUT and DELETE on items and users), experiment writes
+// (POST and PATCH) and /metrics.
 const (
 	ScopeRead   Scope = "read"
 	ScopeIngest Scope = "ingest"
@@ -107,11 +108,11 @@ func (a *Access) scopeOf(r *http.Request) Scope {
 	switch {
 	case r.URL.Path == "/metrics":
 		return ScopeAdmin
-	case r.Method == http.MethodPost && r.URL.Path == "/v1/events":
+	case r.Method == http.MethodPost && (r.URL.Path == "/v1/events" || r.URL.Path == "/v1/impressions"):
 		return ScopeIngest
 	case r.Method == http.MethodPost && a.read(r):
 		return ScopeRead
-	case r.Method == http.MethodPut || r.Method == http.MethodDelete || r.Method == http.MethodPost:
+	case r.Method == http.MethodPut || r.Method == http.MethodDelete || r.Method == http.MethodPost || r.Method == http.MethodPatch:
 		return ScopeAdmin
 	}
 	return ScopeRead

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"unicode/utf8"
 
+	"github.com/streamrec/streamrec/experiment"
 	"github.com/streamrec/streamrec/recommend"
 )
 
@@ -14,19 +15,62 @@ import (
 // into pooled buffers instead of through reflection.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
+// header is what a list answer says besides its items: the user (or item)
+// it answers, its recommendation id, and the user's experiment variants.
+type header struct {
+	key, id          string // the key part is left out when key is empty
+	recommendationID string
+	assigned         []experiment.Assignment
+}
+
 // writeItems writes {"<key>":"<id>","items":[{"item_id","score","source"}...]}
 // (the key part is left out when key is empty); cold_start, because and
 // contributions only for the items that have them, so a plain answer costs
 // what it did before they existed.
 func writeItems(w http.ResponseWriter, key, id string, items []recommend.Scored) {
+	writeList(w, header{key: key, id: id}, items)
+}
+
+// writeList writes a list answer with its header.
+func writeList(w http.ResponseWriter, h header, items []recommend.Scored) {
 	bp := bufPool.Get().(*[]byte)
-	b := (*bp)[:0]
+	b := appendList((*bp)[:0], h, items)
+	b = append(b, '\n')
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+	*bp = b
+	bufPool.Put(bp)
+}
+
+// appendList appends the JSON object of a list answer (one line, no
+// newline): {"user_id", "recommendation_id", "experiments": {name:
+// variant}, "items": [...]}, each header part only when set.
+func appendList(b []byte, h header, items []recommend.Scored) []byte {
 	b = append(b, '{')
-	if key != "" {
-		b = appendString(b, key)
+	if h.key != "" {
+		b = appendString(b, h.key)
 		b = append(b, ':')
-		b = appendString(b, id)
+		b = appendString(b, h.id)
 		b = append(b, ',')
+	}
+	if h.recommendationID != "" {
+		b = append(b, `"recommendation_id":`...)
+		b = appendString(b, h.recommendationID)
+		b = append(b, ',')
+	}
+	if len(h.assigned) > 0 {
+		b = append(b, `"experiments":{`...)
+		for i, a := range h.assigned {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, a.Experiment)
+			b = append(b, ':')
+			b = appendString(b, a.Variant)
+		}
+		b = append(b, "},"...)
 	}
 	b = append(b, `"items":[`...)
 	for i, it := range items {
@@ -68,13 +112,7 @@ func writeItems(w http.ResponseWriter, key, id string, items []recommend.Scored)
 		}
 		b = append(b, '}')
 	}
-	b = append(b, "]}\n"...)
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(b)
-	*bp = b
-	bufPool.Put(bp)
+	return append(b, "]}"...)
 }
 
 // appendString appends s as a JSON string. Ids are validated UTF-8; the

@@ -107,6 +107,14 @@ type Concurrency struct {
 	Open []string
 }
 
+// IsStream reports whether r opens a stream of recommendations: a
+// connection held open for as long as the client wants, bounded by
+// limits.max_streams in its handler rather than by the in-flight limits,
+// whose slots it would otherwise hold for good.
+func IsStream(r *http.Request) bool {
+	return r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/users/") && strings.HasSuffix(r.URL.Path, "/recommendations/stream")
+}
+
 // Limit applies c in front of h.
 func Limit(c Concurrency, h http.Handler) http.Handler {
 	all := make(chan struct{}, c.MaxInFlight)
@@ -122,7 +130,7 @@ func Limit(c Concurrency, h http.Handler) http.Handler {
 			"the server is answering "+what+" ("+strconv.Itoa(n)+"), its limit; retry shortly", nil))
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if open[r.URL.Path] {
+		if open[r.URL.Path] || IsStream(r) {
 			h.ServeHTTP(w, r)
 			return
 		}
@@ -131,7 +139,7 @@ func Limit(c Concurrency, h http.Handler) http.Handler {
 			return
 		}
 		defer func() { <-all }()
-		if r.Method == http.MethodPut || r.Method == http.MethodPost && !read(r) {
+		if r.Method == http.MethodPut || r.Method == http.MethodPatch || r.Method == http.MethodPost && !read(r) {
 			if !acquire(writes) {
 				overloaded(w, "as many requests with a body as limits.max_in_flight_writes allows", c.MaxInFlightWrites)
 				return

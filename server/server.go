@@ -23,14 +23,18 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/streamrec/streamrec/event"
+	"github.com/streamrec/streamrec/experiment"
 	"github.com/streamrec/streamrec/ingest"
 	"github.com/streamrec/streamrec/metrics"
 	"github.com/streamrec/streamrec/pipeline"
+	"github.com/streamrec/streamrec/push"
 	"github.com/streamrec/streamrec/recommend"
 	"github.com/streamrec/streamrec/store"
 )
@@ -54,6 +58,17 @@ type Server struct {
 	metrics *metrics.Metrics
 	now     func() time.Time
 	mux     *http.ServeMux
+
+	exp   *experiment.Tracker // nil: experiments off
+	ids   *experiment.IDs
+	expMu sync.Mutex // experiment writes: checked and logged one at a time
+
+	hub *push.Hub // nil: streams off
+	// streamEvery is the least time between two updates of one stream.
+	streamEvery time.Duration
+	// maxStreams bounds the streams open at once.
+	maxStreams int
+	streams    atomic.Int64
 }
 
 // New returns a server over the given parts; m may be nil.
@@ -86,7 +101,15 @@ func Routes() []Route {
 		{"GET", "/v1/users/{id}", false, (*Server).getUser},
 		{"DELETE", "/v1/users/{id}", false, (*Server).deleteUser},
 		{"GET", "/v1/users/{id}/recommendations", false, (*Server).recommendations},
+		{"GET", "/v1/users/{id}/recommendations/stream", false, (*Server).stream},
 		{"POST", "/v1/users/{id}/rank", true, (*Server).rank},
+		{"GET", "/v1/users/{id}/experiments", false, (*Server).userExperiments},
+		{"POST", "/v1/impressions", false, (*Server).postImpressions},
+		{"POST", "/v1/experiments", false, (*Server).defineExperiment},
+		{"GET", "/v1/experiments", false, (*Server).listExperiments},
+		{"GET", "/v1/experiments/{name}", false, (*Server).getExperiment},
+		{"PATCH", "/v1/experiments/{name}", false, (*Server).changeExperiment},
+		{"GET", "/v1/experiments/{name}/results", false, (*Server).experimentResults},
 		{"GET", "/v1/users/{id}/events", false, (*Server).userEvents},
 		{"GET", "/v1/trending", false, (*Server).trending},
 	}
@@ -127,7 +150,7 @@ func (s *Server) Handler() http.Handler {
 	for _, pattern := range order {
 		methods := byPattern[pattern]
 		var allow []string
-		for _, m := range []string{"GET", "PUT", "POST", "DELETE"} {
+		for _, m := range []string{"GET", "PUT", "POST", "PATCH", "DELETE"} {
 			if methods[m] != nil {
 				allow = append(allow, m)
 			}
@@ -581,23 +604,26 @@ func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) recommendations(w http.ResponseWriter, r *http.Request) error {
-	id, err := s.pathID(r, "user id")
+	req, asked, err := s.readRecommendation(r)
 	if err != nil {
 		return err
 	}
-	q := r.URL.Query()
-	req := recommend.Request{User: id, Category: q.Get("category")}
-	if req.N, err = intValue(q, "n", 10, s.limits.MaxN); err != nil {
+	shown, err := s.shown(r.URL.Query())
+	if err != nil {
 		return err
 	}
-	if err := s.controls(q, &req); err != nil {
-		return err
-	}
+	now := s.now()
+	h := s.personalise(&recommendation{Request: &req, asked: asked}, now)
 	var trace recommend.Trace
 	req.Trace = &trace
 	items := s.eng.Recommend(req)
 	s.traced(&trace)
-	writeItems(w, "user_id", id, items)
+	if shown && len(items) > 0 {
+		if err := s.recordShown(r.Context(), h, items, now); err != nil {
+			return err
+		}
+	}
+	writeList(w, h, items)
 	return nil
 }
 
@@ -718,6 +744,10 @@ func (s *Server) rank(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	shown, err := s.shown(r.URL.Query())
+	if err != nil {
+		return err
+	}
 	b, err := s.readBody(w, r, s.rankBodyBytes())
 	if err != nil {
 		return err
@@ -727,9 +757,17 @@ func (s *Server) rank(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var trace recommend.Trace
-	out := s.eng.Rank(recommend.RankRequest{User: id, Items: items, Explain: explain, Trace: &trace})
+	req := recommend.RankRequest{User: id, Items: items, Explain: explain, Trace: &trace}
+	now := s.now()
+	h := s.personalise(&recommendation{Request: &recommend.Request{User: id}, rank: &req, asked: asked{n: true, diversity: true}}, now)
+	out := s.eng.Rank(req)
 	s.traced(&trace)
-	writeItems(w, "user_id", id, out)
+	if shown {
+		if err := s.recordShown(r.Context(), h, out, now); err != nil {
+			return err
+		}
+	}
+	writeList(w, h, out)
 	return nil
 }
 

@@ -22,7 +22,8 @@ const codecVersion = 1
 // Layout: version, kind, then for an event: id, user, item (each a uvarint
 // length and the bytes), type, value (float64 bits), time (varint Unix
 // nanoseconds), weight (float32 bits), context (uvarint length, bytes). Items
-// and users are stored as JSON after the kind byte.
+// and users, impressions and experiment definitions are stored as JSON
+// after the kind byte.
 func EncodeRecord(dst []byte, r *event.Record) ([]byte, error) {
 	dst = append(dst, codecVersion, byte(r.Kind))
 	switch r.Kind {
@@ -49,6 +50,17 @@ func EncodeRecord(dst []byte, r *event.Record) ([]byte, error) {
 			return nil, fmt.Errorf("store: encode user: %w", err)
 		}
 		return append(dst, b...), nil
+	case event.KindImpression:
+		b, err := json.Marshal(&r.Impression)
+		if err != nil {
+			return nil, fmt.Errorf("store: encode impression: %w", err)
+		}
+		return append(dst, b...), nil
+	case event.KindExperiment:
+		if !json.Valid(r.Doc) {
+			return nil, fmt.Errorf("store: encode experiment: not JSON")
+		}
+		return append(dst, r.Doc...), nil
 	}
 	return nil, fmt.Errorf("store: encode: unknown record kind %d", r.Kind)
 }
@@ -149,6 +161,17 @@ func DecodeRecord(b []byte) (event.Record, error) {
 		if err := json.Unmarshal(rd.b, &rec.User); err != nil {
 			return rec, fmt.Errorf("%w: user: %v", ErrCorrupt, err)
 		}
+		return rec, nil
+	case event.KindImpression:
+		if err := json.Unmarshal(rd.b, &rec.Impression); err != nil {
+			return rec, fmt.Errorf("%w: impression: %v", ErrCorrupt, err)
+		}
+		return rec, nil
+	case event.KindExperiment:
+		if !json.Valid(rd.b) {
+			return rec, fmt.Errorf("%w: experiment: not JSON", ErrCorrupt)
+		}
+		rec.Doc = json.RawMessage(append([]byte(nil), rd.b...))
 		return rec, nil
 	}
 	return rec, fmt.Errorf("%w: unknown record kind %d", ErrCorrupt, rec.Kind)

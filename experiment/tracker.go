@@ -1,0 +1,448 @@
+package experiment
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/streamrec/streamrec/event"
+	"github.com/streamrec/streamrec/experiment/stats"
+	"github.com/streamrec/streamrec/model"
+	"github.com/streamrec/streamrec/snapshot"
+)
+
+// Name is the tracker's name among the engine's parts.
+const Name = "experiments"
+
+// Config says how events are attributed to the lists shown.
+type Config struct {
+	// Window is, per event type, how long after an impression an event on
+	// one of its items is attributed to it when the event names no
+	// recommendation id.
+	Window [event.NumTypes]time.Duration
+	// Conversion marks the event types that count as conversions (with
+	// their value) besides counting as a click.
+	Conversion [event.NumTypes]bool
+	// MaxShown bounds the impressed items remembered per user for
+	// attribution (the newest are kept).
+	MaxShown int
+}
+
+// DefaultConfig attributes purchases and carts within 24 hours of the
+// impression and every other type within 30 minutes; purchases are
+// conversions.
+func DefaultConfig() Config {
+	var c Config
+	for t := range c.Window {
+		c.Window[t] = 30 * time.Minute
+	}
+	c.Window[event.Purchase] = 24 * time.Hour
+	c.Window[event.Cart] = 24 * time.Hour
+	c.Conversion[event.Purchase] = true
+	c.MaxShown = 256
+	return c
+}
+
+// skew is how far before an impression an event may be stamped and still
+// be attributed to it: client clocks differ from the server's.
+const skew = time.Minute
+
+// Tracker is the experiments' state, kept from the log: definitions with
+// their bucket allocations, the users exposed to each, what they were shown
+// and what it earned. It is one of the engine's parts (a model.Recorder):
+// records reach it in log order under the engine's write lock; its reads
+// (assignment, results) take its own lock and never the engine's.
+type Tracker struct {
+	cfg Config
+
+	mu     sync.RWMutex
+	exps   []*exp
+	byName map[string]*exp
+	users  map[string]*user
+
+	lookMu sync.Mutex
+	looks  map[string]*stats.Running // results: the running always-valid p-values, by experiment/variant/metric
+}
+
+type exp struct {
+	def   Definition
+	alloc allocation
+	arms  []Arm // variants, then the holdout
+}
+
+// Arm is one group's figures. Three metrics, each as the moments of a
+// per-user ratio: clicks per impression (CTR), conversions per user and
+// value per user; the covariate of each is the user's events before
+// exposure (CUPED).
+type Arm struct {
+	Users       int64
+	Impressions int64
+	Clicks      int64
+	Conversions int64
+	Value       float64
+	CTR         stats.Moments
+	Conv        stats.Moments
+	Val         stats.Moments
+}
+
+type user struct {
+	Events  uint32   `json:"e"` // events seen (while any experiment was defined)
+	Shown   []shown  `json:"s"` // impressed items, oldest first
+	Members []member `json:"m"`
+}
+
+type shown struct {
+	Item    string `json:"i"`
+	Rec     string `json:"r"`
+	At      int64  `json:"t"` // unix milliseconds
+	Clicked bool   `json:"c,omitempty"`
+}
+
+// member is a user's part in one experiment.
+type member struct {
+	Exp   int32   `json:"x"` // index in exps
+	Group int16   `json:"g"`
+	Since int64   `json:"t"` // first impression, unix milliseconds
+	Pre   float64 `json:"p"` // events before it (the CUPED covariate)
+	Imp   float64 `json:"i"`
+	Clk   float64 `json:"c"`
+	Conv  float64 `json:"v"`
+	Value float64 `json:"a"`
+}
+
+// New returns an empty tracker.
+func New(cfg Config) *Tracker {
+	if cfg.MaxShown <= 0 {
+		cfg.MaxShown = DefaultConfig().MaxShown
+	}
+	return &Tracker{cfg: cfg, byName: map[string]*exp{}, users: map[string]*user{}, looks: map[string]*stats.Running{}}
+}
+
+// Name implements model.Model.
+func (t *Tracker) Name() string { return Name }
+
+// Apply implements model.Model: the tracker reads whole records (Record).
+func (t *Tracker) Apply(*model.Interaction) {}
+
+// Record applies one log record.
+func (t *Tracker) Record(r *event.Record) {
+	switch r.Kind {
+	case event.KindExperiment:
+		t.mu.Lock()
+		t.define(r.Doc)
+		t.mu.Unlock()
+	case event.KindImpression:
+		t.mu.Lock()
+		t.impression(&r.Impression)
+		t.mu.Unlock()
+	case event.KindEvent:
+		if len(t.exps) == 0 { // only the writer changes exps
+			return
+		}
+		t.mu.Lock()
+		t.event(&r.Event)
+		t.mu.Unlock()
+	}
+}
+
+// define applies a definition record. One the server did not check (or
+// that a concurrent change made invalid) changes nothing, the same on every
+// replay.
+func (t *Tracker) define(doc json.RawMessage) {
+	var rec record
+	if err := json.Unmarshal(doc, &rec); err != nil {
+		return
+	}
+	d := rec.Definition
+	if x := t.byName[d.Name]; x != nil {
+		if len(d.Variants) != len(x.def.Variants) {
+			return
+		}
+		a, err := reallocate(x.alloc, &d, rec.Reassign)
+		if err != nil {
+			return
+		}
+		x.def, x.alloc = d, a
+		return
+	}
+	if d.Traffic == nil || len(d.Variants) < 2 {
+		return
+	}
+	x := &exp{def: d, alloc: allocate(&d), arms: make([]Arm, len(d.Variants)+1)}
+	t.exps = append(t.exps, x)
+	t.byName[d.Name] = x
+}
+
+func (t *Tracker) user(id string) *user {
+	u := t.users[id]
+	if u == nil {
+		u = &user{}
+		t.users[id] = u
+	}
+	return u
+}
+
+func (t *Tracker) impression(im *event.Impression) {
+	if len(t.exps) == 0 {
+		return
+	}
+	u := t.user(im.User)
+	at := im.Time.UnixMilli()
+	imp := float64(len(im.Items))
+	for i, x := range t.exps {
+		if !x.def.active(im.Time) {
+			continue
+		}
+		g := x.alloc[bucket(x.def.Salt, im.User)]
+		if g < 0 {
+			continue
+		}
+		k := slices.IndexFunc(u.Members, func(m member) bool { return m.Exp == int32(i) })
+		if k < 0 {
+			u.Members = append(u.Members, member{Exp: int32(i), Group: g, Since: at, Pre: float64(u.Events)})
+			k = len(u.Members) - 1
+			a := &x.arms[g]
+			a.Users++
+			m := &u.Members[k]
+			a.CTR.Add(0, 0, m.Pre)
+			a.Conv.Add(1, 0, m.Pre)
+			a.Val.Add(1, 0, m.Pre)
+		}
+		m := &u.Members[k]
+		a := &x.arms[m.Group]
+		a.Impressions += int64(len(im.Items))
+		a.CTR.Update(m.Imp, m.Clk, m.Pre, m.Imp+imp, m.Clk, m.Pre)
+		m.Imp += imp
+	}
+	for _, it := range im.Items {
+		u.Shown = append(u.Shown, shown{Item: it, Rec: im.RecommendationID, At: at})
+	}
+	if over := len(u.Shown) - t.cfg.MaxShown; over > 0 {
+		u.Shown = append(u.Shown[:0], u.Shown[over:]...)
+	}
+}
+
+func (t *Tracker) event(ev *event.Event) {
+	u := t.user(ev.User)
+	defer func() { u.Events++ }()
+	if ev.Item == "" || ev.Weight <= 0 || len(u.Shown) == 0 {
+		return
+	}
+	s := t.attribute(u, ev)
+	if s == nil {
+		return
+	}
+	conv := t.cfg.Conversion[ev.Type]
+	for k := range u.Members {
+		m := &u.Members[k]
+		if m.Since > s.At {
+			continue // shown before the user joined this experiment
+		}
+		a := &t.exps[m.Exp].arms[m.Group]
+		if !s.Clicked {
+			a.Clicks++
+			a.CTR.Update(m.Imp, m.Clk, m.Pre, m.Imp, m.Clk+1, m.Pre)
+			m.Clk++
+		}
+		if conv {
+			a.Conversions++
+			a.Value += ev.Value
+			a.Conv.Update(1, m.Conv, m.Pre, 1, m.Conv+1, m.Pre)
+			a.Val.Update(1, m.Value, m.Pre, 1, m.Value+ev.Value, m.Pre)
+			m.Conv++
+			m.Value += ev.Value
+		}
+	}
+	s.Clicked = true
+}
+
+// attribute finds the impression an event is attributed to: the one its
+// context's recommendation_id names, else the latest impression of the item
+// within the event type's window.
+func (t *Tracker) attribute(u *user, ev *event.Event) *shown {
+	if id := recommendationID(ev.Context); id != "" {
+		for i := len(u.Shown) - 1; i >= 0; i-- {
+			if s := &u.Shown[i]; s.Rec == id && s.Item == ev.Item {
+				return s
+			}
+		}
+		return nil
+	}
+	at := ev.Time.UnixMilli()
+	window := t.cfg.Window[ev.Type].Milliseconds()
+	for i := len(u.Shown) - 1; i >= 0; i-- {
+		s := &u.Shown[i]
+		if s.Item == ev.Item && at >= s.At-skew.Milliseconds() && at <= s.At+window {
+			return s
+		}
+	}
+	return nil
+}
+
+var recKey = []byte(`"recommendation_id"`)
+
+// recommendationID is the context's recommendation_id, "" for none.
+func recommendationID(ctx json.RawMessage) string {
+	if !bytes.Contains(ctx, recKey) {
+		return ""
+	}
+	var c struct {
+		ID string `json:"recommendation_id"`
+	}
+	if json.Unmarshal(ctx, &c) != nil {
+		return ""
+	}
+	return c.ID
+}
+
+// Assignment is a user's group in one running experiment.
+type Assignment struct {
+	Experiment string `json:"experiment"`
+	Variant    string `json:"variant"`
+	// Config is the variant's override (nil for the holdout).
+	Config *Override `json:"-"`
+}
+
+// Assign lists the running experiments that count user at now, with the
+// user's group in each, in the order the experiments were defined.
+func (t *Tracker) Assign(user string, now time.Time, dst []Assignment) []Assignment {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	for _, x := range t.exps {
+		if !x.def.active(now) {
+			continue
+		}
+		g := x.alloc[bucket(x.def.Salt, user)]
+		switch {
+		case g < 0:
+		case int(g) == len(x.def.Variants):
+			dst = append(dst, Assignment{Experiment: x.def.Name, Variant: HoldoutName})
+		default:
+			v := &x.def.Variants[g]
+			dst = append(dst, Assignment{Experiment: x.def.Name, Variant: v.Name, Config: &v.Config})
+		}
+	}
+	return dst
+}
+
+// Definitions lists the experiments, in the order they were defined.
+func (t *Tracker) Definitions() []Definition {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	out := make([]Definition, len(t.exps))
+	for i, x := range t.exps {
+		out[i] = x.def
+	}
+	return out
+}
+
+// Definition is the experiment named name.
+func (t *Tracker) Definition(name string) (Definition, bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	x := t.byName[name]
+	if x == nil {
+		return Definition{}, false
+	}
+	return x.def, true
+}
+
+// Check says whether a change of the experiment named name can be applied
+// as the log will apply it: nil, or ErrWouldMove with the reason.
+func (t *Tracker) Check(d Definition, reassign bool) error {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	x := t.byName[d.Name]
+	if x == nil {
+		return nil
+	}
+	_, err := reallocate(x.alloc, &d, reassign)
+	return err
+}
+
+// Fingerprint implements model.Snapshotter.
+func (t *Tracker) Fingerprint() string {
+	return fmt.Sprintf("windows %v conversions %v shown %d", t.cfg.Window, t.cfg.Conversion, t.cfg.MaxShown)
+}
+
+// state is the tracker as a snapshot keeps it.
+type state struct {
+	Exps  []expState       `json:"exps"`
+	Users map[string]*user `json:"users"`
+}
+
+type expState struct {
+	Def   Definition `json:"def"`
+	Alloc []int16    `json:"alloc"`
+	Arms  []Arm      `json:"arms"`
+}
+
+// Encode implements model.Snapshotter.
+func (t *Tracker) Encode(e *snapshot.Encoder) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	s := state{Users: t.users}
+	for _, x := range t.exps {
+		s.Exps = append(s.Exps, expState{Def: x.def, Alloc: x.alloc, Arms: x.arms})
+	}
+	b, err := json.Marshal(&s)
+	if err != nil {
+		panic(err) // plain data always marshals
+	}
+	e.Bytes(b)
+}
+
+// Decode implements model.Snapshotter.
+func (t *Tracker) Decode(d *snapshot.Decoder) {
+	b := d.Bytes()
+	if d.Err() != nil {
+		return
+	}
+	var s state
+	if err := json.Unmarshal(b, &s); err != nil {
+		d.Check(false, "experiments: "+err.Error())
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.exps, t.byName, t.users = nil, map[string]*exp{}, s.Users
+	if t.users == nil {
+		t.users = map[string]*user{}
+	}
+	for _, x := range s.Exps {
+		ok := len(x.Alloc) == Buckets && len(x.Arms) == len(x.Def.Variants)+1 && x.Def.Traffic != nil
+		d.Check(ok, "experiment "+x.Def.Name)
+		if !ok {
+			return
+		}
+		e := &exp{def: x.Def, alloc: x.Alloc, arms: x.Arms}
+		t.exps = append(t.exps, e)
+		t.byName[x.Def.Name] = e
+	}
+	for _, u := range t.users {
+		for _, m := range u.Members {
+			ok := int(m.Exp) < len(t.exps) && int(m.Group) < len(t.exps[m.Exp].arms) && m.Group >= 0
+			d.Check(ok, "experiment member")
+			if !ok {
+				return
+			}
+		}
+	}
+}
+
+// Bytes implements model.Sized: an estimate.
+func (t *Tracker) Bytes() int64 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	n := int64(len(t.exps)) * (Buckets*2 + 512)
+	for id, u := range t.users {
+		n += int64(len(id)) + 64 + int64(cap(u.Shown))*48 + int64(cap(u.Members))*56
+		for _, s := range u.Shown {
+			n += int64(len(s.Item) + len(s.Rec))
+		}
+	}
+	return n
+}

@@ -1,0 +1,98 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"time"
+
+	"github.com/streamrec/streamrec/event"
+	"github.com/streamrec/streamrec/experiment"
+	"github.com/streamrec/streamrec/recommend"
+)
+
+// keyFile holds the key recommendation ids are signed with, in the data
+// directory: ids stay valid across restarts.
+const keyFile = "recommendation.key"
+
+// startExperiments switches experiments on: the tracker the engine keeps,
+// the key of recommendation ids, and the experiments the configuration
+// file defines, written to the log where they are new or changed.
+func (n *Node) startExperiments(ctx context.Context, eng *recommend.Engine) error {
+	t, ok := eng.Part(experiment.Name).(*experiment.Tracker)
+	if !ok {
+		return errors.New("node: experiments are enabled but the engine keeps no experiments part")
+	}
+	key, err := loadKey(filepath.Join(n.cfg.Data, keyFile))
+	if err != nil {
+		return err
+	}
+	n.API.SetExperiments(t, experiment.NewIDs(key))
+	m := n.Metrics
+	m.GaugeLabelled2("streamrec_experiment_users", "Users exposed to each variant of each experiment (holdout included).", "experiment", "variant", func() map[[2]string]float64 {
+		return t.Figures(func(a experiment.Arm) float64 { return float64(a.Users) })
+	})
+	m.GaugeLabelled2("streamrec_experiment_impressions", "Items shown to the users of each variant.", "experiment", "variant", func() map[[2]string]float64 {
+		return t.Figures(func(a experiment.Arm) float64 { return float64(a.Impressions) })
+	})
+	m.GaugeLabelled2("streamrec_experiment_clicks", "Shown items the users of each variant then used (attributed events).", "experiment", "variant", func() map[[2]string]float64 {
+		return t.Figures(func(a experiment.Arm) float64 { return float64(a.Clicks) })
+	})
+	m.GaugeLabelled2("streamrec_experiment_conversions", "Conversions attributed to each variant.", "experiment", "variant", func() map[[2]string]float64 {
+		return t.Figures(func(a experiment.Arm) float64 { return float64(a.Conversions) })
+	})
+	return n.defineFromFile(ctx, t)
+}
+
+// defineFromFile writes each experiment of the configuration file that the
+// log does not hold, or holds otherwise, to the log. A changed one keeps
+// its users (a change that would move them fails the start, naming it).
+func (n *Node) defineFromFile(ctx context.Context, t *experiment.Tracker) error {
+	for _, d := range n.cfg.Experiments.Define {
+		logged, ok := t.Definition(d.Name)
+		if ok && d.Start.IsZero() {
+			d.Start = logged.Start // a file without a start keeps the first one
+		}
+		d.Normalize(time.Now())
+		if ok && reflect.DeepEqual(logged, d) {
+			continue
+		}
+		if ok {
+			if err := t.Check(d, false); err != nil {
+				return fmt.Errorf("config: experiments.define %s: %w", d.Name, err)
+			}
+		}
+		if _, err := n.Writer.Submit(ctx, []event.Record{{Kind: event.KindExperiment, Doc: experiment.Record(d, false)}}); err != nil {
+			return fmt.Errorf("node: define experiment %s: %w", d.Name, err)
+		}
+		n.log.Info("experiment defined from the configuration file", "experiment", d.Name, "changed", ok)
+	}
+	return nil
+}
+
+// loadKey reads the key in path, or makes one there.
+func loadKey(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err == nil && len(b) >= 32 {
+		return b[:32], nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("node: recommendation id key: %w", err)
+	}
+	b = make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, fmt.Errorf("node: recommendation id key: %w", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return nil, fmt.Errorf("node: recommendation id key: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return nil, fmt.Errorf("node: recommendation id key: %w", err)
+	}
+	return b, nil
+}
