@@ -425,7 +425,9 @@ func Default() Config {
 
 		Retention: Retention{MaxEventsPerUser: DefaultMaxEventsPerUser},
 
-		Experiments: Experiments{Enabled: true, MaxShown: experiment.DefaultConfig().MaxShown},
+		Experiments: Experiments{Enabled: true, MaxShown: experiment.DefaultConfig().MaxShown,
+			Windows:     map[string]Duration{"default": Duration(30 * time.Minute), "purchase": Duration(24 * time.Hour), "cart": Duration(24 * time.Hour)},
+			Conversions: []string{"purchase"}, Define: []experiment.Definition{}},
 		Streams:     Streams{Interval: Duration(200 * time.Millisecond), Max: 10000},
 	}
 }
