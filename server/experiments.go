@@ -145,7 +145,22 @@ func (s *Server) postImpressions(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	recs, err := s.parseImpressions(b, s.now().UTC())
+	if err != nil {
+		return err
+	}
+	if err := s.submit(r.Context(), recs...); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusAccepted, map[string]int{"accepted": len(recs)})
+	return nil
+}
+
+// parseImpressions decodes and checks a body of POST /v1/impressions at
+// now: the log records to write, or the 4xx error naming the first problem.
+func (s *Server) parseImpressions(b []byte, now time.Time) ([]event.Record, error) {
 	var list []impressionJSON
+	var err error
 	if t := firstByte(b); t == '[' {
 		err = decodeBytes(b, &list, "a JSON array of impressions")
 	} else {
@@ -154,56 +169,57 @@ func (s *Server) postImpressions(w http.ResponseWriter, r *http.Request) error {
 		list = []impressionJSON{one}
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	switch {
 	case len(list) == 0:
-		return errorf(http.StatusBadRequest, "invalid_impressions", "the array holds no impression", nil)
+		return nil, errorf(http.StatusBadRequest, "invalid_impressions", "the array holds no impression", nil)
 	case len(list) > s.limits.MaxBatchEvents:
-		return errorf(http.StatusRequestEntityTooLarge, "too_many_impressions", fmt.Sprintf("%d impressions in one request; at most %d (limits.max_batch_events)", len(list), s.limits.MaxBatchEvents), nil)
+		return nil, errorf(http.StatusRequestEntityTooLarge, "too_many_impressions", fmt.Sprintf("%d impressions in one request; at most %d (limits.max_batch_events)", len(list), s.limits.MaxBatchEvents), nil)
 	}
-	now := s.now().UTC()
+	return s.impressions(list, now)
+}
+
+// impressions checks the impressions of one request at now and makes
+// their log records; the first bad one refuses them all.
+func (s *Server) impressions(list []impressionJSON, now time.Time) ([]event.Record, error) {
 	recs := make([]event.Record, 0, len(list))
 	for i, im := range list {
 		bad := func(msg string) error {
 			return errorf(http.StatusBadRequest, "invalid_impression", fmt.Sprintf("impression %d: %s", i, msg), map[string]any{"index": i})
 		}
 		if p := s.idProblem(im.UserID); p != "" {
-			return bad("user_id " + p)
+			return nil, bad("user_id " + p)
 		}
 		if im.RecommendationID == "" {
-			return bad("recommendation_id is missing: give the recommendation_id of the answer that was shown")
+			return nil, bad("recommendation_id is missing: give the recommendation_id of the answer that was shown")
 		}
 		issued, ok := s.ids.Check(im.RecommendationID, im.UserID)
 		if !ok {
-			return errorf(http.StatusUnprocessableEntity, "unknown_recommendation", fmt.Sprintf("impression %d: recommendation_id %q was not issued by this server to user %q", i, im.RecommendationID, im.UserID), map[string]any{"index": i})
+			return nil, errorf(http.StatusUnprocessableEntity, "unknown_recommendation", fmt.Sprintf("impression %d: recommendation_id %q was not issued by this server to user %q", i, im.RecommendationID, im.UserID), map[string]any{"index": i})
 		}
 		if now.Sub(issued) > maxImpressionAge {
-			return errorf(http.StatusUnprocessableEntity, "expired_recommendation", fmt.Sprintf("impression %d: recommendation_id %q was issued %s ago; impressions are recorded within %s", i, im.RecommendationID, now.Sub(issued).Round(time.Second), maxImpressionAge), map[string]any{"index": i})
+			return nil, errorf(http.StatusUnprocessableEntity, "expired_recommendation", fmt.Sprintf("impression %d: recommendation_id %q was issued %s ago; impressions are recorded within %s", i, im.RecommendationID, now.Sub(issued).Round(time.Second), maxImpressionAge), map[string]any{"index": i})
 		}
 		if len(im.Items) == 0 || len(im.Items) > s.limits.MaxN {
-			return bad(fmt.Sprintf("items must list 1 to %d item ids; got %d", s.limits.MaxN, len(im.Items)))
+			return nil, bad(fmt.Sprintf("items must list 1 to %d item ids; got %d", s.limits.MaxN, len(im.Items)))
 		}
 		for j, it := range im.Items {
 			if p := s.idProblem(it); p != "" {
-				return bad(fmt.Sprintf("items[%d] %s", j, p))
+				return nil, bad(fmt.Sprintf("items[%d] %s", j, p))
 			}
 		}
 		at := now
 		if im.Timestamp != nil {
 			if im.Timestamp.Before(issued.Add(-time.Minute)) || im.Timestamp.After(now.Add(time.Minute)) {
-				return bad(fmt.Sprintf("timestamp %s is before the recommendation was issued (%s) or in the future", im.Timestamp.Format(time.RFC3339), issued.Format(time.RFC3339)))
+				return nil, bad(fmt.Sprintf("timestamp %s is before the recommendation was issued (%s) or in the future", im.Timestamp.Format(time.RFC3339), issued.Format(time.RFC3339)))
 			}
 			at = im.Timestamp.UTC()
 		}
 		recs = append(recs, event.Record{Kind: event.KindImpression, Impression: event.Impression{
 			RecommendationID: im.RecommendationID, User: im.UserID, Items: im.Items, Time: at}})
 	}
-	if err := s.submit(r.Context(), recs...); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusAccepted, map[string]int{"accepted": len(recs)})
-	return nil
+	return recs, nil
 }
 
 func firstByte(b []byte) byte {
