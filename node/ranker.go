@@ -172,7 +172,7 @@ func (t *rankTrainer) train(ctx context.Context, records uint64) {
 	t.mu.Unlock()
 	if !res.Accepted {
 		t.rejections.Add(1)
-		n.log.Info("ranker: trained but not installed", "reason", res.Reason, "examples", res.Examples, "took", res.Took.Round(time.Millisecond))
+		n.log.Info("ranker: trained but not installed", "reason", res.Reason, "examples", res.Examples, "from_impressions", res.Shown, "took", res.Took.Round(time.Millisecond))
 		return
 	}
 	if err := res.Ranker.Validate(); err != nil {
@@ -193,5 +193,5 @@ func (t *rankTrainer) train(ctx context.Context, records uint64) {
 	t.trainedAt, t.serving, t.records = s.TrainedAt, res.Candidate, s.Records
 	t.mu.Unlock()
 	n.log.Info("ranker: installed", "validation_ndcg", fmt.Sprintf("%.4f", res.Candidate), "configured_ndcg", fmt.Sprintf("%.4f", res.Configured),
-		"serving_ndcg", fmt.Sprintf("%.4f", res.Serving), "examples", res.Examples, "records", res.Records, "took", res.Took.Round(time.Millisecond))
+		"serving_ndcg", fmt.Sprintf("%.4f", res.Serving), "examples", res.Examples, "from_impressions", res.Shown, "records", res.Records, "took", res.Took.Round(time.Millisecond))
 }

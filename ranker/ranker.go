@@ -23,9 +23,12 @@
 // few examples, or when its own row does not beat the global one on the
 // bucket's validating examples.
 //
-// Examples reconstructed by replay stand in for what was shown; when the
-// application reports impressions, the same Labelled examples are built from
-// what it showed instead.
+// Examples reconstructed by replay stand in for what was shown. Where the
+// application reports impressions (POST /v1/impressions, or shown=true),
+// each impression in the newest slice is an example too, over exactly the
+// items shown, labelled with the shown items the user then used: shown and
+// not used is a true negative, which replayed examples cannot know. They
+// have a reservoir of their own (at most half of Config.MaxExamples).
 package ranker
 
 import (
@@ -158,6 +161,10 @@ type Labelled struct {
 	user  string
 	at    float64 // seconds, on the events' clock
 	count int     // events of the user counted so far
+	// shown marks an example of an impression: its candidates are what the
+	// application showed, and only those can be hits (shown and not used
+	// is a true negative).
+	shown bool
 }
 
 // Result is one training's outcome.
@@ -174,6 +181,7 @@ type Result struct {
 	// single row (the static blend tuned on the same examples).
 	Candidate, Serving, Configured, Global float64
 	Examples, Validating                   int
+	Shown                                  int // examples from impressions
 	Records                                uint64 // log records trained on
 	Took                                   time.Duration
 	Collecting                             time.Duration // of Took: the replay and the examples (the rest fits)
@@ -238,6 +246,10 @@ func Collect(ctx context.Context, replay Replay, total uint64, eng *recommend.En
 		seen  uint64
 		batch []event.Record
 		open  = map[string][]*Labelled{}
+		// Impressions: a reservoir of their own, half the examples at most.
+		shown    []*Labelled
+		shownMet int
+		perShown = max(1, cfg.MaxExamples/2)
 	)
 	flush := func() {
 		eng.Apply(batch)
@@ -262,6 +274,25 @@ func Collect(ctx context.Context, replay Replay, total uint64, eng *recommend.En
 					}
 				}
 			}
+			return nil
+		}
+		if r.Kind == event.KindImpression {
+			eng.Apply([]event.Record{r})
+			im := &r.Impression
+			t := seconds(im.Time)
+			x := &Labelled{Example: eng.ExampleOf(im.User, im.Items, t), user: im.User, at: t, shown: true}
+			if len(x.Items) < 2 {
+				return nil // nothing to order
+			}
+			shownMet++
+			if len(shown) < perShown {
+				shown = append(shown, x)
+			} else if k := rng.IntN(shownMet); k < perShown {
+				shown[k] = x
+			} else {
+				return nil
+			}
+			open[im.User] = append(open[im.User], x)
 			return nil
 		}
 		if r.Kind != event.KindEvent {
@@ -307,7 +338,7 @@ func Collect(ctx context.Context, replay Replay, total uint64, eng *recommend.En
 	if len(batch) > 0 {
 		flush()
 	}
-	var xs []*Labelled
+	xs := slices.Clone(shown)
 	for _, r := range res {
 		xs = append(xs, r...)
 	}
@@ -329,7 +360,7 @@ func label(open map[string][]*Labelled, ev *event.Event, eng *recommend.Engine, 
 		if t-x.at > cfg.HorizonSeconds {
 			continue
 		}
-		if ok && !slices.Contains(x.Labels, it) {
+		if ok && !slices.Contains(x.Labels, it) && (!x.shown || slices.Contains(x.Items, it)) {
 			x.Labels = append(x.Labels, it)
 		}
 		x.count++
@@ -353,6 +384,11 @@ func Fit(xs []*Labelled, sources []string, blend map[string]float32, serving *re
 	cfg = cfg.withDefaults()
 	xs = slices.DeleteFunc(slices.Clone(xs), func(x *Labelled) bool { return len(x.Labels) == 0 || len(x.Items) == 0 })
 	res := Result{Examples: len(xs), Serving: math.NaN()}
+	for _, x := range xs {
+		if x.shown {
+			res.Shown++
+		}
+	}
 	cut := int(float64(len(xs)) * (1 - cfg.Holdout))
 	fitX, valX := xs[:cut], xs[cut:]
 	res.Validating = len(valX)

@@ -215,3 +215,80 @@ func TestTrainStopsWhenCancelled(t *testing.T) {
 		t.Fatalf("err %v, ranker %v, %d records replayed after the cancel at 5,000", err, res.Ranker, replayed)
 	}
 }
+
+// TestCollectLearnsFromImpressions: an impression in the newest slice of
+// the log becomes an example over exactly what was shown, labelled with
+// the shown items the user then used (not the others they touched); and
+// a ranker fitted on such examples trusts the source that ranked the used
+// items first. Here users always take the shown item their own history
+// leads to (item_knn's) over the popular one beside it (trending's).
+func TestCollectLearnsFromImpressions(t *testing.T) {
+	tb, _ := event.Preset(event.PresetEcommerce)
+	newEngine := func() *recommend.Engine {
+		return recommend.New(recommend.Config{Table: tb, Models: []model.Model{
+			itemknn.NewSource(itemknn.DefaultConfig()), trending.NewSource(trending.DefaultConfig())}})
+	}
+	t0 := time.Unix(1_700_000_000, 0)
+	var recs []event.Record
+	at := time.Duration(0)
+	add := func(user, item string) {
+		at += time.Second
+		recs = append(recs, event.Record{Kind: event.KindEvent, Event: event.Event{User: user, Item: item, Type: event.Purchase, Weight: 5, Value: 1, Time: t0.Add(at)}})
+	}
+	const users = 300
+	for i := range 400 {
+		add(fmt.Sprint("fan", i), "popular")
+	}
+	for k := range users {
+		add(fmt.Sprint("other", k), fmt.Sprint("h", k))
+		add(fmt.Sprint("other", k), fmt.Sprint("n", k))
+		add(fmt.Sprint("u", k), fmt.Sprint("h", k))
+	}
+	past := len(recs)
+	for k := range users {
+		u := fmt.Sprint("u", k)
+		at += time.Second
+		recs = append(recs, event.Record{Kind: event.KindImpression, Impression: event.Impression{
+			RecommendationID: fmt.Sprint("r", k), User: u, Items: []string{"popular", fmt.Sprint("n", k), "never-seen"}, Time: t0.Add(at)}})
+		add(u, fmt.Sprint("n", k))         // takes the shown item item_knn leads to
+		add(u, fmt.Sprint("elsewhere", k)) // and something never shown
+	}
+	cfg := DefaultConfig()
+	cfg.Validation = float64(len(recs)-past) / float64(len(recs))
+	cfg.TrainMF = false
+	cfg.MinBucket = 20
+	eng := newEngine()
+	xs, _, err := Collect(context.Background(), Records(recs), uint64(len(recs)), eng, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	popular, _ := eng.ItemIndex("popular")
+	var shown []*Labelled
+	for _, x := range xs {
+		if x.shown {
+			shown = append(shown, x)
+		}
+	}
+	if len(shown) != users {
+		t.Fatalf("%d examples from impressions, want %d", len(shown), users)
+	}
+	for _, x := range shown {
+		n, _ := eng.ItemIndex("n" + strings.TrimPrefix(x.user, "u"))
+		if !slices.Equal(x.Items, []int32{popular, n}) {
+			t.Fatalf("example of %s over %v, want the two known shown items %v", x.user, x.Items, []int32{popular, n})
+		}
+		if !slices.Equal(x.Labels, []int32{n}) {
+			t.Fatalf("example of %s labelled %v, want only the shown item used (%d)", x.user, x.Labels, n)
+		}
+	}
+	res := Fit(shown, eng.Sources(), map[string]float32{"item_knn": 0.1, "trending": 1}, nil, cfg)
+	if res.Ranker == nil || res.Shown != users {
+		t.Fatalf("fit: %+v", res)
+	}
+	w := res.Ranker.Weights[res.Ranker.Bucket(1)]
+	knn, trend := slices.Index(res.Ranker.Sources, "item_knn"), slices.Index(res.Ranker.Sources, "trending")
+	if !(w[knn] >= w[trend]) || !res.Accepted || res.Candidate < 0.99 || !(res.Configured < 0.7) {
+		t.Fatalf("weights %v (item_knn %d, trending %d), accepted %v, NDCG %.3f (configured %.3f): want item_knn trusted at least as much as trending, the used item first",
+			w, knn, trend, res.Accepted, res.Candidate, res.Configured)
+	}
+}

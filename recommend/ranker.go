@@ -191,6 +191,48 @@ func (e *Engine) Example(user string, n int, at float64) Example {
 	return x
 }
 
+// ExampleOf is what every source scores each of items (a list the
+// application showed user) at at, scaled as the blend scales it over that
+// list: Example for ranking a given list. Items the engine has never seen
+// are left out; the others are all in, scored 0 by a source that could not
+// score them.
+func (e *Engine) ExampleOf(user string, items []string, at float64) Example {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	s := e.getScratch()
+	defer e.scratch.Put(s)
+	var x Example
+	e.query(s, user, "", len(items), len(items))
+	x.Gap = e.userGap(&s.q, at)
+	q := &s.q
+	q.Only, q.Filtered = true, true
+	s.ids = s.ids[:0]
+	row := map[int32]int{}
+	k := len(e.sources)
+	for _, id := range items {
+		if it, ok := e.items.Lookup(id); ok && q.Mark[it] != q.Stamp {
+			q.Mark[it] = q.Stamp
+			s.ids = append(s.ids, it)
+			row[it] = len(x.Items)
+			x.Items = append(x.Items, it)
+			x.Scores = append(x.Scores, make([]float32, k)...)
+		}
+	}
+	if len(x.Items) == 0 {
+		return x
+	}
+	e.gather(s, -2, nil)
+	for i, list := range s.lists[:k] {
+		sc := e.scale(i, list)
+		for _, c := range list {
+			if r, ok := row[c.Item]; ok {
+				x.Scores[r*k+i] = min(max(c.Score-sc.lo, 0)*sc.scale, 1) + 1e-9
+			}
+		}
+	}
+	return x
+}
+
 // ItemIndex is the dense id of an item, as Example names candidates.
 func (e *Engine) ItemIndex(id string) (int32, bool) {
 	e.mu.RLock()
