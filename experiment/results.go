@@ -110,6 +110,9 @@ func (t *Tracker) Figures(f func(Arm) float64) map[[2]string]float64 {
 	out := map[[2]string]float64{}
 	for _, x := range t.exps {
 		for g, a := range x.arms {
+			if g == len(x.def.Variants) && x.def.Holdout == 0 && a.Users == 0 {
+				continue // no holdout
+			}
 			out[[2]string{x.def.Name, x.group(g)}] = f(a)
 		}
 	}
