@@ -132,6 +132,19 @@ type Streams struct {
 	Interval Duration `yaml:"interval"`
 	// Max bounds the streams open at once.
 	Max int `yaml:"max"`
+	// Kafka, when brokers are given, publishes every list a stream sends,
+	// and those of the users it names, to a Kafka topic.
+	Kafka StreamsKafka `yaml:"kafka"`
+}
+
+// StreamsKafka configures the Kafka topic of updated recommendations.
+type StreamsKafka struct {
+	Brokers []string `yaml:"brokers"`
+	Topic   string   `yaml:"topic"`
+	// Users are followed without a stream open: their list of N items is
+	// published whenever it changes.
+	Users []string `yaml:"users"`
+	N     int      `yaml:"n"`
 }
 
 // ExperimentConfig is the attribution part.
@@ -428,7 +441,8 @@ func Default() Config {
 		Experiments: Experiments{Enabled: true, MaxShown: experiment.DefaultConfig().MaxShown,
 			Windows:     map[string]Duration{"default": Duration(30 * time.Minute), "purchase": Duration(24 * time.Hour), "cart": Duration(24 * time.Hour)},
 			Conversions: []string{"purchase"}, Define: []experiment.Definition{}},
-		Streams:     Streams{Interval: Duration(200 * time.Millisecond), Max: 10000},
+		Streams: Streams{Interval: Duration(200 * time.Millisecond), Max: 10000,
+			Kafka: StreamsKafka{Brokers: []string{}, Topic: "recommendations", Users: []string{}, N: 10}},
 	}
 }
 
@@ -588,6 +602,8 @@ func (c *Config) Validate() error {
 		{"experiments.max_shown must be positive", c.Experiments.MaxShown > 0},
 		{"streams.interval must not be negative", c.Streams.Interval >= 0},
 		{"streams.max must be positive", c.Streams.Max > 0},
+		{"streams.kafka.topic must be set when streams.kafka.brokers are", len(c.Streams.Kafka.Brokers) == 0 || c.Streams.Kafka.Topic != ""},
+		{"streams.kafka.n must be in [1, limits.max_n]", c.Streams.Kafka.N > 0 && c.Streams.Kafka.N <= c.Limits.MaxN},
 	}
 	for _, ch := range checks {
 		if !ch.ok {

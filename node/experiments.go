@@ -12,6 +12,7 @@ import (
 
 	"github.com/streamrec/streamrec/event"
 	"github.com/streamrec/streamrec/experiment"
+	"github.com/streamrec/streamrec/push/kafka"
 	"github.com/streamrec/streamrec/recommend"
 )
 
@@ -95,4 +96,31 @@ func loadKey(path string) ([]byte, error) {
 		return nil, fmt.Errorf("node: recommendation id key: %w", err)
 	}
 	return b, nil
+}
+
+// startPublisher connects the Kafka topic of updated recommendations when
+// streams.kafka names brokers, and follows the users it names.
+func (n *Node) startPublisher(ctx context.Context) error {
+	k := n.cfg.Streams.Kafka
+	if len(k.Brokers) == 0 {
+		return nil
+	}
+	p, err := kafka.New(kafka.Config{Brokers: k.Brokers, Topic: k.Topic})
+	if err != nil {
+		return err
+	}
+	n.publisher = p
+	n.API.SetPublisher(p)
+	n.Metrics.Counter("streamrec_push_kafka_sent_total", "Updated lists produced to the Kafka topic.", func() float64 { s, _, _ := p.Stats(); return float64(s) })
+	n.Metrics.Counter("streamrec_push_kafka_failed_total", "Updated lists the Kafka brokers refused or did not take in time.", func() float64 { _, f, _ := p.Stats(); return float64(f) })
+	n.Metrics.Counter("streamrec_push_kafka_dropped_total", "Updated lists dropped: the producer's buffer was full.", func() float64 { _, _, d := p.Stats(); return float64(d) })
+	for _, u := range k.Users {
+		n.bg.Add(1)
+		go func() {
+			defer n.bg.Done()
+			n.API.Follow(ctx, u, k.N)
+		}()
+	}
+	n.log.Info("publishing updated recommendations to Kafka", "brokers", k.Brokers, "topic", k.Topic, "followed_users", len(k.Users))
+	return nil
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/streamrec/streamrec/metrics"
 	"github.com/streamrec/streamrec/pipeline"
 	"github.com/streamrec/streamrec/push"
+	"github.com/streamrec/streamrec/push/kafka"
 	"github.com/streamrec/streamrec/recommend"
 	"github.com/streamrec/streamrec/server"
 	"github.com/streamrec/streamrec/store"
@@ -54,6 +55,8 @@ type Node struct {
 	progress atomic.Pointer[[2]uint64] // rebuild: done, total
 	bg       sync.WaitGroup            // background work (training) to wait for at shutdown
 	trainMu  sync.Mutex                // one background training (mf or ranker) at a time
+	// publisher, when streams.kafka is configured, takes updated lists.
+	publisher *kafka.Publisher
 }
 
 // Routes lists the routes the node answers itself, beside the API's.
@@ -199,6 +202,10 @@ func (n *Node) start(ctx context.Context) error {
 		MaxIDBytes:     cfg.Limits.MaxIDBytes,
 	}, n.log, n.Metrics)
 	n.API.SetPush(n.Hub, time.Duration(cfg.Streams.Interval), cfg.Streams.Max)
+	n.http.RegisterOnShutdown(n.API.CloseStreams)
+	if err := n.startPublisher(ctx); err != nil {
+		return err
+	}
 	n.Metrics.Gauge("streamrec_streams_open", "Recommendation streams open.", func() float64 { return float64(n.Hub.Len()) })
 	if cfg.Experiments.Enabled {
 		if err := n.startExperiments(ctx, eng); err != nil {
@@ -350,6 +357,11 @@ func (n *Node) Serve(ctx context.Context, l net.Listener) error {
 	stopRebuild() // also stops a training in progress
 	<-started     // the rebuild reads the store: it must stop before the store closes
 	n.bg.Wait()
+	if n.publisher != nil {
+		pctx, pcancel := context.WithDeadline(context.Background(), deadline)
+		n.publisher.Close(pctx) // what is buffered, within the grace
+		pcancel()
+	}
 	// Draining the writer and closing the store wait on the disk: a full or
 	// stalled one would hold them forever, so they get what is left of the
 	// grace (at least a second). Everything acknowledged is durable already.

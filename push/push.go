@@ -80,8 +80,9 @@ func (h *Hub) Len() int {
 }
 
 // Applied signals the subscriptions the records may concern: the users of
-// events and impressions; every subscription when the catalogue changed (a
-// hidden or deleted item may be on anyone's list).
+// events; every subscription when the catalogue changed (a hidden or
+// deleted item may be on anyone's list). Other records (impressions,
+// experiments, user profiles) change no list of their own.
 func (h *Hub) Applied(recs []event.Record) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()

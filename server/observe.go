@@ -17,18 +17,19 @@ import (
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
+	headed time.Time // when the status was written
 }
 
 func (r *statusRecorder) WriteHeader(code int) {
 	if r.status == 0 {
-		r.status = code
+		r.status, r.headed = code, time.Now()
 	}
 	r.ResponseWriter.WriteHeader(code)
 }
 
 func (r *statusRecorder) Write(b []byte) (int, error) {
 	if r.status == 0 {
-		r.status = http.StatusOK
+		r.status, r.headed = http.StatusOK, time.Now()
 	}
 	return r.ResponseWriter.Write(b)
 }
@@ -54,6 +55,9 @@ func Observe(m *metrics.Metrics, log *slog.Logger, routeOf func(*http.Request) s
 		route := matched(r.Pattern)
 		if route == "" {
 			route = routeOf(r) // refused before any mux matched it, or unmatched
+		}
+		if IsStream(r) && !rec.headed.IsZero() {
+			d = rec.headed.Sub(start) // a stream's latency is its start, not its life
 		}
 		m.HTTP(route, r.Method, rec.status, d)
 		switch rec.status {

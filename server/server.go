@@ -69,11 +69,25 @@ type Server struct {
 	// maxStreams bounds the streams open at once.
 	maxStreams int
 	streams    atomic.Int64
+	// streamsDone, closed by CloseStreams, ends every open stream (the
+	// server is shutting down).
+	streamsDone chan struct{}
+	closeOnce   sync.Once
+	// publish, when set, also gets every list a stream or a follower
+	// sends (a Kafka topic).
+	publish Publisher
+}
+
+// Publisher takes users' updated lists: the list's id and the answer's
+// JSON object. It must not block, nor keep body.
+type Publisher interface {
+	Publish(user, id string, body []byte)
 }
 
 // New returns a server over the given parts; m may be nil.
 func New(w *ingest.Writer, eng *recommend.Engine, st *store.Store, pipe *pipeline.Pipeline, limits Limits, log *slog.Logger, m *metrics.Metrics) *Server {
-	return &Server{writer: w, eng: eng, store: st, pipe: pipe, limits: limits, log: log, metrics: m, now: time.Now}
+	return &Server{writer: w, eng: eng, store: st, pipe: pipe, limits: limits, log: log, metrics: m, now: time.Now,
+		streamsDone: make(chan struct{})}
 }
 
 // Route is one method on one path of the API.

@@ -11,9 +11,11 @@ package server
 // make the page flicker. A change of an item's source (trending to
 // item_knn, say) is a change: it says why the item is there.
 //
-// An idle stream costs its handler's goroutine, blocked in one select on
-// the request's context, its push subscription and one timer; the buffer
-// an update is written through is pooled, held only while writing.
+// An idle stream costs its handler's goroutine (an 8 KiB stack, blocked
+// in one select), its push subscription and its timer, besides what
+// net/http keeps for any connection (its buffers, the goroutine that
+// notices the client is gone). The buffer an update is written through is
+// pooled, held only while writing.
 
 import (
 	"context"
@@ -21,6 +23,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -45,13 +48,79 @@ const (
 )
 
 // stream is GET /v1/users/{id}/recommendations/stream.
+//
+// The handler's goroutine lives as long as the stream, and its stack with
+// it. The runtime halves an idle stack only while less than a quarter of
+// it is used, and the frames of net/http and the middleware under this
+// one take more than a quarter of 16 KiB: a stack that once grew past
+// 8 KiB (a recommendation does) would stay at 16 KiB for good. So this
+// goroutine only waits; the setup, each recommendation and each write run
+// aside, on a goroutine that ends with them (BenchmarkStreamPush: 10 KiB
+// of stacks per idle stream, net/http's reader included, instead of 18).
 func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
+	var es *eventStream
+	var err error
+	aside(func() bool { es, err = s.openStream(w, r); return true })
+	if es == nil {
+		return err
+	}
+	defer es.close()
+	done := r.Context().Done()
+	for aside(es.step) {
+		select {
+		case <-done:
+			return nil
+		case <-s.streamsDone:
+			return nil
+		case <-es.sub.C():
+			es.pending = true
+		case <-es.timer.C:
+		}
+	}
+	return nil // after the headers, an error only ends the stream
+}
+
+// aside runs f on a goroutine of its own, waits for it and returns its
+// result; a panic of f is raised again here, where the server recovers
+// it.
+func aside(f func() bool) bool {
+	var ok bool
+	var p any
+	var stack []byte
+	done := make(chan struct{})
+	go func() {
+		defer func() {
+			if p = recover(); p != nil && p != http.ErrAbortHandler {
+				stack = debug.Stack()
+			}
+			close(done)
+		}()
+		ok = f()
+	}()
+	<-done
+	switch {
+	case p == http.ErrAbortHandler:
+		panic(p)
+	case p != nil:
+		panic(fmt.Sprintf("%v\n\n%s", p, stack))
+	}
+	return ok
+}
+
+// openStream checks the request and sends the stream's headers. It
+// returns nil and the error to answer when the stream cannot start, or nil
+// and nil when the answer is written already (a refusal, a HEAD request,
+// a client gone).
+func (s *Server) openStream(w http.ResponseWriter, r *http.Request) (*eventStream, error) {
 	if s.hub == nil {
-		return errorf(http.StatusNotFound, "streams_off", "recommendation streams are off on this server", nil)
+		return nil, errorf(http.StatusNotFound, "streams_off", "recommendation streams are off on this server", nil)
 	}
 	req, asked, err := s.readRecommendation(r)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	if r.URL.Query().Has("shown") {
+		return nil, errorf(http.StatusBadRequest, "invalid_parameter", "shown is not taken on a stream: record what was shown with POST /v1/impressions and the list's recommendation_id", nil)
 	}
 	if open := s.streams.Add(1); open > int64(s.maxStreams) {
 		s.streams.Add(-1)
@@ -60,32 +129,32 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Retry-After", streamRetryAfter)
 		writeError(w, errorf(http.StatusServiceUnavailable, "too_many_streams",
 			fmt.Sprintf("%d recommendation streams are open, the limit (streams.max); retry later, or poll GET /v1/users/{id}/recommendations", s.maxStreams), nil))
-		return nil
+		return nil, nil
 	}
-	defer s.streams.Add(-1)
 	es := &eventStream{s: s, w: w, rc: http.NewResponseController(w), req: req, asked: asked,
 		last: strings.TrimSpace(r.Header.Get("Last-Event-ID"))}
 	if err := es.rc.SetWriteDeadline(time.Now().Add(streamWriteGrace)); err != nil {
+		s.streams.Add(-1)
 		// Without it the server's WriteTimeout would cut the stream.
-		return fmt.Errorf("server: stream: set write deadline: %w", err)
+		return nil, fmt.Errorf("server: stream: set write deadline: %w", err)
 	}
-	// Subscribed before the first list is computed: a change in between
-	// is not lost.
-	sub := s.hub.Subscribe(req.User)
-	defer sub.Close()
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no") // nginx: pass each event on at once
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodHead {
-		return nil
+		s.streams.Add(-1)
+		return nil, nil
 	}
+	// Subscribed before the first list is computed: a change in between
+	// is not lost.
+	es.sub = s.hub.Subscribe(req.User)
 	if err := es.rc.Flush(); err != nil {
-		return nil // the client is gone
+		es.close() // the client is gone
+		return nil, nil
 	}
-	es.run(r.Context(), sub)
-	return nil // after the headers, an error only ends the stream
+	return es, nil
 }
 
 // eventStream is one open stream.
@@ -93,59 +162,67 @@ type eventStream struct {
 	s     *Server
 	w     http.ResponseWriter
 	rc    *http.ResponseController
+	sub   *push.Sub
 	req   recommend.Request // as parsed, before experiments apply
 	asked asked
 	last  string // the id of the list the client holds ("": none)
+
+	timer     *time.Timer // wakes the stream: the interval is over, or a heartbeat is due
+	pending   bool        // a change may not have been sent yet
+	earliest  time.Time   // no update before this
+	lastWrite time.Time
 }
 
-// run sends updates until ctx is done or a write fails: one at once, then
-// one after each signal of sub whose list differs from the last sent, at
-// least the server's stream interval apart. A signal within the interval
-// is remembered and answered when it has passed.
-func (es *eventStream) run(ctx context.Context, sub *push.Sub) {
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	pending := true        // a change may not have been sent yet
-	var earliest time.Time // no update before this
-	lastWrite := time.Now()
-	for {
-		now := time.Now()
-		if pending && !now.Before(earliest) {
-			pending = false
-			sent, err := es.update(now)
-			if err != nil {
-				return
-			}
-			if sent {
-				earliest, lastWrite = now.Add(es.s.streamEvery), now
-			}
+// close ends the subscription and frees the stream's slot.
+func (es *eventStream) close() {
+	if es.timer != nil {
+		es.timer.Stop()
+	}
+	es.sub.Close()
+	es.s.streams.Add(-1)
+}
+
+// step does what is due after a wake: an update when a change is pending
+// and the interval since the last one is over (one at once, at the
+// start), a heartbeat when the stream has been silent for
+// streamHeartbeat; then it sets the timer for the next thing due. A
+// signal within the interval is remembered (pending) and answered when it
+// is over. It reports false when a write failed: the stream is over.
+func (es *eventStream) step() bool {
+	now := time.Now()
+	if es.timer == nil { // the start
+		es.pending, es.lastWrite = true, now
+		es.timer = time.NewTimer(streamHeartbeat)
+	}
+	if es.pending && !now.Before(es.earliest) {
+		es.pending = false
+		sent, err := es.update()
+		if err != nil {
+			return false
 		}
-		if now.Sub(lastWrite) >= streamHeartbeat {
-			if es.write([]byte(": ping\n\n")) != nil {
-				return
-			}
-			lastWrite = now
-		}
-		wake := lastWrite.Add(streamHeartbeat)
-		if pending && earliest.Before(wake) {
-			wake = earliest
-		}
-		timer.Reset(wake.Sub(now))
-		select {
-		case <-ctx.Done():
-			return
-		case <-sub.C():
-			pending = true
-		case <-timer.C:
+		if sent {
+			es.earliest, es.lastWrite = now.Add(es.s.streamEvery), now
 		}
 	}
+	if now.Sub(es.lastWrite) >= streamHeartbeat {
+		if es.write([]byte(": ping\n\n")) != nil {
+			return false
+		}
+		es.lastWrite = now
+	}
+	wake := es.lastWrite.Add(streamHeartbeat)
+	if es.pending && es.earliest.Before(wake) {
+		wake = es.earliest
+	}
+	es.timer.Reset(wake.Sub(now))
+	return true
 }
 
 // update computes the user's list and sends it when it is not the one the
 // client holds; it reports whether it sent.
-func (es *eventStream) update(now time.Time) (bool, error) {
+func (es *eventStream) update() (bool, error) {
 	req := es.req // personalise overrides fields; the slices are only read
-	h := es.s.personalise(&recommendation{Request: &req, asked: es.asked}, now)
+	h := es.s.personalise(&recommendation{Request: &req, asked: es.asked}, es.s.now())
 	var trace recommend.Trace
 	req.Trace = &trace
 	items := es.s.eng.Recommend(req)
@@ -158,7 +235,9 @@ func (es *eventStream) update(now time.Time) (bool, error) {
 	b := append((*bp)[:0], "id: "...)
 	b = append(b, id...)
 	b = append(b, "\nevent: recommendations\ndata: "...)
+	at := len(b)
 	b = appendList(b, h, items) // one line: JSON escapes every newline
+	body := len(b)
 	b = append(b, "\n\n"...)
 	err := es.write(b)
 	*bp = b
@@ -166,8 +245,69 @@ func (es *eventStream) update(now time.Time) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	if p := es.s.publish; p != nil {
+		p.Publish(req.User, id, b[at:body])
+	}
 	es.last = id
 	return true, nil
+}
+
+// CloseStreams ends every open stream: call it when the server shuts
+// down (an open stream would otherwise hold the shutdown for its grace).
+func (s *Server) CloseStreams() { s.closeOnce.Do(func() { close(s.streamsDone) }) }
+
+// SetPublisher sends every list a stream sends, and those of Follow, to p
+// too.
+func (s *Server) SetPublisher(p Publisher) { s.publish = p }
+
+// Follow publishes user's list of n items whenever it changes, as a stream
+// of that user would send it (at most once per streams.interval), until ctx
+// ends or the server shuts down: for users whose lists are published
+// without a stream open (streams.kafka.users).
+func (s *Server) Follow(ctx context.Context, user string, n int) {
+	if s.hub == nil || s.publish == nil {
+		return
+	}
+	sub := s.hub.Subscribe(user)
+	defer sub.Close()
+	last := ""
+	var b []byte
+	for {
+		req := recommend.Request{User: user, N: n}
+		h := s.personalise(&recommendation{Request: &req}, s.now())
+		items := s.eng.Recommend(req)
+		if id := listID(items); id != last {
+			b = appendList(b[:0], h, items)
+			s.publish.Publish(user, id, b)
+			last = id
+		}
+		wait := time.NewTimer(s.streamEvery)
+		select {
+		case <-ctx.Done():
+		case <-s.streamsDone:
+		case <-wait.C: // a change within the interval stays pending in sub
+		}
+		wait.Stop()
+		if ctx.Err() != nil || s.closed() {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.streamsDone:
+			return
+		case <-sub.C():
+		}
+	}
+}
+
+func (s *Server) closed() bool {
+	select {
+	case <-s.streamsDone:
+		return true
+	default:
+		return false
+	}
 }
 
 // write sends b to the client at once, within streamWriteGrace.
