@@ -181,7 +181,7 @@ type Result struct {
 	// single row (the static blend tuned on the same examples).
 	Candidate, Serving, Configured, Global float64
 	Examples, Validating                   int
-	Shown                                  int // examples from impressions
+	Shown                                  int    // examples from impressions
 	Records                                uint64 // log records trained on
 	Took                                   time.Duration
 	Collecting                             time.Duration // of Took: the replay and the examples (the rest fits)
