@@ -202,7 +202,6 @@ func TestEvalWritesTableJSONAndPlot(t *testing.T) {
 		}
 	}
 	b, _ := os.ReadFile(filepath.Join(dir, "r.json"))
-	c := config.Default()
 	if err := json.Unmarshal(b, &rep); err != nil || rep.Protocol != "chrono" || len(rep.Results) != len(config.DefaultBlend())+1 || len(rep.Results[0].Metrics) != 3 {
 		t.Fatalf("json: %v %+v", err, rep)
 	}
