@@ -203,14 +203,14 @@ func (n *Node) start(ctx context.Context) error {
 	}, n.log, n.Metrics)
 	n.API.SetPush(n.Hub, time.Duration(cfg.Streams.Interval), cfg.Streams.Max)
 	n.http.RegisterOnShutdown(n.API.CloseStreams)
-	if err := n.startPublisher(ctx); err != nil {
-		return err
-	}
 	n.Metrics.Gauge("streamrec_streams_open", "Recommendation streams open.", func() float64 { return float64(n.Hub.Len()) })
 	if cfg.Experiments.Enabled {
 		if err := n.startExperiments(ctx, eng); err != nil {
 			return err
 		}
+	}
+	if err := n.startPublisher(ctx); err != nil { // after the experiments: followers personalise
+		return err
 	}
 	n.Metrics.Gauge("streamrec_engine_users", "Users known to the models.", func() float64 { return float64(eng.Stats().Users) })
 	n.Metrics.Gauge("streamrec_engine_items", "Items known to the models.", func() float64 { return float64(eng.Stats().Items) })

@@ -184,9 +184,11 @@ func recommendations(t *testing.T, c *child) string {
 	t.Helper()
 	var all []string
 	for u := range 12 {
-		var r json.RawMessage
+		var r struct {
+			Items json.RawMessage `json:"items"` // not the recommendation_id: fresh on every answer
+		}
 		getJSON(t, fmt.Sprintf("%s/v1/users/one-user%d/recommendations?n=10", c.url, u), &r)
-		all = append(all, string(r))
+		all = append(all, string(r.Items))
 	}
 	var tr json.RawMessage
 	getJSON(t, c.url+"/v1/trending?n=20", &tr)
