@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/streamrec/streamrec/event"
 	"math"
 	"strings"
 	"testing"
@@ -254,4 +255,30 @@ func FuzzDefinition(f *testing.F) {
 			t.Fatalf("the groups hold %d buckets, the traffic asks %v", total, *d.Traffic)
 		}
 	})
+}
+
+// BenchmarkNewID is the cost every answer pays for its recommendation id.
+func BenchmarkNewID(b *testing.B) {
+	k := NewIDs([]byte("0123456789abcdef0123456789abcdef"))
+	at := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = k.New("user-12345", at)
+	}
+}
+
+// BenchmarkAssign is the cost of finding a user's variants in two running
+// experiments.
+func BenchmarkAssign(b *testing.B) {
+	tr := New(DefaultConfig())
+	for _, name := range []string{"one", "two"} {
+		r := event.Record{Kind: event.KindExperiment, Doc: Record(def(name, 0.5, 0.5), false)}
+		tr.Record(&r)
+	}
+	at := t0.Add(time.Hour)
+	var dst []Assignment
+	b.ReportAllocs()
+	for b.Loop() {
+		dst = tr.Assign("user-12345", at, dst[:0])
+	}
 }

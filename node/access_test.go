@@ -78,6 +78,13 @@ func TestAPIKeysAndScopes(t *testing.T) {
 		{"metrics need admin", "GET", "/metrics", readKey, "", 403, "forbidden"},
 		{"admin reads metrics", "GET", "/metrics", adminKey, "", 200, ""},
 		{"unknown route still needs a key", "GET", "/v1/nope", "", "", 401, "unauthorized"},
+		{"read key cannot log an impression with shown=true", "GET", "/v1/users/u/recommendations?shown=true", readKey, "", 403, "forbidden"},
+		{"read key cannot rank with shown=true", "POST", "/v1/users/u/rank?shown=true", readKey, `{"items":["a","b"]}`, 403, "forbidden"},
+		{"ingest key (with read) logs what it shows", "GET", "/v1/users/u/recommendations?shown=true", ingestKey, "", 200, ""},
+		{"read key cannot post impressions", "POST", "/v1/impressions", readKey, `{}`, 403, "forbidden"},
+		{"ingest key cannot define experiments", "POST", "/v1/experiments", ingestKey, `{}`, 403, "forbidden"},
+		{"ingest key cannot change experiments", "PATCH", "/v1/experiments/x", ingestKey, `{}`, 403, "forbidden"},
+		{"read key reads results", "GET", "/v1/experiments", readKey, "", 200, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

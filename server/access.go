@@ -18,7 +18,8 @@ import (
 type Scope string
 
 // The scopes. read: every GET, and the POSTs that only read (ranking a
-// list); ingest: POST /v1/events and POST /v1/impressions; admin:
+// list; with shown=true, ingest as well: the answer is logged as an
+// impression); ingest: POST /v1/events and POST /v1/impressions; admin:
 // catalogue writes (PUT and DELETE on items and users), experiment writes
 // (POST and PATCH) and /metrics.
 const (
@@ -206,6 +207,11 @@ func (a *Access) Wrap(h http.Handler) http.Handler {
 			}
 			if !a.scopes[k][need] {
 				writeError(w, errorf(http.StatusForbidden, "forbidden", fmt.Sprintf("the API key lacks the %q scope this request needs", need), nil))
+				return
+			}
+			if need == ScopeRead && r.URL.Query().Get("shown") == "true" && !a.scopes[k][ScopeIngest] {
+				// A read that logs its answer as an impression writes too.
+				writeError(w, errorf(http.StatusForbidden, "forbidden", `the API key lacks the "ingest" scope that shown=true needs (it records the answer as an impression)`, nil))
 				return
 			}
 			id = "key:" + strconv.Itoa(k)
