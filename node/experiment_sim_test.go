@@ -112,6 +112,9 @@ func TestExperimentHTTP(t *testing.T) {
 			t.Errorf("%s: sample-ratio mismatch flagged on a fair split", r.Experiment.Name)
 		}
 	}
+	mem := n.Engine.Memory().Models["experiments"]
+	t.Logf("experiments' memory: %d bytes, %.0f per user (%d users, two experiments, up to %d shown items each)",
+		mem, float64(mem)/float64(len(users)), len(users), experiment.DefaultConfig().MaxShown)
 	ctr := trend.Comparisons[0]
 	if ctr.Metric != experiment.MetricCTR || !(ctr.Lift < 0) || !(ctr.Sequential.High < 0) || !ctr.Sequential.Significant {
 		t.Errorf("trending alone against the default: CTR lift %v, sequential interval [%v, %v]: want worse, the interval below 0",
