@@ -4,8 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/streamrec/streamrec/config"
 	"github.com/streamrec/streamrec/experiment"
@@ -100,13 +103,25 @@ func TestExperimentsEndToEnd(t *testing.T) {
 	}
 	post(t, n, fmt.Sprintf(`[{"user_id":%q,"item_id":%q,"type":"click","context":{"recommendation_id":%q}},
 		{"user_id":%q,"item_id":%q,"type":"purchase","value":30}]`, ctl, shown, a.RecommendationID, ctl, shown))
+	// Another shown item, clicked 40 minutes after it was shown without
+	// naming the answer: past the click window (30 min), not attributed.
+	if len(a.Items) < 2 {
+		t.Fatal("the control user got one item; the test needs two")
+	}
+	other := a.Items[1].Item
+	imp2 := fmt.Sprintf(`{"recommendation_id":%q,"user_id":%q,"items":[%q]}`, a.RecommendationID, ctl, other)
+	if code := call(t, "POST", n.URL+"/v1/impressions", imp2, nil); code != http.StatusAccepted {
+		t.Fatalf("POST /v1/impressions: %d", code)
+	}
+	late := time.Now().Add(40 * time.Minute).UTC().Format(time.RFC3339)
+	post(t, n, fmt.Sprintf(`[{"user_id":%q,"item_id":%q,"type":"click","timestamp":%q}]`, ctl, other, late))
 	// shown=true records the answer itself.
 	var c expReply
 	call(t, "GET", n.URL+"/v1/users/"+trt+"/recommendations?n=3&shown=true", nil, &c)
 	res := results(t, n, "trend")
 	v := res.Variants
-	if v[0].Users != 1 || v[0].Impressions != 1 || v[0].Clicks != 1 || v[0].Conversions != 1 || v[0].Value != 30 {
-		t.Fatalf("control figures %+v, want 1 user, 1 impression, 1 click, 1 conversion worth 30", v[0])
+	if v[0].Users != 1 || v[0].Impressions != 2 || v[0].Clicks != 1 || v[0].Conversions != 1 || v[0].Value != 30 {
+		t.Fatalf("control figures %+v, want 1 user, 2 impressions, 1 click (the late one is not), 1 conversion worth 30", v[0])
 	}
 	if v[1].Users != 1 || v[1].Impressions != int64(len(c.Items)) {
 		t.Fatalf("trending figures %+v, want the %d items shown=true recorded", v[1], len(c.Items))
@@ -115,12 +130,21 @@ func TestExperimentsEndToEnd(t *testing.T) {
 		t.Fatalf("results carry %d comparisons: %+v", len(res.Comparisons), res)
 	}
 
-	// Results come from the log: the same after a restart.
+	// Results come from the log: the same after a restart from the
+	// snapshot, and after one that replays the whole log.
 	before := res.Variants
 	n.stop()
 	n = startNode(t, withData(cfg, n.cfg.Data))
 	if after := results(t, n, "trend").Variants; fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Fatalf("results changed across a restart:\n%+v\n%+v", before, after)
+	}
+	n.stop()
+	if err := os.RemoveAll(filepath.Join(n.cfg.Data, "snapshots")); err != nil {
+		t.Fatal(err)
+	}
+	n = startNode(t, withData(cfg, n.cfg.Data))
+	if after := results(t, n, "trend").Variants; fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatalf("results changed when replayed from the log:\n%+v\n%+v", before, after)
 	}
 	if got := userOf(t, n, "trend", "trending"); got != trt {
 		t.Fatalf("assignment changed across a restart: %s, was %s", got, trt)
