@@ -218,7 +218,7 @@ var methods = map[string]string{
 	"unit":          "the user: every figure is a per-user sum, compared between independent arms",
 	"ratio":         "delta method for ratio metrics (Deng, Knoblich, Lu, KDD 2018)",
 	"sequential":    "asymptotic confidence sequences (Waudby-Smith et al., arXiv 2103.06476) and the mSPRT always-valid p-value (Johari, Pekelis, Walsh, arXiv 1512.04922), running minimum over looks",
-	"multiple":      "Holm–Bonferroni across the treatments of each metric (p_adjusted; significant needs both)",
+	"multiple":      "Holm–Bonferroni across the treatments of each metric: significant means p_adjusted < alpha",
 	"cuped":         "CUPED with the user's events before exposure as the covariate (Deng, Xu, Kohavi, Walker, WSDM 2013)",
 	"srm":           "Pearson chi-squared of the variants' users against their shares; mismatch at p < 0.001",
 	"fixed_horizon": "normal interval by the delta method: valid for one look at a planned size only",
