@@ -104,6 +104,18 @@ type Config struct {
 	Experiments Experiments `yaml:"experiments"`
 	// Streams configures the pushed recommendations (Server-Sent Events).
 	Streams Streams `yaml:"streams"`
+	// Kafka, when brokers are given, makes a Kafka topic the log (cluster
+	// mode: docs/SCALING.md); the data directory keeps a copy of it.
+	Kafka Kafka `yaml:"kafka"`
+}
+
+// Kafka configures the log on Kafka (package cluster).
+type Kafka struct {
+	Brokers []string `yaml:"brokers"`
+	Topic   string   `yaml:"topic"`
+	// Replication is the replication factor of the topic when a replica
+	// creates it (0: 3, or fewer when the cluster has fewer brokers).
+	Replication int `yaml:"replication"`
 }
 
 // Experiments configures online experiments (package experiment).
@@ -441,6 +453,7 @@ func Default() Config {
 		Experiments: Experiments{Enabled: true, MaxShown: experiment.DefaultConfig().MaxShown,
 			Windows:     map[string]Duration{"default": Duration(30 * time.Minute), "purchase": Duration(24 * time.Hour), "cart": Duration(24 * time.Hour)},
 			Conversions: []string{"purchase"}, Define: []experiment.Definition{}},
+		Kafka: Kafka{Brokers: []string{}, Topic: "streamrec-log"},
 		Streams: Streams{Interval: Duration(200 * time.Millisecond), Max: 10000,
 			Kafka: StreamsKafka{Brokers: []string{}, Topic: "recommendations", Users: []string{}, N: 10}},
 	}
@@ -474,6 +487,10 @@ func (c *Config) LoadEnv(getenv func(string) string) {
 	set(&c.LogLevel, "STREAMREC_LOG_LEVEL")
 	set(&c.LogFormat, "STREAMREC_LOG_FORMAT")
 	set(&c.AdminAddr, "STREAMREC_ADMIN_ADDR")
+	if v := getenv("STREAMREC_KAFKA_BROKERS"); v != "" {
+		c.Kafka.Brokers = splitList(v)
+	}
+	set(&c.Kafka.Topic, "STREAMREC_KAFKA_TOPIC")
 	// STREAMREC_API_KEYS: "KEY:scope+scope,KEY2:scope".
 	if v := getenv("STREAMREC_API_KEYS"); v != "" {
 		c.APIKeys = nil
@@ -602,6 +619,8 @@ func (c *Config) Validate() error {
 		{"experiments.max_shown must be positive", c.Experiments.MaxShown > 0},
 		{"streams.interval must not be negative", c.Streams.Interval >= 0},
 		{"streams.max must be positive", c.Streams.Max > 0},
+		{"kafka.topic must be set when kafka.brokers are", len(c.Kafka.Brokers) == 0 || c.Kafka.Topic != ""},
+		{"kafka.replication must not be negative", c.Kafka.Replication >= 0},
 		{"streams.kafka.topic must be set when streams.kafka.brokers are", len(c.Streams.Kafka.Brokers) == 0 || c.Streams.Kafka.Topic != ""},
 		{"streams.kafka.n must be in [1, limits.max_n]", c.Streams.Kafka.N > 0 && c.Streams.Kafka.N <= c.Limits.MaxN},
 	}
@@ -782,6 +801,17 @@ func DefaultBlend() map[string]float32 {
 // RetentionConfig is the retention part.
 func (c *Config) RetentionConfig() recommend.Retention {
 	return recommend.Retention{MaxEventsPerUser: c.Retention.MaxEventsPerUser, MaxAge: time.Duration(c.Retention.MaxAge)}
+}
+
+// splitList splits a comma-separated list, dropping empty parts.
+func splitList(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // String formats d like time.Duration.

@@ -120,6 +120,10 @@ const (
 	KindUserDelete RecordKind = 5
 	KindImpression RecordKind = 6 // a list the application showed a user
 	KindExperiment RecordKind = 7 // an experiment defined or changed
+	// KindSkip holds the place of a record the models skip: a duplicate
+	// event in a log several replicas append to (cluster mode), found when
+	// the log is applied, in log order.
+	KindSkip RecordKind = 8
 )
 
 // Record is one entry of the durable log. Models are deterministic

@@ -46,6 +46,10 @@ type Result struct {
 	Duplicate []bool
 	Stored    int
 	FirstSeq  uint64 // sequence number of the first stored record
+	// Last is the sequence number a read must see for these records to be
+	// reflected (a consistency token: the last of them in the log, or, when
+	// all were duplicates, what was applied when they were refused).
+	Last uint64
 }
 
 // Request states: queued, taken by the writer, abandoned by its caller
@@ -84,7 +88,35 @@ type Writer struct {
 
 	commitSince atomic.Int64 // unix nanoseconds when the running store write began; 0: none
 	stallLog    rate.Sometimes
+
+	// applied is the sequence number the engine reflects; appliedCh is
+	// closed (and replaced) each time it grows, for WaitApplied.
+	applied   atomic.Uint64
+	appliedCh atomic.Pointer[chan struct{}]
+
+	// Remote mode (Config.Remote): the follower applies the log; dups
+	// remembers the sequence numbers it found duplicate, for Submit.
+	stopFollow context.CancelFunc
+	dups       []atomic.Uint64
 }
+
+// Remote is a log kept elsewhere (a Kafka topic, package cluster) that
+// several replicas append to and each applies whole, in its order.
+type Remote interface {
+	// Append stores recs durably and returns each one's sequence number.
+	Append(ctx context.Context, recs []event.Record) ([]uint64, error)
+	// End is the sequence number of the last record, asked now.
+	End(ctx context.Context) (uint64, error)
+	// Seen is End as last seen, without asking.
+	Seen() uint64
+	// Tail calls fn with the records from sequence number from on, in
+	// order, until ctx ends or fn fails.
+	Tail(ctx context.Context, from uint64, fn func(first uint64, recs []event.Record) error) error
+}
+
+// dupRing is how many recent sequence numbers remote mode remembers as
+// duplicates (a request is answered long before that many more records).
+const dupRing = 1 << 18
 
 // Config configures the writer.
 type Config struct {
@@ -104,6 +136,12 @@ type Config struct {
 	// applied, before their writers are answered (the push hub: it must
 	// not block). It must not keep recs.
 	Applied func(recs []event.Record)
+	// Remote, when set, is the log (cluster mode): Submit appends there and
+	// waits until this replica has applied the records; a follower applies
+	// the remote log in order, de-duplicating as it goes (in log order, so
+	// every replica agrees), and keeps a copy in the local store (sequence
+	// numbers equal), which the start replays before following the rest.
+	Remote Remote
 	// Durable bounds how long Submit waits for its records to become
 	// durable (default 10 s); past it, or while a store write has taken
 	// longer than that, Submit returns ErrUnavailable.
@@ -124,13 +162,62 @@ func New(ctx context.Context, st *store.Store, newEngine func() *recommend.Engin
 	w := &Writer{store: st, dedup: dedup, log: log, cfg: cfg,
 		queue: make(chan *request, 1024), stop: make(chan struct{}),
 		stallLog: rate.Sometimes{Interval: 10 * time.Second}}
+	first := make(chan struct{})
+	w.appliedCh.Store(&first)
 	w.eng = w.restore(newEngine)
 	if err := w.replay(ctx); err != nil {
 		return nil, err
 	}
+	w.setApplied(w.eng.Applied())
+	if cfg.Remote != nil {
+		if err := w.startFollowing(ctx); err != nil {
+			return nil, err
+		}
+		return w, nil
+	}
 	w.wg.Add(1)
 	go w.run()
 	return w, nil
+}
+
+// setApplied records that the engine reflects the log up to seq and wakes
+// WaitApplied.
+func (w *Writer) setApplied(seq uint64) {
+	w.applied.Store(seq)
+	next := make(chan struct{})
+	old := w.appliedCh.Swap(&next)
+	close(*old)
+}
+
+// Applied is the sequence number the engine reflects.
+func (w *Writer) Applied() uint64 { return w.applied.Load() }
+
+// WaitApplied returns once the engine reflects the log up to seq (a
+// consistency token), or ctx's error.
+func (w *Writer) WaitApplied(ctx context.Context, seq uint64) error {
+	for {
+		ch := *w.appliedCh.Load()
+		if w.applied.Load() >= seq {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Lag is how many records of the log this replica has not applied yet (0
+// for a local log).
+func (w *Writer) Lag() uint64 {
+	if w.cfg.Remote == nil {
+		return 0
+	}
+	if end, applied := w.cfg.Remote.Seen(), w.applied.Load(); end > applied {
+		return end - applied
+	}
+	return 0
 }
 
 // Engine is the engine the writer applies to.
@@ -278,6 +365,9 @@ func (w *Writer) snapshot() {
 // within Config.Durable returns ErrUnavailable (never "stored" for
 // something that is not).
 func (w *Writer) Submit(ctx context.Context, recs []event.Record) (Result, error) {
+	if w.cfg.Remote != nil {
+		return w.submitRemote(ctx, recs)
+	}
 	if err := w.Health(); err != nil {
 		w.cfg.Metrics.StorageError(cause(err))
 		w.logUnavailable(err)
@@ -362,14 +452,21 @@ func (w *Writer) broken() error {
 	return w.err
 }
 
-// Close stops the writer after the queued requests are written.
+// Close stops the writer after the queued requests are written (in
+// remote mode: after the follower stopped), and writes a snapshot.
 func (w *Writer) Close() {
 	select {
 	case <-w.stop:
 	default:
 		close(w.stop)
 	}
+	if w.stopFollow != nil {
+		w.stopFollow()
+	}
 	w.wg.Wait()
+	if w.cfg.Remote != nil && w.broken() == nil && w.eng.Applied() > w.lastSnap {
+		w.snapshot()
+	}
 }
 
 func (w *Writer) run() {
@@ -475,9 +572,15 @@ func (w *Writer) commit(group []*request, recs []event.Record) []event.Record {
 		w.cfg.Applied(recs)
 	}
 	seq := first
+	applied := w.eng.Applied()
+	w.setApplied(applied)
 	for _, r := range group {
 		r.res.FirstSeq = seq
 		seq += uint64(r.res.Stored)
+		r.res.Last = seq - 1
+		if r.res.Stored == 0 {
+			r.res.Last = applied
+		}
 		close(r.done)
 	}
 	clear(recs) // drop references to the requests' strings

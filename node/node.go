@@ -24,6 +24,7 @@ import (
 
 	"golang.org/x/net/netutil"
 
+	"github.com/streamrec/streamrec/cluster"
 	"github.com/streamrec/streamrec/config"
 	"github.com/streamrec/streamrec/ingest"
 	"github.com/streamrec/streamrec/metrics"
@@ -57,6 +58,8 @@ type Node struct {
 	trainMu  sync.Mutex                // one background training (mf or ranker) at a time
 	// publisher, when streams.kafka is configured, takes updated lists.
 	publisher *kafka.Publisher
+	// remote, in cluster mode, is the log on Kafka.
+	remote *cluster.Log
 }
 
 // Routes lists the routes the node answers itself, beside the API's.
@@ -182,7 +185,18 @@ func (n *Node) start(ctx context.Context) error {
 		return err
 	}
 	newEngine := func() *recommend.Engine { return recommend.New(cfg.EngineConfig(table)) }
+	var remote ingest.Remote
+	if len(cfg.Kafka.Brokers) > 0 {
+		l, err := cluster.Open(ctx, cluster.Config{Brokers: cfg.Kafka.Brokers, Topic: cfg.Kafka.Topic, Replication: cfg.Kafka.Replication})
+		if err != nil {
+			return err
+		}
+		n.remote = l
+		remote = l
+		n.log.Info("the log is a Kafka topic (cluster mode)", "brokers", cfg.Kafka.Brokers, "topic", cfg.Kafka.Topic)
+	}
 	w, err := ingest.New(ctx, n.Store, newEngine, pipeline.NewDedup(cfg.DedupConfig()), n.log, ingest.Config{
+		Remote:        remote,
 		DedupIDs:      cfg.Dedup.IDs,
 		SnapshotEvery: cfg.SnapshotEvery,
 		Durable:       time.Duration(cfg.Timeouts.Durable),
@@ -273,6 +287,10 @@ func (n *Node) healthz(w http.ResponseWriter, _ *http.Request) {
 	body := map[string]any{"status": "ok", "ready": n.isReady(), "last_seq": n.Store.LastSeq()}
 	if n.isReady() {
 		body["engine"] = n.Engine.Stats()
+		body["applied_seq"] = n.Writer.Applied()
+		if n.remote != nil {
+			body["log_lag"] = n.Writer.Lag() // records of the Kafka log not applied here yet
+		}
 		body["writable"] = true
 		if err := n.Writer.Health(); err != nil {
 			body["writable"], body["storage_error"] = false, err.Error()
@@ -391,6 +409,9 @@ var ErrUncleanShutdown = errors.New("unclean shutdown")
 func (n *Node) Close() error {
 	if n.isReady() {
 		n.Writer.Close()
+	}
+	if n.remote != nil {
+		n.remote.Close()
 	}
 	if err := n.Store.Close(); err != nil {
 		return fmt.Errorf("node: close store: %w", err)

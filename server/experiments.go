@@ -114,12 +114,12 @@ func (s *Server) shown(q url.Values) (bool, error) {
 }
 
 // recordShown logs the answer as shown to the user.
-func (s *Server) recordShown(ctx context.Context, h header, items []recommend.Scored, now time.Time) error {
+func (s *Server) recordShown(w http.ResponseWriter, ctx context.Context, h header, items []recommend.Scored, now time.Time) error {
 	im := event.Impression{RecommendationID: h.recommendationID, User: h.id, Time: now.UTC()}
 	for _, it := range items {
 		im.Items = append(im.Items, it.Item)
 	}
-	return s.submit(ctx, event.Record{Kind: event.KindImpression, Impression: im})
+	return s.submit(w, ctx, event.Record{Kind: event.KindImpression, Impression: im})
 }
 
 // impressionJSON is one impression as POST /v1/impressions takes it.
@@ -149,7 +149,7 @@ func (s *Server) postImpressions(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := s.submit(r.Context(), recs...); err != nil {
+	if err := s.submit(w, r.Context(), recs...); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusAccepted, map[string]int{"accepted": len(recs)})
@@ -264,7 +264,7 @@ func (s *Server) defineExperiment(w http.ResponseWriter, r *http.Request) error 
 	if _, ok := s.exp.Definition(d.Name); ok {
 		return errorf(http.StatusConflict, "experiment_exists", fmt.Sprintf("an experiment named %q exists; change it with PATCH /v1/experiments/%s, or choose another name", d.Name, d.Name), nil)
 	}
-	if err := s.submit(r.Context(), event.Record{Kind: event.KindExperiment, Doc: experiment.Record(d, false)}); err != nil {
+	if err := s.submit(w, r.Context(), event.Record{Kind: event.KindExperiment, Doc: experiment.Record(d, false)}); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusCreated, d)
@@ -343,7 +343,7 @@ func (s *Server) changeExperiment(w http.ResponseWriter, r *http.Request) error 
 	if err := s.exp.Check(next, c.Reassign); err != nil {
 		return errorf(http.StatusConflict, "would_move_users", err.Error(), nil)
 	}
-	if err := s.submit(r.Context(), event.Record{Kind: event.KindExperiment, Doc: experiment.Record(next, c.Reassign)}); err != nil {
+	if err := s.submit(w, r.Context(), event.Record{Kind: event.KindExperiment, Doc: experiment.Record(next, c.Reassign)}); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, next)

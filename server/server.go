@@ -180,6 +180,13 @@ func (s *Server) Handler() http.Handler {
 					fmt.Sprintf("%s is not allowed on %s; allowed: %s", r.Method, pattern, strings.Join(allow, ", ")), nil))
 				return
 			}
+			if err := s.waitToken(r); err != nil {
+				if ae, ok := err.(*apiError); ok && ae.Status == http.StatusServiceUnavailable {
+					w.Header().Set("Retry-After", "1")
+				}
+				s.fail(w, r, err)
+				return
+			}
 			if err := h(s, w, r); err != nil {
 				s.fail(w, r, err)
 			}
@@ -190,6 +197,35 @@ func (s *Server) Handler() http.Handler {
 	})
 	s.mux = mux
 	return mux
+}
+
+// tokenWait bounds how long a read waits for its consistency token.
+const tokenWait = 5 * time.Second
+
+// waitToken holds a request that carries a consistency token (?after= or
+// TokenHeader: what a write answered) until this replica reflects it:
+// read-your-writes on any replica. 503 when it cannot within tokenWait.
+func (s *Server) waitToken(r *http.Request) error {
+	v := r.URL.Query().Get("after")
+	if v == "" {
+		v = r.Header.Get(TokenHeader)
+	}
+	if v == "" {
+		return nil
+	}
+	seq, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return errorf(http.StatusBadRequest, "invalid_token", fmt.Sprintf("the consistency token must be what a write answered (a number), got %q", v), nil)
+	}
+	if s.writer.Applied() >= seq {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), tokenWait)
+	defer cancel()
+	if err := s.writer.WaitApplied(ctx, seq); err != nil {
+		return errorf(http.StatusServiceUnavailable, "not_caught_up", fmt.Sprintf("this replica reflects the log up to %d, the token asks for %d; retry shortly", s.writer.Applied(), seq), nil)
+	}
+	return nil
 }
 
 // Route names the route of r for metrics (call after Handler).
@@ -287,6 +323,8 @@ type eventsReply struct {
 	Accepted   int                  `json:"accepted"`
 	Duplicates int                  `json:"duplicates"`
 	Rejected   []pipeline.Rejection `json:"rejected"`
+	// Token is the consistency token of the write (also in TokenHeader).
+	Token string `json:"token,omitempty"`
 }
 
 func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) error {
@@ -369,6 +407,8 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) error {
 		}
 		reply.Accepted = res.Stored
 		reply.Duplicates = len(recs) - res.Stored
+		reply.Token = strconv.FormatUint(res.Last, 10)
+		w.Header().Set(TokenHeader, reply.Token)
 		s.countAccepted(recs, res.Duplicate)
 	}
 	writeJSON(w, http.StatusOK, reply)
@@ -449,8 +489,16 @@ func decodeBytes(b []byte, v any, want string) error {
 	return nil
 }
 
-func (s *Server) submit(ctx context.Context, recs ...event.Record) error {
-	_, err := s.writer.Submit(ctx, recs)
+// TokenHeader carries a write's consistency token in its answer, and a
+// read's in its request (or ?after=): a read waits until the replica
+// answering it reflects the write.
+const TokenHeader = "X-Streamrec-Token"
+
+func (s *Server) submit(w http.ResponseWriter, ctx context.Context, recs ...event.Record) error {
+	res, err := s.writer.Submit(ctx, recs)
+	if err == nil {
+		w.Header().Set(TokenHeader, strconv.FormatUint(res.Last, 10))
+	}
 	return err
 }
 
@@ -496,7 +544,7 @@ func (s *Server) putItem(w http.ResponseWriter, r *http.Request) error {
 	if err := s.checkItem(&it); err != nil {
 		return err
 	}
-	if err := s.submit(r.Context(), event.Record{Kind: event.KindItemPut, Item: it}); err != nil {
+	if err := s.submit(w, r.Context(), event.Record{Kind: event.KindItemPut, Item: it}); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, it)
@@ -524,7 +572,7 @@ func (s *Server) putItems(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusUnprocessableEntity, "invalid_items", fmt.Sprintf("%d of %d items are invalid; nothing was stored", len(rejected), len(items)), map[string]any{"rejected": rejected})
 	}
 	if len(recs) > 0 {
-		if err := s.submit(r.Context(), recs...); err != nil {
+		if err := s.submit(w, r.Context(), recs...); err != nil {
 			return err
 		}
 	}
@@ -556,7 +604,7 @@ func (s *Server) deleteItem(w http.ResponseWriter, r *http.Request) error {
 	if _, err := s.store.Item(id); errors.Is(err, store.ErrNotFound) && !s.eng.KnowsItem(id) {
 		return errorf(http.StatusNotFound, "not_found", fmt.Sprintf("item %q is not known", id), nil)
 	}
-	if err := s.submit(r.Context(), event.Record{Kind: event.KindItemDelete, Item: event.Item{ID: id}}); err != nil {
+	if err := s.submit(w, r.Context(), event.Record{Kind: event.KindItemDelete, Item: event.Item{ID: id}}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -579,7 +627,7 @@ func (s *Server) putUser(w http.ResponseWriter, r *http.Request) error {
 	if len(u.Attributes) > 0 && string(u.Attributes) != "null" && u.Attributes[0] != '{' {
 		return errorf(http.StatusBadRequest, "invalid_user", "attributes must be a JSON object", nil)
 	}
-	if err := s.submit(r.Context(), event.Record{Kind: event.KindUserPut, User: u}); err != nil {
+	if err := s.submit(w, r.Context(), event.Record{Kind: event.KindUserPut, User: u}); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, u)
@@ -610,7 +658,7 @@ func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request) error {
 	if _, err := s.store.User(id); errors.Is(err, store.ErrNotFound) {
 		return errorf(http.StatusNotFound, "not_found", fmt.Sprintf("user %q has no profile", id), nil)
 	}
-	if err := s.submit(r.Context(), event.Record{Kind: event.KindUserDelete, User: event.User{ID: id}}); err != nil {
+	if err := s.submit(w, r.Context(), event.Record{Kind: event.KindUserDelete, User: event.User{ID: id}}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -633,7 +681,7 @@ func (s *Server) recommendations(w http.ResponseWriter, r *http.Request) error {
 	items := s.eng.Recommend(req)
 	s.traced(&trace)
 	if shown && len(items) > 0 {
-		if err := s.recordShown(r.Context(), h, items, now); err != nil {
+		if err := s.recordShown(w, r.Context(), h, items, now); err != nil {
 			return err
 		}
 	}
@@ -777,7 +825,7 @@ func (s *Server) rank(w http.ResponseWriter, r *http.Request) error {
 	out := s.eng.Rank(req)
 	s.traced(&trace)
 	if shown {
-		if err := s.recordShown(r.Context(), h, out, now); err != nil {
+		if err := s.recordShown(w, r.Context(), h, out, now); err != nil {
 			return err
 		}
 	}

@@ -61,6 +61,8 @@ func EncodeRecord(dst []byte, r *event.Record) ([]byte, error) {
 			return nil, fmt.Errorf("store: encode experiment: not JSON")
 		}
 		return append(dst, r.Doc...), nil
+	case event.KindSkip:
+		return dst, nil
 	}
 	return nil, fmt.Errorf("store: encode: unknown record kind %d", r.Kind)
 }
@@ -172,6 +174,11 @@ func DecodeRecord(b []byte) (event.Record, error) {
 			return rec, fmt.Errorf("%w: experiment: not JSON", ErrCorrupt)
 		}
 		rec.Doc = json.RawMessage(append([]byte(nil), rd.b...))
+		return rec, nil
+	case event.KindSkip:
+		if len(rd.b) != 0 {
+			return rec, fmt.Errorf("%w: %d bytes after a skipped record", ErrCorrupt, len(rd.b))
+		}
 		return rec, nil
 	}
 	return rec, fmt.Errorf("%w: unknown record kind %d", ErrCorrupt, rec.Kind)

@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"io"
+	"strings"
 
 	"github.com/streamrec/streamrec/config"
 )
@@ -19,6 +20,8 @@ type configFlags struct {
 
 	withData        bool
 	adminAddr       string
+	kafkaBrokers    string
+	kafkaTopic      string
 	insecure        bool
 	tlsCert, tlsKey string
 }
@@ -72,6 +75,15 @@ func (c *configFlags) load(getenv func(string) string) (config.Config, error) {
 			cfg.TLS.CertFile = c.tlsCert
 		case "tls-key":
 			cfg.TLS.KeyFile = c.tlsKey
+		case "kafka-brokers":
+			cfg.Kafka.Brokers = nil
+			for _, b := range strings.Split(c.kafkaBrokers, ",") {
+				if b = strings.TrimSpace(b); b != "" {
+					cfg.Kafka.Brokers = append(cfg.Kafka.Brokers, b)
+				}
+			}
+		case "kafka-topic":
+			cfg.Kafka.Topic = c.kafkaTopic
 		}
 	})
 	return cfg, cfg.Validate()

@@ -1,0 +1,214 @@
+// Package cluster runs streamrec as several replicas on an existing
+// distributed engine: a Kafka topic is the log every replica writes to and
+// consumes in full (twmb/franz-go).
+//
+// The log is one partition: Kafka orders records within a partition only,
+// and every replica must apply the same records in the same order to reach
+// the same state (the models are deterministic consumers of one sequence).
+// A partition takes far more than the events one engine applies (tens of
+// megabytes a second against about two for 20,000 events a second of
+// ~100 bytes); docs/SCALING.md says what to do beyond.
+//
+// Invariant: a record's sequence number is its offset + 1, the same on
+// every replica, so a sequence number is a consistency token any replica
+// understands.
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streamrec/streamrec/event"
+	"github.com/streamrec/streamrec/store"
+)
+
+// Config says where the log is.
+type Config struct {
+	Brokers []string
+	Topic   string
+	// Replication is the replication factor of the topic when it is
+	// created here (default: 3, or the brokers seen if fewer).
+	Replication int
+}
+
+// Log is the Kafka topic as streamrec's log: Append produces, Tail
+// consumes from a sequence number on.
+type Log struct {
+	cfg Config
+	cl  *kgo.Client // producing and admin requests
+	end atomic.Uint64
+}
+
+// Open connects to the cluster and makes sure the topic exists, with one
+// partition.
+func Open(ctx context.Context, cfg Config) (*Log, error) {
+	if len(cfg.Brokers) == 0 || cfg.Topic == "" {
+		return nil, errors.New("cluster: kafka brokers and a topic are needed")
+	}
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.DefaultProduceTopic(cfg.Topic),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.RequiredAcks(kgo.AllISRAcks()), // idempotent: the default with all acks
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: kafka client: %w", err)
+	}
+	l := &Log{cfg: cfg, cl: cl}
+	if err := l.ensureTopic(ctx); err != nil {
+		cl.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// Close closes the producer.
+func (l *Log) Close() { l.cl.Close() }
+
+func (l *Log) ensureTopic(ctx context.Context) error {
+	rf := l.cfg.Replication
+	if rf <= 0 {
+		meta, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, l.cl)
+		if err != nil {
+			return fmt.Errorf("cluster: kafka metadata: %w", err)
+		}
+		rf = min(3, max(1, len(meta.Brokers)))
+	}
+	req := kmsg.NewPtrCreateTopicsRequest()
+	t := kmsg.NewCreateTopicsRequestTopic()
+	t.Topic, t.NumPartitions, t.ReplicationFactor = l.cfg.Topic, 1, int16(rf)
+	req.Topics = append(req.Topics, t)
+	req.TimeoutMillis = 10000
+	resp, err := req.RequestWith(ctx, l.cl)
+	if err != nil {
+		return fmt.Errorf("cluster: create topic %s: %w", l.cfg.Topic, err)
+	}
+	for _, rt := range resp.Topics {
+		if err := kerr.ErrorForCode(rt.ErrorCode); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("cluster: create topic %s: %w", l.cfg.Topic, err)
+		}
+	}
+	return nil
+}
+
+// Append produces recs (acks from every in-sync replica, idempotent) and
+// returns each one's sequence number, in order.
+func (l *Log) Append(ctx context.Context, recs []event.Record) ([]uint64, error) {
+	rs := make([]*kgo.Record, len(recs))
+	for i := range recs {
+		b, err := store.EncodeRecord(nil, &recs[i])
+		if err != nil {
+			return nil, err
+		}
+		rs[i] = &kgo.Record{Value: b, Partition: 0}
+	}
+	res := l.cl.ProduceSync(ctx, rs...)
+	seqs := make([]uint64, len(recs))
+	for i, r := range res {
+		if r.Err != nil {
+			return nil, fmt.Errorf("cluster: produce: %w", r.Err)
+		}
+		seqs[i] = uint64(r.Record.Offset) + 1
+	}
+	return seqs, nil
+}
+
+// End is the sequence number of the last record in the log: asked of the
+// partition's leader now.
+func (l *Log) End(ctx context.Context) (uint64, error) {
+	req := kmsg.NewPtrListOffsetsRequest()
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = l.cfg.Topic
+	rp := kmsg.NewListOffsetsRequestTopicPartition()
+	rp.Partition, rp.Timestamp = 0, -1 // the high watermark
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, l.cl)
+	if err != nil {
+		return 0, fmt.Errorf("cluster: list offsets: %w", err)
+	}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				return 0, fmt.Errorf("cluster: list offsets: %w", err)
+			}
+			l.end.Store(uint64(p.Offset))
+			return uint64(p.Offset), nil
+		}
+	}
+	return 0, errors.New("cluster: list offsets: no partition in the answer")
+}
+
+// Seen is the end of the log as last seen by End or Tail (for the lag).
+func (l *Log) Seen() uint64 { return l.end.Load() }
+
+// Tail calls fn with the records from sequence number from on, in order,
+// a fetch at a time, until ctx ends or fn fails.
+func (l *Log) Tail(ctx context.Context, from uint64, fn func(first uint64, recs []event.Record) error) error {
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(l.cfg.Brokers...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{l.cfg.Topic: {0: kgo.NewOffset().At(int64(from) - 1)}}),
+		kgo.FetchMaxWait(500*time.Millisecond),
+		kgo.FetchMinBytes(1),
+	)
+	if err != nil {
+		return fmt.Errorf("cluster: kafka consumer: %w", err)
+	}
+	defer cl.Close()
+	next := from
+	var recs []event.Record
+	for {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var ferr error
+		fs.EachError(func(_ string, _ int32, err error) {
+			if ferr == nil && !errors.Is(err, context.Canceled) {
+				ferr = err
+			}
+		})
+		if ferr != nil {
+			return fmt.Errorf("cluster: fetch: %w", ferr)
+		}
+		var perr error
+		fs.EachPartition(func(p kgo.FetchTopicPartition) {
+			if hw := uint64(max(p.HighWatermark, 0)); hw > l.end.Load() {
+				l.end.Store(hw)
+			}
+			recs = recs[:0]
+			first := next
+			for _, r := range p.Records {
+				seq := uint64(r.Offset) + 1
+				if seq < next {
+					continue // fetched again
+				}
+				if seq != next && perr == nil {
+					perr = fmt.Errorf("cluster: the log jumps from sequence %d to %d (records removed by retention? start this replica from a snapshot)", next-1, seq)
+					return
+				}
+				rec, err := store.DecodeRecord(r.Value)
+				if err != nil {
+					perr = fmt.Errorf("cluster: record %d: %w", seq, err)
+					return
+				}
+				recs = append(recs, rec)
+				next++
+			}
+			if len(recs) > 0 && perr == nil {
+				perr = fn(first, recs)
+			}
+		})
+		if perr != nil {
+			return perr
+		}
+	}
+}

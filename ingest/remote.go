@@ -1,0 +1,144 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/streamrec/streamrec/event"
+)
+
+// startFollowing starts the follower of the remote log where the local
+// copy ends, and waits until it has applied what the remote log held at
+// the start (the catch-up a restarted or new replica does before it
+// serves), reporting progress.
+func (w *Writer) startFollowing(ctx context.Context) error {
+	w.dups = make([]atomic.Uint64, dupRing)
+	end, err := w.cfg.Remote.End(ctx)
+	if err != nil {
+		return fmt.Errorf("ingest: the remote log: %w", err)
+	}
+	local := w.store.LastSeq()
+	if local > end {
+		return fmt.Errorf("ingest: the local copy of the log holds %d records, the remote log %d: this data directory belongs to another log", local, end)
+	}
+	fctx, cancel := context.WithCancel(context.Background())
+	w.stopFollow = cancel
+	w.wg.Add(1)
+	go w.follow(fctx)
+	if end > local {
+		w.log.Info("catching up with the remote log", "from_seq", local+1, "to_seq", end)
+	}
+	start := time.Now()
+	for w.applied.Load() < end {
+		if err := w.broken(); err != nil {
+			return err
+		}
+		if w.cfg.Progress != nil {
+			w.cfg.Progress(w.applied.Load()-local, end-local)
+		}
+		wctx, wcancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		err := w.WaitApplied(wctx, end)
+		wcancel()
+		if ctx.Err() != nil {
+			cancel()
+			w.wg.Wait()
+			return ctx.Err()
+		}
+		_ = err
+	}
+	if end > local {
+		d := time.Since(start)
+		w.log.Info("caught up with the remote log", "records", end-local, "seconds", d.Seconds(),
+			"records_per_second", float64(end-local)/max(d.Seconds(), 1e-9))
+	}
+	return nil
+}
+
+// follow applies the remote log from where the local copy ends, until ctx
+// ends or the store fails.
+func (w *Writer) follow(ctx context.Context) {
+	defer w.wg.Done()
+	err := w.cfg.Remote.Tail(ctx, w.store.LastSeq()+1, func(first uint64, recs []event.Record) error {
+		if want := w.store.LastSeq() + 1; first != want {
+			return fmt.Errorf("the remote log gave sequence %d, the local copy needs %d", first, want)
+		}
+		for i := range recs {
+			if recs[i].Kind == event.KindEvent && w.dedup.Duplicate(&recs[i].Event) {
+				seq := first + uint64(i)
+				w.dups[seq%dupRing].Store(seq)
+				recs[i] = event.Record{Kind: event.KindSkip}
+			}
+		}
+		start := time.Now()
+		w.commitSince.Store(start.UnixNano())
+		got, err := w.store.Append(recs)
+		w.commitSince.Store(0)
+		w.cfg.Metrics.Commit(len(recs), time.Since(start))
+		if err != nil {
+			return err
+		}
+		if got != first {
+			return fmt.Errorf("the local copy stored sequence %d as %d", first, got)
+		}
+		start = time.Now()
+		w.eng.Apply(recs)
+		w.cfg.Metrics.Apply(time.Since(start))
+		if w.cfg.Applied != nil {
+			w.cfg.Applied(recs)
+		}
+		w.setApplied(w.eng.Applied())
+		if every := w.cfg.SnapshotEvery; every > 0 && w.eng.Applied()-w.lastSnap >= every {
+			w.snapshot()
+		}
+		return nil
+	})
+	if err == nil || errors.Is(err, context.Canceled) || ctx.Err() != nil {
+		return
+	}
+	w.log.Error("following the remote log failed; refusing writes until restart (everything acknowledged before is in the remote log)", "err", err)
+	w.mu.Lock()
+	w.err = fmt.Errorf("%w: %v", ErrBroken, err)
+	w.mu.Unlock()
+}
+
+// submitRemote appends recs to the remote log and waits until this replica
+// has applied them, within Config.Durable.
+func (w *Writer) submitRemote(ctx context.Context, recs []event.Record) (Result, error) {
+	if err := w.broken(); err != nil {
+		return Result{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.Durable)
+	defer cancel()
+	seqs, err := w.cfg.Remote.Append(ctx, recs)
+	if err != nil {
+		w.cfg.Metrics.StorageError("stalled")
+		err = fmt.Errorf("%w: the remote log did not take the records within %s (%v); they may or may not be stored (a retry with the same event_id is never applied twice)", ErrUnavailable, w.cfg.Durable, err)
+		w.logUnavailable(err)
+		return Result{}, err
+	}
+	var last uint64
+	for _, s := range seqs {
+		last = max(last, s)
+	}
+	if err := w.WaitApplied(ctx, last); err != nil {
+		if berr := w.broken(); berr != nil {
+			return Result{}, berr
+		}
+		return Result{}, fmt.Errorf("%w: the records are in the remote log (up to sequence %d) but this replica had applied only %d within %s; they will be applied, a retry with the same event_id is never applied twice", ErrUnavailable, last, w.applied.Load(), w.cfg.Durable)
+	}
+	res := Result{Duplicate: make([]bool, len(recs)), Last: last}
+	if len(seqs) > 0 {
+		res.FirstSeq = seqs[0]
+	}
+	for i, s := range seqs {
+		if w.dups[s%dupRing].Load() == s {
+			res.Duplicate[i] = true
+		} else {
+			res.Stored++
+		}
+	}
+	return res, nil
+}

@@ -1,0 +1,175 @@
+package node
+
+import (
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/streamrec/streamrec/config"
+)
+
+// clusterConfig is a replica of a cluster on brokers: its own data
+// directory, background training off (each replica would train its own
+// model at its own moment).
+func clusterConfig(t *testing.T, brokers []string, dir string) config.Config {
+	cfg := quietConfig(t)
+	cfg.Data = dir
+	cfg.Kafka.Brokers = brokers
+	cfg.Kafka.Topic = "log"
+	return cfg
+}
+
+// tokenOf posts events to a replica and returns the write's consistency
+// token.
+func tokenOf(t *testing.T, n *testNode, body string) string {
+	t.Helper()
+	resp, raw := do(t, "POST", n.URL+"/v1/events", "", body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /v1/events: %d %s", resp.StatusCode, raw)
+	}
+	tok := resp.Header.Get("X-Streamrec-Token")
+	if tok == "" || !strings.Contains(raw, `"token":"`+tok+`"`) {
+		t.Fatalf("no consistency token in %v / %s", resp.Header, raw)
+	}
+	return tok
+}
+
+// answers is what a replica answers a sample of users, after token.
+func answers(t *testing.T, n *testNode, token string, users []string) string {
+	t.Helper()
+	var b strings.Builder
+	for _, u := range users {
+		var r recReply
+		if code := call(t, "GET", n.URL+"/v1/users/"+u+"/recommendations?n=5&after="+token, nil, &r); code != http.StatusOK {
+			t.Fatalf("GET recommendations of %s: %d", u, code)
+		}
+		fmt.Fprintf(&b, "%s %v\n", u, pairs(r))
+	}
+	return b.String()
+}
+
+// TestClusterOnKafka runs three replicas on one log in a 3-broker
+// in-process Kafka cluster (kfake): a write on any replica is read on any
+// other with its token; a catalogue write on one is on all; an event sent
+// twice to two replicas at once is applied once, alike everywhere; the
+// replicas answer identically after the same records; a replica stopped
+// while others write catches up on restart, and a new one with an empty
+// data directory catches up from the start of the log.
+func TestClusterOnKafka(t *testing.T) {
+	kc, err := kfake.NewCluster(kfake.NumBrokers(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	brokers := kc.ListenAddrs()
+	root := t.TempDir()
+	dirs := []string{filepath.Join(root, "a"), filepath.Join(root, "b"), filepath.Join(root, "c")}
+	a := startNode(t, clusterConfig(t, brokers, dirs[0]))
+	b := startNode(t, clusterConfig(t, brokers, dirs[1]))
+	c := startNode(t, clusterConfig(t, brokers, dirs[2]))
+
+	// Catalogue on a, events on b: c reads both with the token.
+	if code := call(t, "PUT", a.URL+"/v1/items", `[{"id":"phone","categories":["shop"]},{"id":"case","categories":["shop"]},{"id":"socks","categories":["shop"]}]`, nil); code != http.StatusOK {
+		t.Fatalf("PUT items: %d", code)
+	}
+	var batch []string
+	for u := range 6 {
+		batch = append(batch, fmt.Sprintf(`{"user_id":"u%d","item_id":"phone","type":"purchase"},{"user_id":"u%d","item_id":"case","type":"purchase"}`, u, u))
+	}
+	for u := range 9 {
+		batch = append(batch, fmt.Sprintf(`{"user_id":"p%d","item_id":"socks","type":"purchase"}`, u))
+	}
+	tokenOf(t, b, "["+strings.Join(batch, ",")+"]")
+	tok := tokenOf(t, b, `[{"user_id":"alice","item_id":"phone","type":"view"}]`)
+	var r recReply
+	if code := call(t, "GET", c.URL+"/v1/users/alice/recommendations?n=1&after="+tok, nil, &r); code != http.StatusOK || !slices.Equal(pairs(r), []string{"case/item_knn"}) {
+		t.Fatalf("c after b's token answers %d %v, want case from item_knn (alice's view on b)", code, pairs(r))
+	}
+	var item struct{ ID string }
+	if code := call(t, "GET", c.URL+"/v1/items/case", nil, &item); code != http.StatusOK || item.ID != "case" {
+		t.Fatalf("c does not hold a's catalogue write: %d %+v", code, item)
+	}
+
+	// The same event_id sent to two replicas at once: applied once.
+	var wg sync.WaitGroup
+	for _, n := range []*testNode{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			callNoT("POST", n.URL+"/v1/events", []map[string]string{{"event_id": "twice", "user_id": "bob", "item_id": "socks", "type": "view"}}, nil)
+		}()
+	}
+	wg.Wait()
+	tok = tokenOf(t, c, `[{"user_id":"bob","item_id":"case","type":"view"}]`)
+	for _, n := range []*testNode{a, b, c} {
+		var evs struct {
+			Events []struct {
+				EventID string `json:"event_id"`
+			} `json:"events"`
+		}
+		call(t, "GET", n.URL+"/v1/users/bob/events?after="+tok, nil, &evs)
+		twice := 0
+		for _, e := range evs.Events {
+			if e.EventID == "twice" {
+				twice++
+			}
+		}
+		if twice != 1 || len(evs.Events) != 2 {
+			t.Fatalf("%s holds bob's events %+v: want the repeated one once, and the other", n.URL, evs.Events)
+		}
+	}
+
+	users := []string{"alice", "bob", "u1", "p3", "nobody"}
+	want := answers(t, a, tok, users)
+	for _, n := range []*testNode{b, c} {
+		if got := answers(t, n, tok, users); got != want {
+			t.Fatalf("replicas disagree after the same records:\n%s\n%s", want, got)
+		}
+	}
+
+	// c stops; a and b go on writing; c catches up on restart.
+	c.stop()
+	for i := range 50 {
+		tok = tokenOf(t, []*testNode{a, b}[i%2], fmt.Sprintf(`[{"user_id":"w%d","item_id":"phone","type":"view"},{"user_id":"alice","item_id":"i%d","type":"view"}]`, i%7, i))
+	}
+	c = startNode(t, clusterConfig(t, brokers, dirs[2]))
+	users = append(users, "w3")
+	want = answers(t, a, tok, users)
+	if got := answers(t, c, tok, users); got != want {
+		t.Fatalf("the restarted replica disagrees:\n%s\n%s", want, got)
+	}
+	// A new replica, empty data directory: from the start of the log.
+	d := startNode(t, clusterConfig(t, brokers, filepath.Join(root, "d")))
+	if d.Writer.Applied() < mustUint(t, tok) {
+		t.Fatalf("the new replica was ready at %d, before the log's %s", d.Writer.Applied(), tok)
+	}
+	if got := answers(t, d, tok, users); got != want {
+		t.Fatalf("the new replica disagrees:\n%s\n%s", want, got)
+	}
+
+	// A token no replica has reached yet: 503 with Retry-After, soon.
+	start := time.Now()
+	resp, raw := do(t, "GET", a.URL+"/v1/users/alice/recommendations?after=999999999", "", "")
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(raw, "not_caught_up") {
+		t.Fatalf("a token from the future: %d %v %s", resp.StatusCode, resp.Header, raw)
+	}
+	if waited := time.Since(start); waited > 10*time.Second {
+		t.Fatalf("a read waited %s for a token", waited)
+	}
+}
+
+func mustUint(t *testing.T, s string) uint64 {
+	t.Helper()
+	var v uint64
+	if _, err := fmt.Sscan(s, &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
