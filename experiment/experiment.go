@@ -94,15 +94,43 @@ type Change struct {
 type record struct {
 	Definition Definition `json:"definition"`
 	Reassign   bool       `json:"reassign,omitempty"`
+	// File marks a definition written from the configuration file.
+	File bool `json:"file,omitempty"`
 }
 
 // Record is the log document of a definition (new or changed).
 func Record(d Definition, reassign bool) json.RawMessage {
-	b, err := json.Marshal(record{Definition: d, Reassign: reassign})
+	return marshal(record{Definition: d, Reassign: reassign})
+}
+
+// FileRecord is the log document of a definition from the configuration
+// file (the tracker remembers it, so that an unchanged file leaves later
+// API changes alone).
+func FileRecord(d Definition) json.RawMessage {
+	return marshal(record{Definition: d, File: true})
+}
+
+func marshal(r record) json.RawMessage {
+	b, err := json.Marshal(r)
 	if err != nil {
 		panic(err) // a Definition always marshals
 	}
 	return b
+}
+
+// SameIdentity says whether a and b split users alike: the same salt and
+// the same variants, in the same order. A definition may change anything
+// else and keep its users.
+func SameIdentity(a, b Definition) bool {
+	if a.Salt != b.Salt || len(a.Variants) != len(b.Variants) {
+		return false
+	}
+	for i := range a.Variants {
+		if a.Variants[i].Name != b.Variants[i].Name {
+			return false
+		}
+	}
+	return true
 }
 
 // ValidationError names what is wrong with a definition or a change.

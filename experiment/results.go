@@ -143,8 +143,9 @@ func (t *Tracker) Results(name string, now time.Time) (Results, bool) {
 
 	res := Results{Experiment: def, At: now.UTC(), Alpha: Alpha, Methods: methods}
 	nv := len(def.Variants)
+	snap := exp{def: def} // names from the copy: define may change x meanwhile
 	for g, a := range arms {
-		f := Figures{Variant: x.group(g), Users: a.Users, Impressions: a.Impressions, Clicks: a.Clicks,
+		f := Figures{Variant: snap.group(g), Users: a.Users, Impressions: a.Impressions, Clicks: a.Clicks,
 			CTR: Number(a.CTR.Ratio()), Conversions: a.Conversions, ConversionsPerUser: Number(a.Conv.Ratio()),
 			Value: a.Value, ValuePerUser: Number(a.Val.Ratio())}
 		if g < nv {

@@ -71,6 +71,9 @@ type exp struct {
 	def   Definition
 	alloc allocation
 	arms  []Arm // variants, then the holdout
+	// fromFile is the definition last written from the configuration
+	// file, nil when none was.
+	fromFile *Definition
 }
 
 // Arm is one group's figures. Three metrics, each as the moments of a
@@ -89,9 +92,18 @@ type Arm struct {
 }
 
 type user struct {
-	Events  uint32   `json:"e"` // events seen (while any experiment was defined)
+	Events uint32 `json:"e"` // events seen (while any experiment was defined)
+	// Before is, per experiment (index in exps), the user's events before
+	// its start: taken at their first event stamped at or after it (the
+	// CUPED covariate: it cannot depend on the treatment).
+	Before  []before `json:"b,omitempty"`
 	Shown   []shown  `json:"s"` // impressed items, oldest first
 	Members []member `json:"m"`
+}
+
+type before struct {
+	Exp    int32  `json:"x"`
+	Events uint32 `json:"n"`
 }
 
 type shown struct {
@@ -99,14 +111,23 @@ type shown struct {
 	Rec     string `json:"r"`
 	At      int64  `json:"t"` // unix milliseconds
 	Clicked bool   `json:"c,omitempty"`
+	// Counted has bit k set when Members[k] counted this impression: only
+	// those members count what it earns.
+	Counted uint32 `json:"k,omitempty"`
 }
+
+// maxMembers bounds the experiments one user is counted in (the bits of
+// shown.Counted); past it, further experiments leave the user out.
+const maxMembers = 32
 
 // member is a user's part in one experiment.
 type member struct {
-	Exp   int32   `json:"x"` // index in exps
-	Group int16   `json:"g"`
-	Since int64   `json:"t"` // first impression, unix milliseconds
-	Pre   float64 `json:"p"` // events before it (the CUPED covariate)
+	Exp   int32 `json:"x"` // index in exps
+	Group int16 `json:"g"`
+	// Left is set when the user's bucket left this group (a ramp-down, a
+	// reassignment): they are counted no more.
+	Left  bool    `json:"l,omitempty"`
+	Pre   float64 `json:"p"` // events before the experiment's start (the CUPED covariate)
 	Imp   float64 `json:"i"`
 	Clk   float64 `json:"c"`
 	Conv  float64 `json:"v"`
@@ -157,8 +178,12 @@ func (t *Tracker) define(doc json.RawMessage) {
 		return
 	}
 	d := rec.Definition
+	var file *Definition
+	if rec.File {
+		file = &rec.Definition
+	}
 	if x := t.byName[d.Name]; x != nil {
-		if len(d.Variants) != len(x.def.Variants) {
+		if !SameIdentity(d, x.def) || d.Traffic == nil {
 			return
 		}
 		a, err := reallocate(x.alloc, &d, rec.Reassign)
@@ -166,12 +191,15 @@ func (t *Tracker) define(doc json.RawMessage) {
 			return
 		}
 		x.def, x.alloc = d, a
+		if file != nil {
+			x.fromFile = file
+		}
 		return
 	}
 	if d.Traffic == nil || len(d.Variants) < 2 {
 		return
 	}
-	x := &exp{def: d, alloc: allocate(&d), arms: make([]Arm, len(d.Variants)+1)}
+	x := &exp{def: d, alloc: allocate(&d), arms: make([]Arm, len(d.Variants)+1), fromFile: file}
 	t.exps = append(t.exps, x)
 	t.byName[d.Name] = x
 }
@@ -191,43 +219,75 @@ func (t *Tracker) impression(im *event.Impression) {
 	}
 	u := t.user(im.User)
 	at := im.Time.UnixMilli()
-	imp := float64(len(im.Items))
+	// An item shown again under the same recommendation id is a retried
+	// POST, not a second impression.
+	items := make([]string, 0, len(im.Items))
+	for _, it := range im.Items {
+		if !slices.ContainsFunc(u.Shown, func(s shown) bool { return s.Rec == im.RecommendationID && s.Item == it }) && !slices.Contains(items, it) {
+			items = append(items, it)
+		}
+	}
+	if len(items) == 0 {
+		return
+	}
+	imp := float64(len(items))
+	var counted uint32
 	for i, x := range t.exps {
 		if !x.def.active(im.Time) {
 			continue
 		}
 		g := x.alloc[bucket(x.def.Salt, im.User)]
-		if g < 0 {
+		k := slices.IndexFunc(u.Members, func(m member) bool { return m.Exp == int32(i) })
+		if k >= 0 && !u.Members[k].Left && u.Members[k].Group != g {
+			u.Members[k].Left = true // out of the experiment, or moved by a reassignment
+		}
+		if g < 0 || k >= 0 && u.Members[k].Left {
 			continue
 		}
-		k := slices.IndexFunc(u.Members, func(m member) bool { return m.Exp == int32(i) })
 		if k < 0 {
-			u.Members = append(u.Members, member{Exp: int32(i), Group: g, Since: at, Pre: float64(u.Events)})
+			if len(u.Members) == maxMembers {
+				continue
+			}
+			pre := float64(u.Events)
+			if b := slices.IndexFunc(u.Before, func(b before) bool { return b.Exp == int32(i) }); b >= 0 {
+				pre = float64(u.Before[b].Events)
+			}
+			u.Members = append(u.Members, member{Exp: int32(i), Group: g, Pre: pre})
 			k = len(u.Members) - 1
 			a := &x.arms[g]
 			a.Users++
-			m := &u.Members[k]
-			a.CTR.Add(0, 0, m.Pre)
-			a.Conv.Add(1, 0, m.Pre)
-			a.Val.Add(1, 0, m.Pre)
+			a.CTR.Add(0, 0, pre)
+			a.Conv.Add(1, 0, pre)
+			a.Val.Add(1, 0, pre)
 		}
 		m := &u.Members[k]
 		a := &x.arms[m.Group]
-		a.Impressions += int64(len(im.Items))
+		a.Impressions += int64(len(items))
 		a.CTR.Update(m.Imp, m.Clk, m.Pre, m.Imp+imp, m.Clk, m.Pre)
 		m.Imp += imp
+		counted |= 1 << k
 	}
-	for _, it := range im.Items {
-		u.Shown = append(u.Shown, shown{Item: it, Rec: im.RecommendationID, At: at})
+	for _, it := range items {
+		u.Shown = append(u.Shown, shown{Item: it, Rec: im.RecommendationID, At: at, Counted: counted})
 	}
 	if over := len(u.Shown) - t.cfg.MaxShown; over > 0 {
 		u.Shown = append(u.Shown[:0], u.Shown[over:]...)
 	}
 }
 
+// maxValue bounds an event's value as experiments sum it (and its square):
+// the sums stay finite.
+const maxValue = 1e12
+
 func (t *Tracker) event(ev *event.Event) {
 	u := t.user(ev.User)
 	defer func() { u.Events++ }()
+	// The covariate: the events before each experiment's start.
+	for i, x := range t.exps {
+		if !ev.Time.Before(x.def.Start) && !slices.ContainsFunc(u.Before, func(b before) bool { return b.Exp == int32(i) }) {
+			u.Before = append(u.Before, before{Exp: int32(i), Events: u.Events})
+		}
+	}
 	if ev.Item == "" || ev.Weight <= 0 || len(u.Shown) == 0 {
 		return
 	}
@@ -236,10 +296,14 @@ func (t *Tracker) event(ev *event.Event) {
 		return
 	}
 	conv := t.cfg.Conversion[ev.Type]
+	value := ev.Value
+	if !(value > -maxValue && value < maxValue) { // NaN too
+		value = 0
+	}
 	for k := range u.Members {
 		m := &u.Members[k]
-		if m.Since > s.At {
-			continue // shown before the user joined this experiment
+		if s.Counted&(1<<k) == 0 {
+			continue // this impression did not count for this experiment
 		}
 		a := &t.exps[m.Exp].arms[m.Group]
 		if !s.Clicked {
@@ -249,11 +313,11 @@ func (t *Tracker) event(ev *event.Event) {
 		}
 		if conv {
 			a.Conversions++
-			a.Value += ev.Value
+			a.Value += value
 			a.Conv.Update(1, m.Conv, m.Pre, 1, m.Conv+1, m.Pre)
-			a.Val.Update(1, m.Value, m.Pre, 1, m.Value+ev.Value, m.Pre)
+			a.Val.Update(1, m.Value, m.Pre, 1, m.Value+value, m.Pre)
 			m.Conv++
-			m.Value += ev.Value
+			m.Value += value
 		}
 	}
 	s.Clicked = true
@@ -350,6 +414,18 @@ func (t *Tracker) Definition(name string) (Definition, bool) {
 	return x.def, true
 }
 
+// FileDefinition is the definition of the experiment named name that the
+// configuration file wrote last, and false when the file never did.
+func (t *Tracker) FileDefinition(name string) (Definition, bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	x := t.byName[name]
+	if x == nil || x.fromFile == nil {
+		return Definition{}, false
+	}
+	return *x.fromFile, true
+}
+
 // Check says whether a change of the experiment named name can be applied
 // as the log will apply it: nil, or ErrWouldMove with the reason.
 func (t *Tracker) Check(d Definition, reassign bool) error {
@@ -375,9 +451,10 @@ type state struct {
 }
 
 type expState struct {
-	Def   Definition `json:"def"`
-	Alloc []int16    `json:"alloc"`
-	Arms  []Arm      `json:"arms"`
+	Def      Definition  `json:"def"`
+	Alloc    []int16     `json:"alloc"`
+	Arms     []Arm       `json:"arms"`
+	FromFile *Definition `json:"from_file,omitempty"`
 }
 
 // Encode implements model.Snapshotter.
@@ -386,7 +463,7 @@ func (t *Tracker) Encode(e *snapshot.Encoder) {
 	defer t.mu.RUnlock()
 	s := state{Users: t.users}
 	for _, x := range t.exps {
-		s.Exps = append(s.Exps, expState{Def: x.def, Alloc: x.alloc, Arms: x.arms})
+		s.Exps = append(s.Exps, expState{Def: x.def, Alloc: x.alloc, Arms: x.arms, FromFile: x.fromFile})
 	}
 	b, err := json.Marshal(&s)
 	if err != nil {
@@ -418,7 +495,7 @@ func (t *Tracker) Decode(d *snapshot.Decoder) {
 		if !ok {
 			return
 		}
-		e := &exp{def: x.Def, alloc: x.Alloc, arms: x.Arms}
+		e := &exp{def: x.Def, alloc: x.Alloc, arms: x.Arms, fromFile: x.FromFile}
 		t.exps = append(t.exps, e)
 		t.byName[x.Def.Name] = e
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"reflect"
 	"testing"
 	"time"
@@ -67,7 +68,7 @@ func TestAttribution(t *testing.T) {
 	ctl, trt, hold := userIn(t, tr, "a", "v0"), userIn(t, tr, "a", "v1"), userIn(t, tr, "a", HoldoutName)
 	at := t0.Add(time.Hour)
 	recs := []event.Record{
-		ev(ctl, "old", event.View, at.Add(-time.Hour), 1, ""),                           // before exposure: the CUPED covariate
+		ev(ctl, "old", event.View, at.Add(-2*time.Hour), 1, ""),                         // before the start: the CUPED covariate
 		imp(ctl, "r1", at, "x", "y", "z"),                                               // 3 impressions
 		ev(ctl, "x", event.Click, at.Add(10*time.Minute), 1, ""),                        // within 30 min: a click
 		ev(ctl, "x", event.View, at.Add(11*time.Minute), 1, ""),                         // the same shown item again: no second click
@@ -214,4 +215,84 @@ func TestResultsJSON(t *testing.T) {
 	if !bytes.Contains(b, []byte(`"ctr":null`)) {
 		t.Fatalf("an empty arm's CTR is not null: %s", b)
 	}
+}
+
+// TestCountsOnlyWhatWasCounted: what an impression earns counts only for
+// the experiments that counted the impression — not after a stop, not for
+// a user whose bucket moved to another variant — and a retried impression
+// counts once, whenever it is stamped.
+func TestCountsOnlyWhatWasCounted(t *testing.T) {
+	at := t0.Add(time.Hour)
+	t.Run("stopped", func(t *testing.T) {
+		tr := New(DefaultConfig())
+		d := def("s", 0.5, 0.5)
+		tr.Record(ptrRec(defRec(d, false)))
+		u := userIn(t, tr, "s", "v0")
+		tr.Record(ptrRec(imp(u, "r1", at, "a")))
+		stopped := d
+		stopped.State = Stopped
+		tr.Record(ptrRec(defRec(stopped, false)))
+		tr.Record(ptrRec(imp(u, "r2", at.Add(time.Minute), "b", "c")))
+		tr.Record(ptrRec(ev(u, "b", event.Click, at.Add(2*time.Minute), 1, "")))
+		tr.Record(ptrRec(ev(u, "c", event.Click, at.Add(2*time.Minute), 1, "")))
+		if f := figures(t, tr, "s")["v0"]; f.Impressions != 1 || f.Clicks != 0 {
+			t.Fatalf("after the stop: %+v, want the 1 impression before it and no click", f)
+		}
+	})
+	t.Run("reassigned", func(t *testing.T) {
+		tr := New(DefaultConfig())
+		d := def("m", 0.5, 0.5)
+		tr.Record(ptrRec(defRec(d, false)))
+		// A user in the part of v0 that a 0.3/0.7 reassignment gives v1.
+		var u string
+		for i := range 100000 {
+			if b := bucket("m", fmt.Sprint("x", i)); b >= 3000 && b < 5000 {
+				u = fmt.Sprint("x", i)
+				break
+			}
+		}
+		tr.Record(ptrRec(imp(u, "r1", at, "a")))
+		moved := d
+		moved.Variants = []Variant{{Name: "v0", Share: 0.3}, {Name: "v1", Share: 0.7}}
+		tr.Record(ptrRec(defRec(moved, true)))
+		if as := tr.Assign(u, at, nil); len(as) != 1 || as[0].Variant != "v1" {
+			t.Fatalf("after the reassignment %s is in %v, want v1", u, as)
+		}
+		tr.Record(ptrRec(imp(u, "r2", at.Add(time.Minute), "b")))
+		tr.Record(ptrRec(ev(u, "b", event.Click, at.Add(2*time.Minute), 1, "")))
+		tr.Record(ptrRec(ev(u, "a", event.Click, at.Add(2*time.Minute), 1, "")))
+		f := figures(t, tr, "m")
+		if f["v0"].Impressions != 1 || f["v0"].Clicks != 1 || f["v1"].Users != 0 {
+			t.Fatalf("v0 %+v, v1 %+v: want the first impression and its click in v0 only, the moved user counted nowhere after", f["v0"], f["v1"])
+		}
+	})
+	t.Run("retried and backdated", func(t *testing.T) {
+		tr := New(DefaultConfig())
+		tr.Record(ptrRec(defRec(def("r", 0.5, 0.5), false)))
+		u := userIn(t, tr, "r", "v1")
+		tr.Record(ptrRec(imp(u, "r1", at.Add(time.Hour), "a")))
+		tr.Record(ptrRec(imp(u, "r0", at, "b"))) // posted later, stamped earlier
+		tr.Record(ptrRec(imp(u, "r0", at, "b"))) // a retry of it
+		tr.Record(ptrRec(ev(u, "b", event.Click, at.Add(time.Minute), 1, "")))
+		if f := figures(t, tr, "r")["v1"]; f.Impressions != 2 || f.Clicks != 1 {
+			t.Fatalf("%+v: want 2 impressions (the retry not counted) and the click on the backdated one", f)
+		}
+	})
+	t.Run("values that would overflow", func(t *testing.T) {
+		tr := New(DefaultConfig())
+		tr.Record(ptrRec(defRec(def("v", 0.5, 0.5), false)))
+		u := userIn(t, tr, "v", "v0")
+		tr.Record(ptrRec(imp(u, "r", at, "a", "b")))
+		tr.Record(ptrRec(ev(u, "a", event.Purchase, at.Add(time.Minute), 1e300, "")))
+		tr.Record(ptrRec(ev(u, "b", event.Purchase, at.Add(time.Minute), math.NaN(), "")))
+		var buf bytes.Buffer
+		enc := snapshot.NewEncoder(&buf)
+		tr.Encode(enc) // must not panic
+		if err := enc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if f := figures(t, tr, "v")["v0"]; f.Conversions != 2 || f.Value != 0 {
+			t.Fatalf("%+v: want 2 conversions, out-of-range values counted as 0", f)
+		}
+	})
 }

@@ -49,25 +49,31 @@ func (n *Node) startExperiments(ctx context.Context, eng *recommend.Engine) erro
 	return n.defineFromFile(ctx, t)
 }
 
-// defineFromFile writes each experiment of the configuration file that the
-// log does not hold, or holds otherwise, to the log. A changed one keeps
-// its users (a change that would move them fails the start, naming it).
+// defineFromFile writes each experiment of the configuration file to the
+// log when the log does not hold it, or when the file changed it since it
+// last wrote it; an unchanged file leaves alone what the API changed since
+// (a stop, a ramp). A changed one keeps its users: a change of its salt or
+// variants, or one that would move users, stops the start naming it.
 func (n *Node) defineFromFile(ctx context.Context, t *experiment.Tracker) error {
 	for _, d := range n.cfg.Experiments.Define {
 		logged, ok := t.Definition(d.Name)
+		last, fromFile := t.FileDefinition(d.Name)
 		if ok && d.Start.IsZero() {
 			d.Start = logged.Start // a file without a start keeps the first one
 		}
 		d.Normalize(time.Now())
-		if ok && reflect.DeepEqual(logged, d) {
-			continue
+		if fromFile && reflect.DeepEqual(last, d) {
+			continue // the file did not change: the log's definition stands
 		}
 		if ok {
+			if !experiment.SameIdentity(logged, d) {
+				return fmt.Errorf("config: experiments.define %s: its salt or variants differ from the running experiment's; that would move users: define a new experiment instead", d.Name)
+			}
 			if err := t.Check(d, false); err != nil {
 				return fmt.Errorf("config: experiments.define %s: %w", d.Name, err)
 			}
 		}
-		if _, err := n.Writer.Submit(ctx, []event.Record{{Kind: event.KindExperiment, Doc: experiment.Record(d, false)}}); err != nil {
+		if _, err := n.Writer.Submit(ctx, []event.Record{{Kind: event.KindExperiment, Doc: experiment.FileRecord(d)}}); err != nil {
 			return fmt.Errorf("node: define experiment %s: %w", d.Name, err)
 		}
 		n.log.Info("experiment defined from the configuration file", "experiment", d.Name, "changed", ok)

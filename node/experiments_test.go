@@ -1,8 +1,12 @@
 package node
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -273,5 +277,52 @@ func TestExperimentFromConfigFile(t *testing.T) {
 		if a["variant"] != "trending" {
 			t.Fatalf("a traffic change moved %s from trending to %s", u, a["variant"])
 		}
+	}
+
+	// Stopped through the API: an unchanged file leaves it stopped.
+	if code := call(t, "PATCH", n.URL+"/v1/experiments/trend", `{"state":"stopped"}`, nil); code != http.StatusOK {
+		t.Fatalf("PATCH stop: %d", code)
+	}
+	n.stop()
+	n = startNode(t, withData(cfg, n.cfg.Data))
+	call(t, "GET", n.URL+"/v1/experiments/trend", nil, &got)
+	if got.State != experiment.Stopped {
+		t.Fatalf("a restart with the same file undid the API's stop: %+v", got)
+	}
+	n.stop()
+
+	// A new salt in the file would move users: the start fails, naming it.
+	cfg.Experiments.Define[0].Salt = "another"
+	if err := startFails(t, withData(cfg, n.cfg.Data)); err == nil || !strings.Contains(err.Error(), "trend") || !strings.Contains(err.Error(), "salt") {
+		t.Fatalf("a changed salt: %v, want the start refused naming the experiment and its salt", err)
+	}
+}
+
+// startFails starts a node that must fail to become ready, and returns why.
+func startFails(t *testing.T, cfg config.Config) error {
+	t.Helper()
+	n, err := Open(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { done <- n.Serve(ctx, l) }()
+	select {
+	case <-n.Ready():
+		cancel()
+		<-done
+		return nil
+	case err := <-done:
+		return err
+	case <-time.After(20 * time.Second):
+		cancel()
+		<-done
+		return nil
 	}
 }

@@ -81,8 +81,8 @@ func (h *Hub) Len() int {
 
 // Applied signals the subscriptions the records may concern: the users of
 // events; every subscription when the catalogue changed (a hidden or
-// deleted item may be on anyone's list). Other records (impressions,
-// experiments, user profiles) change no list of their own.
+// deleted item may be on anyone's list) or an experiment did. Other
+// records (impressions, user profiles) change no list of their own.
 func (h *Hub) Applied(recs []event.Record) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
@@ -95,8 +95,8 @@ func (h *Hub) Applied(recs []event.Record) {
 			for s := range h.users[recs[i].Event.User] {
 				s.signal()
 			}
-		case event.KindItemPut, event.KindItemDelete:
-			h.signalAll()
+		case event.KindItemPut, event.KindItemDelete, event.KindExperiment:
+			h.signalAll() // an experiment started, stopped or changed may change anyone's variant
 			return
 		}
 	}

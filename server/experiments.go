@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/streamrec/streamrec/event"
@@ -337,7 +338,18 @@ func (s *Server) changeExperiment(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return invalidExperiment(err)
 	}
-	if err := next.Validate(s.eng.Sources(), s.limits.MaxN); err != nil {
+	// The sources its variants already weigh stay valid: a source since
+	// removed from the configuration must not keep an experiment from
+	// being stopped or changed.
+	sources := s.eng.Sources()
+	for _, v := range d.Variants {
+		for name := range v.Config.Blend {
+			if !slices.Contains(sources, name) {
+				sources = append(sources, name)
+			}
+		}
+	}
+	if err := next.Validate(sources, s.limits.MaxN); err != nil {
 		return invalidExperiment(err)
 	}
 	if err := s.exp.Check(next, c.Reassign); err != nil {

@@ -240,13 +240,13 @@ func (es *eventStream) update() (bool, error) {
 	body := len(b)
 	b = append(b, "\n\n"...)
 	err := es.write(b)
+	if p := es.s.publish; p != nil && err == nil {
+		p.Publish(req.User, id, b[at:body]) // before the buffer goes back to the pool
+	}
 	*bp = b
 	bufPool.Put(bp)
 	if err != nil {
 		return false, err
-	}
-	if p := es.s.publish; p != nil {
-		p.Publish(req.User, id, b[at:body])
 	}
 	es.last = id
 	return true, nil
