@@ -76,8 +76,8 @@ type Comparison struct {
 	// PAdjusted; Significant says PAdjusted < Alpha (a look was significant
 	// after the correction: stopping there is valid).
 	Sequential Interval `json:"sequential"`
-	// CUPED is Sequential with each user's events before exposure as the
-	// covariate (narrower when activity predicts the metric).
+	// CUPED is Sequential with each user's events before the experiment's
+	// start as the covariate (narrower when activity predicts the metric).
 	CUPED Interval `json:"cuped"`
 	// FixedHorizon is the classical interval: valid only when looked at
 	// once, at a sample size fixed in advance.
@@ -220,7 +220,7 @@ var methods = map[string]string{
 	"ratio":         "delta method for ratio metrics (Deng, Knoblich, Lu, KDD 2018)",
 	"sequential":    "asymptotic confidence sequences (Waudby-Smith et al., arXiv 2103.06476) and the mSPRT always-valid p-value (Johari, Pekelis, Walsh, arXiv 1512.04922), running minimum over looks",
 	"multiple":      "Holm–Bonferroni across the treatments of each metric: significant means p_adjusted < alpha",
-	"cuped":         "CUPED with the user's events before exposure as the covariate (Deng, Xu, Kohavi, Walker, WSDM 2013)",
+	"cuped":         "CUPED with the user's events before the experiment's start as the covariate (Deng, Xu, Kohavi, Walker, WSDM 2013)",
 	"srm":           "Pearson chi-squared of the variants' users against their shares; mismatch at p < 0.001",
 	"fixed_horizon": "normal interval by the delta method: valid for one look at a planned size only",
 }

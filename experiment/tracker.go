@@ -78,8 +78,8 @@ type exp struct {
 
 // Arm is one group's figures. Three metrics, each as the moments of a
 // per-user ratio: clicks per impression (CTR), conversions per user and
-// value per user; the covariate of each is the user's events before
-// exposure (CUPED).
+// value per user; the covariate of each is the user's events before the
+// experiment's start (CUPED).
 type Arm struct {
 	Users       int64
 	Impressions int64

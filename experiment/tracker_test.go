@@ -101,7 +101,7 @@ func TestAttribution(t *testing.T) {
 		t.Errorf("v0 CTR %v, want 2/3", got)
 	}
 	if got := tr.users[ctl].Members[0].Pre; got != 1 {
-		t.Errorf("the control user's events before exposure: %v, want 1", got)
+		t.Errorf("the control user's events before the start: %v, want 1", got)
 	}
 }
 
