@@ -701,8 +701,17 @@ func (c *Config) DedupConfig() pipeline.DedupConfig {
 }
 
 // ItemKNNConfig is the item-kNN part.
+//
+// In cluster mode (kafka.brokers) neighbour lists are always exact
+// (refresh 0): a list kept until its item changed by a share depends on
+// when it was last read, which differs between replicas, and replicas must
+// answer alike after the same records.
 func (c *Config) ItemKNNConfig() itemknn.Config {
-	return itemknn.Config{Window: c.ItemKNN.Window, Neighbors: c.ItemKNN.Neighbors, QueryItems: c.ItemKNN.QueryItems, Decay: c.ItemKNN.Decay, Refresh: c.ItemKNN.Refresh}
+	refresh := c.ItemKNN.Refresh
+	if len(c.Kafka.Brokers) > 0 {
+		refresh = 0
+	}
+	return itemknn.Config{Window: c.ItemKNN.Window, Neighbors: c.ItemKNN.Neighbors, QueryItems: c.ItemKNN.QueryItems, Decay: c.ItemKNN.Decay, Refresh: refresh}
 }
 
 // TrendingConfig is the trending part.
