@@ -63,7 +63,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		return nil, fmt.Errorf("cluster: kafka client: %w", err)
 	}
 	l := &Log{cfg: cfg, cl: cl}
-	if err := l.ensureTopic(ctx); err != nil {
+	if err := l.ensure(ctx, cfg.Topic); err != nil {
 		cl.Close()
 		return nil, err
 	}
@@ -73,7 +73,8 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 // Close closes the producer.
 func (l *Log) Close() { l.cl.Close() }
 
-func (l *Log) ensureTopic(ctx context.Context) error {
+// ensure makes sure topic exists, with one partition.
+func (l *Log) ensure(ctx context.Context, topic string) error {
 	rf := l.cfg.Replication
 	if rf <= 0 {
 		meta, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, l.cl)
@@ -84,16 +85,16 @@ func (l *Log) ensureTopic(ctx context.Context) error {
 	}
 	req := kmsg.NewPtrCreateTopicsRequest()
 	t := kmsg.NewCreateTopicsRequestTopic()
-	t.Topic, t.NumPartitions, t.ReplicationFactor = l.cfg.Topic, 1, int16(rf)
+	t.Topic, t.NumPartitions, t.ReplicationFactor = topic, 1, int16(rf)
 	req.Topics = append(req.Topics, t)
 	req.TimeoutMillis = 10000
 	resp, err := req.RequestWith(ctx, l.cl)
 	if err != nil {
-		return fmt.Errorf("cluster: create topic %s: %w", l.cfg.Topic, err)
+		return fmt.Errorf("cluster: create topic %s: %w", topic, err)
 	}
 	for _, rt := range resp.Topics {
 		if err := kerr.ErrorForCode(rt.ErrorCode); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-			return fmt.Errorf("cluster: create topic %s: %w", l.cfg.Topic, err)
+			return fmt.Errorf("cluster: create topic %s: %w", topic, err)
 		}
 	}
 	return nil

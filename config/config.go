@@ -116,6 +116,14 @@ type Kafka struct {
 	// Replication is the replication factor of the topic when a replica
 	// creates it (0: 3, or fewer when the cluster has fewer brokers).
 	Replication int `yaml:"replication"`
+	// ModelsDir, a directory every replica reads and writes (a shared
+	// volume), elects one replica to train (Kafka group membership); it
+	// writes each model there, the others load it. Empty: every replica
+	// trains its own models.
+	ModelsDir string `yaml:"models_dir"`
+	// SessionTimeout is how long the elected trainer may be silent before
+	// another replica takes over.
+	SessionTimeout Duration `yaml:"session_timeout"`
 }
 
 // Experiments configures online experiments (package experiment).
@@ -453,7 +461,7 @@ func Default() Config {
 		Experiments: Experiments{Enabled: true, MaxShown: experiment.DefaultConfig().MaxShown,
 			Windows:     map[string]Duration{"default": Duration(30 * time.Minute), "purchase": Duration(24 * time.Hour), "cart": Duration(24 * time.Hour)},
 			Conversions: []string{"purchase"}, Define: []experiment.Definition{}},
-		Kafka: Kafka{Brokers: []string{}, Topic: "streamrec-log"},
+		Kafka: Kafka{Brokers: []string{}, Topic: "streamrec-log", SessionTimeout: Duration(10 * time.Second)},
 		Streams: Streams{Interval: Duration(200 * time.Millisecond), Max: 10000,
 			Kafka: StreamsKafka{Brokers: []string{}, Topic: "recommendations", Users: []string{}, N: 10}},
 	}
@@ -621,6 +629,7 @@ func (c *Config) Validate() error {
 		{"streams.max must be positive", c.Streams.Max > 0},
 		{"kafka.topic must be set when kafka.brokers are", len(c.Kafka.Brokers) == 0 || c.Kafka.Topic != ""},
 		{"kafka.replication must not be negative", c.Kafka.Replication >= 0},
+		{"kafka.session_timeout must be at least 1s", c.Kafka.SessionTimeout >= Duration(time.Second)},
 		{"streams.kafka.topic must be set when streams.kafka.brokers are", len(c.Streams.Kafka.Brokers) == 0 || c.Streams.Kafka.Topic != ""},
 		{"streams.kafka.n must be in [1, limits.max_n]", c.Streams.Kafka.N > 0 && c.Streams.Kafka.N <= c.Limits.MaxN},
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/streamrec/streamrec/config"
+	"github.com/streamrec/streamrec/dataset"
 )
 
 // clusterConfig is a replica of a cluster on brokers: its own data
@@ -172,4 +173,86 @@ func mustUint(t *testing.T, s string) uint64 {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// TestClusterOneTrainer: with a shared models directory, exactly one of
+// three replicas trains (elected through Kafka group membership), and every
+// replica serves the model it publishes; when the trainer stops, another
+// is elected, trains on what came since, and the rest serve its model.
+func TestClusterOneTrainer(t *testing.T) {
+	kc, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.GroupMinSessionTimeout(500*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	brokers := kc.ListenAddrs()
+	root := t.TempDir()
+	models := filepath.Join(root, "shared-models")
+	conf := func(name string) config.Config {
+		cfg := defaultConfig(t)
+		cfg.Data = filepath.Join(root, name)
+		cfg.Kafka.Brokers, cfg.Kafka.Topic, cfg.Kafka.ModelsDir = brokers, "log", models
+		cfg.Kafka.SessionTimeout = config.Duration(time.Second)
+		cfg.MF.FirstTrainEvents, cfg.MF.TrainEveryEvents, cfg.MF.TrainEvery = 1000, 1000, 0
+		cfg.MF.Quiet, cfg.MF.QuietEvents = config.Duration(300*time.Millisecond), 100
+		cfg.MF.Iterations = 3
+		cfg.Ranker.Enabled = false
+		return cfg
+	}
+	nodes := []*testNode{startNode(t, conf("a")), startNode(t, conf("b")), startNode(t, conf("c"))}
+	post := func(n *testNode, round int) {
+		evs := dataset.Synthetic(dataset.SynthConfig{Users: 200, Items: 300, Events: 3000, Seed: uint64(round + 1), Start: time.Unix(1_700_000_000+int64(round)*100_000, 0), Step: time.Second})
+		for i := 0; i < len(evs); i += 500 {
+			if code := call(t, "POST", n.URL+"/v1/events", evs[i:i+500], nil); code != http.StatusOK {
+				t.Fatalf("POST events: %d", code)
+			}
+		}
+	}
+	// servedAll waits until every node serves a model trained on more than
+	// after records, the same one everywhere.
+	servedAll := func(ns []*testNode, after uint64) uint64 {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			var seqs []uint64
+			for _, n := range ns {
+				if m := n.Engine.MFTrained(); m != nil && m.Seq > after {
+					seqs = append(seqs, m.Seq)
+				}
+			}
+			if len(seqs) == len(ns) && !slices.ContainsFunc(seqs, func(s uint64) bool { return s != seqs[0] }) {
+				return seqs[0]
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("not every replica serves one model trained past %d: %v", after, seqs)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	leaders := func(ns []*testNode) []int {
+		var out []int
+		for i, n := range ns {
+			if n.leading.Load() {
+				out = append(out, i)
+			}
+		}
+		return out
+	}
+	post(nodes[0], 0)
+	first := servedAll(nodes, 0)
+	lead := leaders(nodes)
+	if len(lead) != 1 {
+		t.Fatalf("replicas %v lead, want exactly one", lead)
+	}
+	t.Logf("replica %d trains; every replica serves its model, trained through %d", lead[0], first)
+
+	// The trainer stops: another is elected and trains on what comes next.
+	nodes[lead[0]].stop()
+	rest := slices.Delete(slices.Clone(nodes), lead[0], lead[0]+1)
+	post(rest[0], 1)
+	second := servedAll(rest, first)
+	if l := leaders(rest); len(l) != 1 {
+		t.Fatalf("after the trainer stopped, replicas %v lead, want exactly one", l)
+	}
+	t.Logf("after the trainer stopped, the new one's model (through %d) is served by both", second)
 }

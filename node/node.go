@@ -60,6 +60,10 @@ type Node struct {
 	publisher *kafka.Publisher
 	// remote, in cluster mode, is the log on Kafka.
 	remote *cluster.Log
+	// elected: one replica of the cluster trains (kafka.models_dir);
+	// leading: this is the one.
+	elected bool
+	leading atomic.Bool
 }
 
 // Routes lists the routes the node answers itself, beside the API's.
@@ -239,6 +243,9 @@ func (n *Node) start(ctx context.Context) error {
 	})
 	n.Metrics.Gauge("streamrec_log_last_sequence", "Sequence number of the last record in the log.", func() float64 { return float64(n.Store.LastSeq()) })
 	n.loadModel(ctx)
+	if n.remote != nil {
+		n.startTrainerElection(ctx, n.remote)
+	}
 	t := &trainer{n: n}
 	n.Metrics.Gauge("streamrec_mf_model_age_seconds", "Seconds since the served matrix-factorisation model finished training (0: none yet).", func() float64 { return modelAge(eng.MFTrained()) })
 	n.Metrics.Gauge("streamrec_mf_trained_through_sequence", "Log records the served matrix-factorisation model was trained on.", func() float64 {

@@ -145,6 +145,9 @@ func (t *rankTrainer) run(ctx context.Context, tick time.Duration) {
 // train runs one training over the first records of the log.
 func (t *rankTrainer) train(ctx context.Context, records uint64) {
 	n := t.n
+	if !n.leads() {
+		return // in a cluster, the elected replica trains
+	}
 	n.trainMu.Lock()
 	defer n.trainMu.Unlock()
 	n.log.Info("ranker: training started", "records", records)
@@ -189,6 +192,7 @@ func (t *rankTrainer) train(ctx context.Context, records uint64) {
 		return
 	}
 	n.Hub.All()
+	n.publish(RankerFile(n.cfg.Data))
 	t.mu.Lock()
 	t.trainedAt, t.serving, t.records = s.TrainedAt, res.Candidate, s.Records
 	t.mu.Unlock()

@@ -142,6 +142,9 @@ func countInterval(tried, first, every uint64) uint64 {
 // train runs one training, logging and measuring it.
 func (t *trainer) train(ctx context.Context) {
 	n := t.n
+	if !n.leads() {
+		return // in a cluster, the elected replica trains; this one loads its models
+	}
 	n.trainMu.Lock()
 	defer n.trainMu.Unlock()
 	t.running.Store(true)
@@ -180,6 +183,7 @@ func (t *trainer) train(ctx context.Context) {
 		return
 	}
 	n.Hub.All() // every list may change with the new model
+	n.publish(ModelFile(n.cfg.Data))
 	n.log.Info("mf: model saved and installed", "trained_through_seq", tr.Seq, "interactions", tr.Events,
 		"users", tr.Model.NumUsers(), "items", tr.Model.NumItems(), "took", tr.Took.Round(time.Millisecond), "ann", tr.Index != nil)
 }

@@ -1,0 +1,111 @@
+package node
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/streamrec/streamrec/cluster"
+)
+
+// leads says whether this replica trains: always on one node; in a cluster
+// with a shared models directory, only the elected replica.
+func (n *Node) leads() bool { return !n.elected || n.leading.Load() }
+
+// startTrainerElection joins the election of the one replica that trains
+// (cluster mode with kafka.models_dir), and watches the shared directory
+// for the models the elected one writes.
+func (n *Node) startTrainerElection(ctx context.Context, l *cluster.Log) {
+	dir := n.cfg.Kafka.ModelsDir
+	if dir == "" {
+		return
+	}
+	n.elected = true
+	n.bg.Add(2)
+	go func() {
+		defer n.bg.Done()
+		err := l.Elect(ctx, n.cfg.Kafka.Topic+"-trainer", n.cfg.Kafka.Topic+"-trainer", time.Duration(n.cfg.Kafka.SessionTimeout), func(leading bool) {
+			n.leading.Store(leading)
+			n.log.Info("trainer election", "this_replica_trains", leading)
+		})
+		if err != nil && ctx.Err() == nil {
+			n.log.Error("trainer election failed: this replica does not train", "err", err)
+		}
+	}()
+	go func() {
+		defer n.bg.Done()
+		n.watchModels(ctx, dir, time.Second)
+	}()
+}
+
+// publish copies a model file the elected trainer wrote to the shared
+// directory (atomically: the others never read half a file).
+func (n *Node) publish(local string) {
+	if !n.elected {
+		return
+	}
+	dst := filepath.Join(n.cfg.Kafka.ModelsDir, filepath.Base(local))
+	err := WriteModelFile(dst, func(f *os.File) error {
+		src, err := os.Open(local)
+		if err != nil {
+			return err
+		}
+		defer src.Close()
+		_, err = io.Copy(f, src)
+		return err
+	})
+	if err != nil {
+		n.log.Error("cannot publish the model to the shared directory; the other replicas keep theirs", "path", dst, "err", err)
+		return
+	}
+	n.log.Info("model published to the other replicas", "path", dst)
+}
+
+// watchModels installs the models the elected trainer publishes, while
+// this replica does not train itself.
+func (n *Node) watchModels(ctx context.Context, dir string, every time.Duration) {
+	seen := map[string]time.Time{}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if n.leads() {
+			continue
+		}
+		for _, name := range []string{filepath.Base(ModelFile(n.cfg.Data)), filepath.Base(RankerFile(n.cfg.Data))} {
+			shared := filepath.Join(dir, name)
+			st, err := os.Stat(shared)
+			if err != nil || !st.ModTime().After(seen[name]) {
+				continue
+			}
+			seen[name] = st.ModTime()
+			local := filepath.Join(n.cfg.Data, "models", name)
+			if err := WriteModelFile(local, func(f *os.File) error {
+				src, err := os.Open(shared)
+				if err != nil {
+					return err
+				}
+				defer src.Close()
+				_, err = io.Copy(f, src)
+				return err
+			}); err != nil {
+				n.log.Warn("cannot copy the published model", "path", shared, "err", err)
+				continue
+			}
+			if name == filepath.Base(ModelFile(n.cfg.Data)) {
+				n.trainMu.Lock()
+				n.loadModel(ctx)
+				n.trainMu.Unlock()
+			} else {
+				n.loadRanker()
+			}
+			n.Hub.All()
+		}
+	}
+}
