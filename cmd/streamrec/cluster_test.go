@@ -182,6 +182,13 @@ func (l *load) run(writers, readers, users int) {
 	}
 }
 
+// count is how many events were acknowledged so far.
+func (l *load) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.acked)
+}
+
 // seenOn lists the event ids a replica holds for the users, after token.
 func seenOn(t *testing.T, url string, users int, token uint64) map[string]bool {
 	t.Helper()
@@ -230,7 +237,7 @@ func TestClusterFailover(t *testing.T) {
 	l := &load{url: front, acked: map[string]string{}}
 	l.run(4, 2, users)
 	time.Sleep(1500 * time.Millisecond)
-	before := len(l.acked)
+	before := l.count()
 	w0, f0, r0, rf0 := l.writes.Load(), l.failed.Load(), l.reads.Load(), l.readFail.Load()
 	victim := rs[1]
 	if err := victim.cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -251,8 +258,8 @@ func TestClusterFailover(t *testing.T) {
 	l.stop.Store(true)
 	l.wg.Wait()
 	t.Logf("in all: %d writes (%d failed), %d reads (%d failed), %d events acknowledged", l.writes.Load(), l.failed.Load(), l.reads.Load(), l.readFail.Load(), len(l.acked))
-	if len(l.acked) <= before {
-		t.Fatalf("no write was acknowledged after the kill (%d before, %d in all)", before, len(l.acked))
+	if l.count() <= before {
+		t.Fatalf("no write was acknowledged after the kill (%d before, %d in all)", before, l.count())
 	}
 
 	for _, r := range []*replica{rs[0], rs[2], restarted} {
