@@ -27,7 +27,7 @@ type replica struct {
 // startReplica starts the binary in cluster mode on brokers, with its own
 // data directory and background training off (each replica would train a
 // model of its own at its own moment).
-func startReplica(t *testing.T, bin, brokers, data, addr string) *replica {
+func startReplica(t testing.TB, bin, brokers, data, addr string) *replica {
 	t.Helper()
 	conf := data + ".yaml"
 	cfg := "snapshot_every: 2000\nmf: {train_every_events: 0, train_every: 0s, quiet: 0s}\nranker: {enabled: false}\n"
@@ -45,7 +45,7 @@ func startReplica(t *testing.T, bin, brokers, data, addr string) *replica {
 	return &replica{child: c, addr: addr, data: data}
 }
 
-func waitReady(t *testing.T, url string, logs fmt.Stringer) {
+func waitReady(t testing.TB, url string, logs fmt.Stringer) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -65,7 +65,7 @@ func waitReady(t *testing.T, url string, logs fmt.Stringer) {
 
 // startNginx runs nginx with the shipped deploy/nginx.conf, its upstreams
 // pointed at the replicas and its listener at addr.
-func startNginx(t *testing.T, addr string, replicas []*replica) string {
+func startNginx(t testing.TB, addr string, replicas []*replica) string {
 	t.Helper()
 	bin, err := exec.LookPath("nginx")
 	if err != nil {

@@ -18,7 +18,7 @@ import (
 )
 
 // buildBinary compiles streamrec into a temporary directory.
-func buildBinary(t *testing.T) string {
+func buildBinary(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "streamrec")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
@@ -28,7 +28,7 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
