@@ -76,18 +76,9 @@ func TestClusterOnKafka(t *testing.T) {
 	b := startNode(t, clusterConfig(t, brokers, dirs[1]))
 	c := startNode(t, clusterConfig(t, brokers, dirs[2]))
 
-	// Catalogue on a, events on b: c reads both with the token.
-	if code := call(t, "PUT", a.URL+"/v1/items", `[{"id":"phone","categories":["shop"]},{"id":"case","categories":["shop"]},{"id":"socks","categories":["shop"]}]`, nil); code != http.StatusOK {
-		t.Fatalf("PUT items: %d", code)
-	}
-	var batch []string
-	for u := range 6 {
-		batch = append(batch, fmt.Sprintf(`{"user_id":"u%d","item_id":"phone","type":"purchase"},{"user_id":"u%d","item_id":"case","type":"purchase"}`, u, u))
-	}
-	for u := range 9 {
-		batch = append(batch, fmt.Sprintf(`{"user_id":"p%d","item_id":"socks","type":"purchase"}`, u))
-	}
-	tokenOf(t, b, "["+strings.Join(batch, ",")+"]")
+	// The shop on a (catalogue and events), alice's view on b: c reads
+	// them all with b's token.
+	seedShop(t, a)
 	tok := tokenOf(t, b, `[{"user_id":"alice","item_id":"phone","type":"view"}]`)
 	var r recReply
 	if code := call(t, "GET", c.URL+"/v1/users/alice/recommendations?n=1&after="+tok, nil, &r); code != http.StatusOK || !slices.Equal(pairs(r), []string{"case/item_knn"}) {
