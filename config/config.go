@@ -107,6 +107,17 @@ type Config struct {
 	// Kafka, when brokers are given, makes a Kafka topic the log (cluster
 	// mode: docs/SCALING.md); the data directory keeps a copy of it.
 	Kafka Kafka `yaml:"kafka"`
+	// Redis, when a URL is given, is the response cache replicas share.
+	Redis Redis `yaml:"redis"`
+}
+
+// Redis configures the shared response cache (docs/SCALING.md).
+type Redis struct {
+	URL string `yaml:"url"` // redis://host:port/db; empty: no shared cache
+	// CacheTTL is how long a cached answer lives: the most it can lag
+	// other users' events (never the user's own, the catalogue or the
+	// models: those are in its key).
+	CacheTTL Duration `yaml:"cache_ttl"`
 }
 
 // Kafka configures the log on Kafka (package cluster).
@@ -462,6 +473,7 @@ func Default() Config {
 			Windows:     map[string]Duration{"default": Duration(30 * time.Minute), "purchase": Duration(24 * time.Hour), "cart": Duration(24 * time.Hour)},
 			Conversions: []string{"purchase"}, Define: []experiment.Definition{}},
 		Kafka: Kafka{Brokers: []string{}, Topic: "streamrec-log", SessionTimeout: Duration(10 * time.Second)},
+		Redis: Redis{CacheTTL: Duration(2 * time.Second)},
 		Streams: Streams{Interval: Duration(200 * time.Millisecond), Max: 10000,
 			Kafka: StreamsKafka{Brokers: []string{}, Topic: "recommendations", Users: []string{}, N: 10}},
 	}
@@ -499,6 +511,7 @@ func (c *Config) LoadEnv(getenv func(string) string) {
 		c.Kafka.Brokers = splitList(v)
 	}
 	set(&c.Kafka.Topic, "STREAMREC_KAFKA_TOPIC")
+	set(&c.Redis.URL, "STREAMREC_REDIS")
 	// STREAMREC_API_KEYS: "KEY:scope+scope,KEY2:scope".
 	if v := getenv("STREAMREC_API_KEYS"); v != "" {
 		c.APIKeys = nil
@@ -630,6 +643,7 @@ func (c *Config) Validate() error {
 		{"kafka.topic must be set when kafka.brokers are", len(c.Kafka.Brokers) == 0 || c.Kafka.Topic != ""},
 		{"kafka.replication must not be negative", c.Kafka.Replication >= 0},
 		{"kafka.session_timeout must be at least 1s", c.Kafka.SessionTimeout >= Duration(time.Second)},
+		{"redis.cache_ttl must be positive", c.Redis.CacheTTL > 0},
 		{"streams.kafka.topic must be set when streams.kafka.brokers are", len(c.Streams.Kafka.Brokers) == 0 || c.Streams.Kafka.Topic != ""},
 		{"streams.kafka.n must be in [1, limits.max_n]", c.Streams.Kafka.N > 0 && c.Streams.Kafka.N <= c.Limits.MaxN},
 	}

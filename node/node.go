@@ -60,6 +60,8 @@ type Node struct {
 	publisher *kafka.Publisher
 	// remote, in cluster mode, is the log on Kafka.
 	remote *cluster.Log
+	// cache, with redis.url, is the response cache replicas share.
+	cache *cluster.Cache
 	// elected: one replica of the cluster trains (kafka.models_dir);
 	// leading: this is the one.
 	elected bool
@@ -229,6 +231,18 @@ func (n *Node) start(ctx context.Context) error {
 	}
 	if err := n.startPublisher(ctx); err != nil { // after the experiments: followers personalise
 		return err
+	}
+	if url := cfg.Redis.URL; url != "" {
+		c, err := cluster.OpenCache(url, time.Duration(cfg.Redis.CacheTTL))
+		if err != nil {
+			return err
+		}
+		n.cache = c
+		n.API.SetCache(c)
+		n.Metrics.Counter("streamrec_cache_hits_total", "Recommendation answers served from the shared Redis cache.", func() float64 { h, _, _ := c.Stats(); return float64(h) })
+		n.Metrics.Counter("streamrec_cache_misses_total", "Recommendation answers the shared cache did not hold (Redis down included).", func() float64 { _, m, _ := c.Stats(); return float64(m) })
+		n.Metrics.Counter("streamrec_cache_errors_total", "Redis calls that failed (the answer then came from this replica alone).", func() float64 { _, _, e := c.Stats(); return float64(e) })
+		n.log.Info("shared response cache on Redis", "url", url, "ttl", time.Duration(cfg.Redis.CacheTTL))
 	}
 	n.Metrics.Gauge("streamrec_engine_users", "Users known to the models.", func() float64 { return float64(eng.Stats().Users) })
 	n.Metrics.Gauge("streamrec_engine_items", "Items known to the models.", func() float64 { return float64(eng.Stats().Items) })
@@ -419,6 +433,9 @@ func (n *Node) Close() error {
 	}
 	if n.remote != nil {
 		n.remote.Close()
+	}
+	if n.cache != nil {
+		n.cache.Close()
 	}
 	if err := n.Store.Close(); err != nil {
 		return fmt.Errorf("node: close store: %w", err)

@@ -142,6 +142,9 @@ type Engine struct {
 	blendW   []float32  // the configured weights, by source index
 	ranker   *Ranker    // installed by SetRanker, or nil
 	rankW    [][]float32
+	// rankerHash identifies the installed ranker's weights (0: none), the
+	// same on every engine that installed the same ranker.
+	rankerHash uint64
 
 	keep     Retention
 	clock    uint32 // the latest event time applied (unix seconds)
@@ -227,6 +230,29 @@ func New(cfg Config) *Engine {
 		}
 	}
 	return e
+}
+
+// Version is what an answer for user depends on besides other users'
+// events: the user's own events (how many they ever had), the catalogue
+// (every item put or delete), the trained mf model (the log records it was
+// trained through) and the installed ranker's weights. Engines at the same
+// log position with the same models give the same Version, so a shared
+// cache keyed by it never serves a list that misses any of these.
+func (e *Engine) Version(user string) [4]uint64 {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	var v [4]uint64
+	if u, ok := e.users.Lookup(user); ok {
+		v[0] = uint64(e.hist.Start(u)) + uint64(len(e.hist.User(u))) + 1
+	}
+	v[1] = e.catEpoch
+	if e.mf != nil {
+		if t := e.mf.Model().Current(); t != nil {
+			v[2] = t.Seq
+		}
+	}
+	v[3] = e.rankerHash
+	return v
 }
 
 // Part is the engine's model named name, or nil: for the node, which

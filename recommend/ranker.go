@@ -1,6 +1,8 @@
 package recommend
 
 import (
+	"github.com/cespare/xxhash/v2"
+
 	"errors"
 	"fmt"
 	"math"
@@ -80,7 +82,7 @@ func (r *Ranker) Validate() error {
 func (e *Engine) SetRanker(r *Ranker) error {
 	if r == nil {
 		e.mu.Lock()
-		e.ranker, e.rankW = nil, nil
+		e.ranker, e.rankW, e.rankerHash = nil, nil, 0
 		e.mu.Unlock()
 		return nil
 	}
@@ -105,8 +107,9 @@ func (e *Engine) SetRanker(r *Ranker) error {
 			}
 		}
 	}
+	h := xxhash.Sum64String(fmt.Sprintf("%v|%v|%v", r.Sources, r.Gaps, r.Weights))
 	e.mu.Lock()
-	e.ranker, e.rankW = r, rows
+	e.ranker, e.rankW, e.rankerHash = r, rows, h
 	e.mu.Unlock()
 	return nil
 }

@@ -48,6 +48,13 @@ func writeList(w http.ResponseWriter, h header, items []recommend.Scored) {
 // newline): {"user_id", "recommendation_id", "experiments": {name:
 // variant}, "items": [...]}, each header part only when set.
 func appendList(b []byte, h header, items []recommend.Scored) []byte {
+	b = appendHeader(b, h)
+	b = appendItems(b, items)
+	return append(b, '}')
+}
+
+// appendHeader appends the opening of a list answer up to its items.
+func appendHeader(b []byte, h header) []byte {
 	b = append(b, '{')
 	if h.key != "" {
 		b = appendString(b, h.key)
@@ -72,7 +79,12 @@ func appendList(b []byte, h header, items []recommend.Scored) []byte {
 		}
 		b = append(b, "},"...)
 	}
-	b = append(b, `"items":[`...)
+	return append(b, `"items":`...)
+}
+
+// appendItems appends the JSON array of a list's items.
+func appendItems(b []byte, items []recommend.Scored) []byte {
+	b = append(b, '[')
 	for i, it := range items {
 		if i > 0 {
 			b = append(b, ',')
@@ -112,7 +124,22 @@ func appendList(b []byte, h header, items []recommend.Scored) []byte {
 		}
 		b = append(b, '}')
 	}
-	return append(b, "]}"...)
+	return append(b, ']')
+}
+
+// writeRaw writes a list answer whose items are already encoded (a cached
+// answer: appendItems's array).
+func writeRaw(w http.ResponseWriter, h header, items []byte) {
+	bp := bufPool.Get().(*[]byte)
+	b := appendHeader((*bp)[:0], h)
+	b = append(b, items...)
+	b = append(b, "}\n"...)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+	*bp = b
+	bufPool.Put(bp)
 }
 
 // appendString appends s as a JSON string. Ids are validated UTF-8; the

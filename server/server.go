@@ -76,7 +76,19 @@ type Server struct {
 	// publish, when set, also gets every list a stream or a follower
 	// sends (a Kafka topic).
 	publish Publisher
+	// cache, when set, is the response cache replicas share (Redis).
+	cache Cache
 }
+
+// Cache is a response cache shared by replicas: best effort both ways (a
+// failure is a miss).
+type Cache interface {
+	Get(ctx context.Context, key string) ([]byte, bool)
+	Set(ctx context.Context, key string, b []byte)
+}
+
+// SetCache puts c in front of recommendation answers.
+func (s *Server) SetCache(c Cache) { s.cache = c }
 
 // Publisher takes users' updated lists: the list's id and the answer's
 // JSON object. It must not block, nor keep body.
@@ -676,10 +688,23 @@ func (s *Server) recommendations(w http.ResponseWriter, r *http.Request) error {
 	}
 	now := s.now()
 	h := s.personalise(&recommendation{Request: &req, asked: asked}, now)
+	var key string
+	if s.cache != nil && !shown {
+		key = s.cacheKey(&req, h)
+		if b, ok := s.cache.Get(r.Context(), key); ok {
+			w.Header().Set("X-Streamrec-Cache", "hit")
+			writeRaw(w, h, b)
+			return nil
+		}
+		w.Header().Set("X-Streamrec-Cache", "miss")
+	}
 	var trace recommend.Trace
 	req.Trace = &trace
 	items := s.eng.Recommend(req)
 	s.traced(&trace)
+	if key != "" {
+		s.cache.Set(r.Context(), key, appendItems(nil, items))
+	}
 	if shown && len(items) > 0 {
 		if err := s.recordShown(w, r.Context(), h, items, now); err != nil {
 			return err
@@ -687,6 +712,25 @@ func (s *Server) recommendations(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeList(w, h, items)
 	return nil
+}
+
+// cacheKey names an answer in the shared cache: everything the request
+// asks (the user, n, the filters and controls, the variants it is served),
+// and the engine's Version for the user — their own events, the
+// catalogue, the models — so that no cached list misses any of those.
+// Other users' events are not in it: an entry lives cache_ttl.
+func (s *Server) cacheKey(req *recommend.Request, h header) string {
+	b := make([]byte, 0, 128)
+	b = append(b, "rec\x00"...)
+	b = append(b, req.User...)
+	b = fmt.Appendf(b, "\x00%d\x00%s\x00%v\x00%g\x00%d\x00%t\x00%v", req.N, req.Category, req.Exclude, req.Diversity, req.MaxPerCategory, req.Explain, s.eng.Version(req.User))
+	for _, a := range h.assigned {
+		b = append(b, 0)
+		b = append(b, a.Experiment...)
+		b = append(b, '=')
+		b = append(b, a.Variant...)
+	}
+	return string(b)
 }
 
 // traced records a request's time and candidates per source.

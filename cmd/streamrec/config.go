@@ -22,6 +22,7 @@ type configFlags struct {
 	adminAddr       string
 	kafkaBrokers    string
 	kafkaTopic      string
+	redis           string
 	insecure        bool
 	tlsCert, tlsKey string
 }
@@ -84,6 +85,8 @@ func (c *configFlags) load(getenv func(string) string) (config.Config, error) {
 			}
 		case "kafka-topic":
 			cfg.Kafka.Topic = c.kafkaTopic
+		case "redis":
+			cfg.Redis.URL = c.redis
 		}
 	})
 	return cfg, cfg.Validate()
