@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -17,6 +18,7 @@ import (
 // again.
 type Cache struct {
 	cl      *redis.Client
+	limiter *redis_rate.Limiter
 	ttl     time.Duration
 	timeout time.Duration
 	until   atomic.Int64 // unix nanoseconds: skip Redis until then (it failed)
@@ -34,7 +36,8 @@ func OpenCache(url string, ttl time.Duration) (*Cache, error) {
 	}
 	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = 200*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond
 	opt.MaxRetries = 0 // a failure falls back to the replica's own answer at once
-	return &Cache{cl: redis.NewClient(opt), ttl: ttl, timeout: 100 * time.Millisecond}, nil
+	cl := redis.NewClient(opt)
+	return &Cache{cl: cl, limiter: redis_rate.NewLimiter(cl), ttl: ttl, timeout: 100 * time.Millisecond}, nil
 }
 
 // Close closes the connections.
@@ -81,6 +84,28 @@ func (c *Cache) Set(ctx context.Context, key string, b []byte) {
 	if err := c.cl.Set(ctx, key, b, c.ttl).Err(); err != nil {
 		c.failed(err)
 	}
+}
+
+// Allow takes one request from the rate limit of id shared by every
+// replica (GCRA in Redis, go-redis/redis_rate): rate per second, with
+// burst. ok is false when Redis could not say (down, slow): the caller
+// limits on its own then.
+func (c *Cache) Allow(ctx context.Context, id string, rate float64, burst int) (allowed, ok bool) {
+	if !c.up() || !(rate > 0) {
+		return false, false
+	}
+	lim := redis_rate.Limit{Rate: int(rate), Burst: max(burst, 1), Period: time.Second}
+	if rate < 1 { // one request every 1/rate seconds
+		lim.Rate, lim.Period = 1, time.Duration(float64(time.Second)/rate)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	res, err := c.limiter.Allow(ctx, "rate:"+id, lim)
+	if err != nil {
+		c.failed(err)
+		return false, false
+	}
+	return res.Allowed > 0, true
 }
 
 // Stats are the hits, misses and Redis errors so far.

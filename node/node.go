@@ -61,7 +61,8 @@ type Node struct {
 	// remote, in cluster mode, is the log on Kafka.
 	remote *cluster.Log
 	// cache, with redis.url, is the response cache replicas share.
-	cache *cluster.Cache
+	cache  *cluster.Cache
+	access *server.Access
 	// elected: one replica of the cluster trains (kafka.models_dir);
 	// leading: this is the one.
 	elected bool
@@ -89,7 +90,7 @@ func Open(cfg config.Config, log *slog.Logger) (*Node, error) {
 	if !access.Enabled() {
 		log.Warn("no API keys configured: anyone who can reach the listener may read and write", "addr", cfg.Addr)
 	}
-	n := &Node{Store: st, Metrics: metrics.New(), Hub: push.New(), cfg: cfg, log: log, ready: make(chan struct{})}
+	n := &Node{Store: st, Metrics: metrics.New(), Hub: push.New(), cfg: cfg, log: log, ready: make(chan struct{}), access: access}
 	n.progress.Store(&[2]uint64{})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", n.healthz)
@@ -239,6 +240,7 @@ func (n *Node) start(ctx context.Context) error {
 		}
 		n.cache = c
 		n.API.SetCache(c)
+		n.access.SetShared(c.Allow) // rate limits across replicas
 		n.Metrics.Counter("streamrec_cache_hits_total", "Recommendation answers served from the shared Redis cache.", func() float64 { h, _, _ := c.Stats(); return float64(h) })
 		n.Metrics.Counter("streamrec_cache_misses_total", "Recommendation answers the shared cache did not hold (Redis down included).", func() float64 { _, m, _ := c.Stats(); return float64(m) })
 		n.Metrics.Counter("streamrec_cache_errors_total", "Redis calls that failed (the answer then came from this replica alone).", func() float64 { _, _, e := c.Stats(); return float64(e) })

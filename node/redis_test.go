@@ -151,3 +151,56 @@ func TestSharedCache(t *testing.T) {
 }
 
 func jsonDecode(resp *http.Response, v any) error { return json.NewDecoder(resp.Body).Decode(v) }
+
+// TestSharedRateLimit: with Redis, limits.rate_per_second holds across
+// replicas (one budget for a client, whichever replica it reaches); with
+// Redis down each replica limits alone again.
+func TestSharedRateLimit(t *testing.T) {
+	kc, err := kfake.NewCluster(kfake.NumBrokers(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	rd := startRedis(t, 0)
+	root := t.TempDir()
+	var ns []*testNode
+	for _, name := range []string{"a", "b"} {
+		cfg := clusterConfig(t, kc.ListenAddrs(), filepath.Join(root, name))
+		cfg.Redis.URL = rd.url()
+		cfg.Limits.RatePerSecond, cfg.Limits.Burst = 2, 5
+		ns = append(ns, startNode(t, cfg))
+	}
+	burst := func() (ok, limited int) {
+		for i := range 30 {
+			resp, err := http.Get(ns[i%2].URL + "/v1/trending")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			switch resp.StatusCode {
+			case http.StatusOK:
+				ok++
+			case http.StatusTooManyRequests:
+				limited++
+				if resp.Header.Get("Retry-After") == "" {
+					t.Fatal("a 429 without Retry-After")
+				}
+			default:
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+		}
+		return ok, limited
+	}
+	ok, limited := burst()
+	t.Logf("shared: %d answered, %d limited (burst 5 across both replicas)", ok, limited)
+	if ok > 8 || limited == 0 {
+		t.Fatalf("%d of 30 answered across two replicas with one shared burst of 5", ok)
+	}
+	rd.kill()
+	time.Sleep(3 * time.Second) // the local buckets refill
+	ok, _ = burst()
+	t.Logf("Redis down: %d answered (each replica its own burst of 5)", ok)
+	if ok < 9 {
+		t.Fatalf("with Redis down only %d answered: the replicas should limit alone, 5 each", ok)
+	}
+}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -65,6 +67,7 @@ type Access struct {
 	mu       sync.Mutex
 	buckets  map[string]*rate.Limiter // by key index or client address
 	failures map[string]*rate.Limiter // by client address
+	shared   atomic.Pointer[SharedLimit]
 }
 
 // NewAccess validates the configuration.
@@ -100,6 +103,14 @@ func NewAccess(cfg AccessConfig) (*Access, error) {
 	}
 	return a, nil
 }
+
+// SharedLimit takes one request from a rate limit that every replica
+// shares; ok is false when it cannot say (the replica then limits alone).
+type SharedLimit func(ctx context.Context, id string, rate float64, burst int) (allowed, ok bool)
+
+// SetShared makes the rate limits (limits.rate_per_second per key, or per
+// address without keys) hold across replicas through f.
+func (a *Access) SetShared(f SharedLimit) { a.shared.Store(&f) }
 
 // Enabled reports whether keys are required.
 func (a *Access) Enabled() bool { return len(a.hashes) > 0 }
@@ -216,8 +227,22 @@ func (a *Access) Wrap(h http.Handler) http.Handler {
 			}
 			id = "key:" + strconv.Itoa(k)
 		}
-		if a.cfg.Rate > 0 && limited(w, a.limiter(a.buckets, id, a.cfg.Rate, a.cfg.Burst), fmt.Sprintf("more than %g requests per second", a.cfg.Rate)) {
-			return
+		if a.cfg.Rate > 0 {
+			what := fmt.Sprintf("more than %g requests per second", a.cfg.Rate)
+			if shared := a.shared.Load(); shared != nil {
+				if allowed, ok := (*shared)(r.Context(), id, a.cfg.Rate, a.cfg.Burst); ok {
+					if !allowed {
+						w.Header().Set("Retry-After", "1")
+						writeError(w, errorf(http.StatusTooManyRequests, "rate_limited", what+" across the replicas; retry shortly", nil))
+						return
+					}
+					h.ServeHTTP(w, r)
+					return
+				}
+			}
+			if limited(w, a.limiter(a.buckets, id, a.cfg.Rate, a.cfg.Burst), what) {
+				return
+			}
 		}
 		h.ServeHTTP(w, r)
 	})
