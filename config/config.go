@@ -135,6 +135,13 @@ type Kafka struct {
 	// SessionTimeout is how long the elected trainer may be silent before
 	// another replica takes over.
 	SessionTimeout Duration `yaml:"session_timeout"`
+	// SourceTopic, when set, is a topic of the application's own events
+	// (JSON or NDJSON in the schema of POST /v1/events) the replicas
+	// consume, as a consumer group, into the log; messages that fail
+	// validation go to DeadLetterTopic with the reason.
+	SourceTopic     string `yaml:"source_topic"`
+	SourceGroup     string `yaml:"source_group"`
+	DeadLetterTopic string `yaml:"dead_letter_topic"`
 }
 
 // Experiments configures online experiments (package experiment).
@@ -472,7 +479,8 @@ func Default() Config {
 		Experiments: Experiments{Enabled: true, MaxShown: experiment.DefaultConfig().MaxShown,
 			Windows:     map[string]Duration{"default": Duration(30 * time.Minute), "purchase": Duration(24 * time.Hour), "cart": Duration(24 * time.Hour)},
 			Conversions: []string{"purchase"}, Define: []experiment.Definition{}},
-		Kafka: Kafka{Brokers: []string{}, Topic: "streamrec-log", SessionTimeout: Duration(10 * time.Second)},
+		Kafka: Kafka{Brokers: []string{}, Topic: "streamrec-log", SessionTimeout: Duration(10 * time.Second),
+			SourceGroup: "streamrec-source", DeadLetterTopic: "streamrec-dead-letter"},
 		Redis: Redis{CacheTTL: Duration(2 * time.Second)},
 		Streams: Streams{Interval: Duration(200 * time.Millisecond), Max: 10000,
 			Kafka: StreamsKafka{Brokers: []string{}, Topic: "recommendations", Users: []string{}, N: 10}},
@@ -644,6 +652,7 @@ func (c *Config) Validate() error {
 		{"kafka.replication must not be negative", c.Kafka.Replication >= 0},
 		{"kafka.session_timeout must be at least 1s", c.Kafka.SessionTimeout >= Duration(time.Second)},
 		{"redis.cache_ttl must be positive", c.Redis.CacheTTL > 0},
+		{"kafka.source_topic needs kafka.brokers, a source_group and a dead_letter_topic", c.Kafka.SourceTopic == "" || len(c.Kafka.Brokers) > 0 && c.Kafka.SourceGroup != "" && c.Kafka.DeadLetterTopic != ""},
 		{"streams.kafka.topic must be set when streams.kafka.brokers are", len(c.Streams.Kafka.Brokers) == 0 || c.Streams.Kafka.Topic != ""},
 		{"streams.kafka.n must be in [1, limits.max_n]", c.Streams.Kafka.N > 0 && c.Streams.Kafka.N <= c.Limits.MaxN},
 	}

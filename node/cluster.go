@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/streamrec/streamrec/cluster"
+	"github.com/streamrec/streamrec/event"
+	"github.com/streamrec/streamrec/pipeline"
 )
 
 // leads says whether this replica trains: always on one node; in a cluster
@@ -37,6 +39,28 @@ func (n *Node) startTrainerElection(ctx context.Context, l *cluster.Log) {
 	go func() {
 		defer n.bg.Done()
 		n.watchModels(ctx, dir, time.Second)
+	}()
+}
+
+// startSource consumes the application's own event topic into the log
+// (kafka.source_topic), sharing its partitions with the other replicas.
+func (n *Node) startSource(ctx context.Context, pipe *pipeline.Pipeline) {
+	k := n.cfg.Kafka
+	if k.SourceTopic == "" {
+		return
+	}
+	n.bg.Add(1)
+	go func() {
+		defer n.bg.Done()
+		cfg := cluster.SourceConfig{Brokers: k.Brokers, Topic: k.SourceTopic, Group: k.SourceGroup, DeadLetter: k.DeadLetterTopic, MaxEvents: n.cfg.Limits.MaxBatchEvents}
+		sink := func(ctx context.Context, recs []event.Record) error {
+			_, err := n.Writer.Submit(ctx, recs)
+			return err
+		}
+		n.log.Info("consuming the application's event topic", "topic", k.SourceTopic, "group", k.SourceGroup, "dead_letter", k.DeadLetterTopic)
+		if err := cluster.Consume(ctx, cfg, pipe, sink, n.log); err != nil {
+			n.log.Error("consuming the application's event topic stopped", "err", err)
+		}
 	}()
 }
 

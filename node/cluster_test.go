@@ -1,6 +1,8 @@
 package node
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/streamrec/streamrec/config"
 	"github.com/streamrec/streamrec/dataset"
@@ -246,4 +249,80 @@ func TestClusterOneTrainer(t *testing.T) {
 		t.Fatalf("after the trainer stopped, replicas %v lead, want exactly one", l)
 	}
 	t.Logf("after the trainer stopped, the new one's model (through %d) is served by both", second)
+}
+
+// TestSourceTopic: a replica consumes the application's own event topic
+// into the log: a JSON event, a JSON array and NDJSON are all applied;
+// an invalid event and a message that is not JSON go to the dead-letter
+// topic with the reason (the valid events of a message still go in); the
+// offsets are committed, so a restart reads nothing twice.
+func TestSourceTopic(t *testing.T) {
+	kc, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(2, "app-events"), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	brokers := kc.ListenAddrs()
+	cfg := clusterConfig(t, brokers, filepath.Join(t.TempDir(), "a"))
+	cfg.Kafka.SourceTopic, cfg.Kafka.DeadLetterTopic = "app-events", "app-dead"
+	n := startNode(t, cfg)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic("app-events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	msgs := []string{
+		`{"user_id":"ann","item_id":"a","type":"view"}`,
+		`[{"user_id":"ann","item_id":"b","type":"view"},{"user_id":"bob","item_id":"a","type":"click"}]`,
+		"{\"user_id\":\"ann\",\"item_id\":\"c\",\"type\":\"view\"}\n{\"user_id\":\"ann\",\"item_id\":\"d\",\"type\":\"cart\"}",
+		`[{"user_id":"bob","item_id":"b","type":"view"},{"user_id":"bob","item_id":"x","type":"teleport"}]`,
+		`not json at all`,
+	}
+	for _, m := range msgs {
+		if err := cl.ProduceSync(context.Background(), &kgo.Record{Value: []byte(m)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func(user string) int {
+		var r struct {
+			Events []json.RawMessage `json:"events"`
+		}
+		call(t, "GET", n.URL+"/v1/users/"+user+"/events?n=100", nil, &r)
+		return len(r.Events)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for count("ann") < 4 || count("bob") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("from the topic: ann %d events (want 4), bob %d (want 2)", count("ann"), count("bob"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The dead letters: the message with the bad type, and the garbage.
+	dl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics("app-dead"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dl.Close()
+	var reasons []string
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for len(reasons) < 2 && ctx.Err() == nil {
+		dl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			for _, h := range r.Headers {
+				if h.Key == "reason" {
+					reasons = append(reasons, string(r.Value)+" ← "+string(h.Value))
+				}
+			}
+		})
+	}
+	if len(reasons) != 2 || !strings.Contains(strings.Join(reasons, "\n"), "teleport") || !strings.Contains(strings.Join(reasons, "\n"), "not json") {
+		t.Fatalf("dead letters: %q", reasons)
+	}
+	// A restart reads nothing twice: the offsets were committed.
+	n.stop()
+	n = startNode(t, withData(cfg, n.cfg.Data))
+	time.Sleep(2 * time.Second)
+	if a, b := count("ann"), count("bob"); a != 4 || b != 2 {
+		t.Fatalf("after a restart ann has %d events, bob %d: want 4 and 2 (nothing read twice)", a, b)
+	}
 }

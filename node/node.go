@@ -261,6 +261,7 @@ func (n *Node) start(ctx context.Context) error {
 	n.loadModel(ctx)
 	if n.remote != nil {
 		n.startTrainerElection(ctx, n.remote)
+		n.startSource(ctx, pipeline.New(cfg.PipelineConfig(table)))
 	}
 	t := &trainer{n: n}
 	n.Metrics.Gauge("streamrec_mf_model_age_seconds", "Seconds since the served matrix-factorisation model finished training (0: none yet).", func() float64 { return modelAge(eng.MFTrained()) })

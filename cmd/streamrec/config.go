@@ -23,6 +23,7 @@ type configFlags struct {
 	kafkaBrokers    string
 	kafkaTopic      string
 	redis           string
+	sourceTopic     string
 	insecure        bool
 	tlsCert, tlsKey string
 }
@@ -87,6 +88,8 @@ func (c *configFlags) load(getenv func(string) string) (config.Config, error) {
 			cfg.Kafka.Topic = c.kafkaTopic
 		case "redis":
 			cfg.Redis.URL = c.redis
+		case "kafka-source-topic":
+			cfg.Kafka.SourceTopic = c.sourceTopic
 		}
 	})
 	return cfg, cfg.Validate()

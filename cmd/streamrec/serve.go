@@ -35,6 +35,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	cf.fs.StringVar(&cf.tlsCert, "tls-cert", "", "TLS certificate file (with --tls-key: serve HTTPS)")
 	cf.fs.StringVar(&cf.tlsKey, "tls-key", "", "TLS key file")
 	cf.fs.StringVar(&cf.kafkaBrokers, "kafka-brokers", "", "cluster mode: Kafka brokers host:port,... whose topic is the log (env STREAMREC_KAFKA_BROKERS; docs/SCALING.md)")
+	cf.fs.StringVar(&cf.sourceTopic, "kafka-source-topic", "", "cluster mode: a topic of the application's own events to consume into the log (docs/SCALING.md)")
 	cf.fs.StringVar(&cf.redis, "redis", "", "a Redis URL (redis://host:port) for the response cache replicas share (env STREAMREC_REDIS)")
 	cf.fs.StringVar(&cf.kafkaTopic, "kafka-topic", config.Default().Kafka.Topic, "cluster mode: the log's topic (env STREAMREC_KAFKA_TOPIC)")
 	if err := parseFlags(cf.fs, args, stdout); err != nil {
