@@ -16,7 +16,10 @@ import (
 // Kafka's group membership decides: when the leader leaves or stops
 // heart-beating for sessionTimeout, another member is assigned the
 // partition. Nothing is ever produced to the topic.
-func (l *Log) Elect(ctx context.Context, topic, group string, sessionTimeout time.Duration, onChange func(leading bool)) error {
+//
+// onError, when set, is told of the errors polling the group returns (a
+// session timeout the brokers refuse shows there, and nowhere else).
+func (l *Log) Elect(ctx context.Context, topic, group string, sessionTimeout time.Duration, onChange func(leading bool), onError func(error)) error {
 	if err := l.ensure(ctx, topic); err != nil {
 		return err
 	}
@@ -63,8 +66,18 @@ func (l *Log) Elect(ctx context.Context, topic, group string, sessionTimeout tim
 		cl.Close() // leaves the group: another member takes over at once
 		set(false)
 	}()
+	var last time.Time
 	for ctx.Err() == nil {
-		cl.PollFetches(ctx) // the group's callbacks run while polling
+		fs := cl.PollFetches(ctx) // the group's callbacks run while polling
+		fs.EachError(func(_ string, _ int32, err error) {
+			if onError != nil && ctx.Err() == nil && time.Since(last) > 10*time.Second {
+				last = time.Now()
+				onError(err)
+			}
+		})
+		if err := fs.Err(); err != nil && ctx.Err() == nil {
+			time.Sleep(100 * time.Millisecond) // a group error comes back at once: do not spin
+		}
 	}
 	return nil
 }

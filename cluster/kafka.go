@@ -41,10 +41,14 @@ type Config struct {
 // Log is the Kafka topic as streamrec's log: Append produces, Tail
 // consumes from a sequence number on.
 type Log struct {
-	cfg Config
-	cl  *kgo.Client // producing and admin requests
-	end atomic.Uint64
+	cfg       Config
+	cl        *kgo.Client // producing and admin requests
+	end       atomic.Uint64
+	fetchErrs atomic.Int64 // transient fetch errors, retried
 }
+
+// FetchErrors counts the fetch errors Tail retried.
+func (l *Log) FetchErrors() int64 { return l.fetchErrs.Load() }
 
 // Open connects to the cluster and makes sure the topic exists, with one
 // partition.
@@ -86,6 +90,20 @@ func (l *Log) ensure(ctx context.Context, topic string) error {
 	req := kmsg.NewPtrCreateTopicsRequest()
 	t := kmsg.NewCreateTopicsRequestTopic()
 	t.Topic, t.NumPartitions, t.ReplicationFactor = topic, 1, int16(rf)
+	// The log is the source of truth: kept whole, never compacted; an
+	// acknowledged write is on two replicas at least (when there are two),
+	// and no out-of-sync replica may become leader and lose it.
+	for k, v := range map[string]string{
+		"min.insync.replicas":            fmt.Sprint(min(2, rf)),
+		"retention.ms":                   "-1",
+		"retention.bytes":                "-1",
+		"cleanup.policy":                 "delete",
+		"unclean.leader.election.enable": "false",
+	} {
+		c := kmsg.NewCreateTopicsRequestTopicConfig()
+		c.Name, c.Value = k, kmsg.StringPtr(v)
+		t.Configs = append(t.Configs, c)
+	}
 	req.Topics = append(req.Topics, t)
 	req.TimeoutMillis = 10000
 	resp, err := req.RequestWith(ctx, l.cl)
@@ -95,6 +113,21 @@ func (l *Log) ensure(ctx context.Context, topic string) error {
 	for _, rt := range resp.Topics {
 		if err := kerr.ErrorForCode(rt.ErrorCode); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 			return fmt.Errorf("cluster: create topic %s: %w", topic, err)
+		}
+	}
+	// A topic made elsewhere must have one partition too: the models need
+	// one order.
+	mreq := kmsg.NewPtrMetadataRequest()
+	mt := kmsg.NewMetadataRequestTopic()
+	mt.Topic = kmsg.StringPtr(topic)
+	mreq.Topics = append(mreq.Topics, mt)
+	meta, err := mreq.RequestWith(ctx, l.cl)
+	if err != nil {
+		return fmt.Errorf("cluster: metadata of %s: %w", topic, err)
+	}
+	for _, mt := range meta.Topics {
+		if n := len(mt.Partitions); n != 1 {
+			return fmt.Errorf("cluster: topic %s has %d partitions; streamrec's log needs exactly 1 (the models apply one order)", topic, n)
 		}
 	}
 	return nil
@@ -148,6 +181,22 @@ func (l *Log) End(ctx context.Context) (uint64, error) {
 	return 0, errors.New("cluster: list offsets: no partition in the answer")
 }
 
+// RecordAt is the record of sequence number seq, read from the topic.
+func (l *Log) RecordAt(ctx context.Context, seq uint64) (event.Record, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	var rec event.Record
+	found := errors.New("found")
+	err := l.Tail(ctx, seq, func(first uint64, recs []event.Record) error {
+		rec = recs[0]
+		return found
+	})
+	if errors.Is(err, found) {
+		return rec, nil
+	}
+	return rec, fmt.Errorf("cluster: record %d: %w", seq, err)
+}
+
 // Seen is the end of the log as last seen by End or Tail (for the lag).
 func (l *Log) Seen() uint64 { return l.end.Load() }
 
@@ -171,14 +220,26 @@ func (l *Log) Tail(ctx context.Context, from uint64, fn func(first uint64, recs 
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		var ferr error
+		// Data loss (the log lost records this replica was to read) ends
+		// the tail; any other fetch error is one franz-go retries: wait a
+		// moment and poll again.
+		var ferr, transient error
 		fs.EachError(func(_ string, _ int32, err error) {
-			if ferr == nil && !errors.Is(err, context.Canceled) {
+			var loss *kgo.ErrDataLoss
+			switch {
+			case errors.Is(err, context.Canceled):
+			case errors.As(err, &loss):
 				ferr = err
+			default:
+				transient = err
 			}
 		})
 		if ferr != nil {
 			return fmt.Errorf("cluster: fetch: %w", ferr)
+		}
+		if transient != nil {
+			l.fetchErrs.Add(1)
+			time.Sleep(200 * time.Millisecond)
 		}
 		var perr error
 		fs.EachPartition(func(p kgo.FetchTopicPartition) {

@@ -97,7 +97,7 @@ func TestElectOneLeader(t *testing.T) {
 		cancels[i] = cancel
 		go func() {
 			defer func() { done <- struct{}{} }()
-			if err := l.Elect(ectx, "log-trainer", "log-trainer", time.Second, func(v bool) { leading[i].Store(v) }); err != nil {
+			if err := l.Elect(ectx, "log-trainer", "log-trainer", time.Second, func(v bool) { leading[i].Store(v) }, nil); err != nil {
 				t.Error(err)
 			}
 		}()

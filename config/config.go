@@ -158,6 +158,11 @@ type Experiments struct {
 	Conversions []string `yaml:"conversions"`
 	// MaxShown bounds the impressed items remembered per user.
 	MaxShown int `yaml:"max_shown"`
+	// KeyFile holds the key recommendation ids are signed with (made when
+	// absent). Default: DATA/recommendation.key, or, in cluster mode with
+	// kafka.models_dir, the shared directory's, so that every replica
+	// recognises every replica's ids.
+	KeyFile string `yaml:"key_file"`
 	// Define lists experiments defined by this file: at start, each one
 	// not in the log yet, or different from it, is written to the log as
 	// if sent to POST /v1/experiments (or PATCH, keeping its users).

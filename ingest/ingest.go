@@ -29,9 +29,10 @@ import (
 // ErrClosed is returned once the writer stopped.
 var ErrClosed = errors.New("ingest: writer closed")
 
-// ErrBroken is returned after a write to the store failed: nothing more is
-// accepted until a restart (what was acknowledged before stays durable).
-var ErrBroken = errors.New("ingest: store write failed; restart required")
+// ErrBroken is returned after a write to the store failed (or, in remote
+// mode, following the remote log did): nothing more is accepted until a
+// restart (what was acknowledged before stays durable).
+var ErrBroken = errors.New("ingest: the log cannot be written; restart required")
 
 // ErrUnavailable is returned (wrapped, with the cause) for a write that
 // could not become durable within Config.Durable — a full or stalled disk —
@@ -98,6 +99,11 @@ type Writer struct {
 	// remembers the sequence numbers it found duplicate, for Submit.
 	stopFollow context.CancelFunc
 	dups       []atomic.Uint64
+	// appending counts appends to the remote log in flight; stalledSince
+	// is when one last outlived timeouts.durable (0: none since the last
+	// that went through).
+	appending    atomic.Int64
+	stalledSince atomic.Int64
 }
 
 // Remote is a log kept elsewhere (a Kafka topic, package cluster) that
@@ -109,6 +115,8 @@ type Remote interface {
 	End(ctx context.Context) (uint64, error)
 	// Seen is End as last seen, without asking.
 	Seen() uint64
+	// RecordAt is the record of sequence number seq.
+	RecordAt(ctx context.Context, seq uint64) (event.Record, error)
 	// Tail calls fn with the records from sequence number from on, in
 	// order, until ctx ends or fn fails.
 	Tail(ctx context.Context, from uint64, fn func(first uint64, recs []event.Record) error) error
@@ -416,6 +424,9 @@ func (w *Writer) Submit(ctx context.Context, recs []event.Record) (Result, error
 func (w *Writer) Health() error {
 	if err := w.broken(); err != nil {
 		return err
+	}
+	if since := w.stalledSince.Load(); since != 0 && w.appending.Load() > 0 {
+		return fmt.Errorf("%w: the remote log has not taken a write for %s (%d in flight): its brokers are down or unreachable", ErrUnavailable, time.Since(time.Unix(0, since)).Round(time.Second)+w.cfg.Durable, w.appending.Load())
 	}
 	if since := w.commitSince.Load(); since != 0 {
 		if d := time.Since(time.Unix(0, since)); d > w.cfg.Durable {

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/streamrec/streamrec/event"
+	"github.com/streamrec/streamrec/store"
 )
 
 // startFollowing starts the follower of the remote log where the local
@@ -23,6 +25,11 @@ func (w *Writer) startFollowing(ctx context.Context) error {
 	local := w.store.LastSeq()
 	if local > end {
 		return fmt.Errorf("ingest: the local copy of the log holds %d records, the remote log %d: this data directory belongs to another log", local, end)
+	}
+	if local > 0 {
+		if err := w.sameLog(ctx, local); err != nil {
+			return err
+		}
 	}
 	fctx, cancel := context.WithCancel(context.Background())
 	w.stopFollow = cancel
@@ -53,6 +60,30 @@ func (w *Writer) startFollowing(ctx context.Context) error {
 		d := time.Since(start)
 		w.log.Info("caught up with the remote log", "records", end-local, "seconds", d.Seconds(),
 			"records_per_second", float64(end-local)/max(d.Seconds(), 1e-9))
+	}
+	return nil
+}
+
+// sameLog checks that the local copy's record seq is the remote log's
+// (a topic deleted and made again, or another cluster's, would otherwise
+// be followed from the middle: a silent divergence).
+func (w *Writer) sameLog(ctx context.Context, seq uint64) error {
+	var mine event.Record
+	stop := errors.New("stop")
+	if err := w.store.Replay(seq, func(_ uint64, r event.Record) error { mine = r; return stop }); err != nil && !errors.Is(err, stop) {
+		return fmt.Errorf("ingest: the local copy's record %d: %w", seq, err)
+	}
+	theirs, err := w.cfg.Remote.RecordAt(ctx, seq)
+	if err != nil {
+		return fmt.Errorf("ingest: the remote log's record %d: %w", seq, err)
+	}
+	if mine.Kind == event.KindSkip && theirs.Kind == event.KindEvent {
+		return nil // a duplicate this replica skipped
+	}
+	a, errA := store.EncodeRecord(nil, &mine)
+	b, errB := store.EncodeRecord(nil, &theirs)
+	if errA != nil || errB != nil || !bytes.Equal(a, b) {
+		return fmt.Errorf("ingest: the local copy's record %d differs from the remote log's: this data directory follows another log (was the topic made again?); start this replica with an empty data directory", seq)
 	}
 	return nil
 }
@@ -100,19 +131,51 @@ func (w *Writer) follow(ctx context.Context) {
 	}
 	w.log.Error("following the remote log failed; refusing writes until restart (everything acknowledged before is in the remote log)", "err", err)
 	w.mu.Lock()
-	w.err = fmt.Errorf("%w: %v", ErrBroken, err)
+	w.err = fmt.Errorf("%w: following the remote log: %v", ErrBroken, err)
 	w.mu.Unlock()
 }
 
 // submitRemote appends recs to the remote log and waits until this replica
 // has applied them, within Config.Durable.
 func (w *Writer) submitRemote(ctx context.Context, recs []event.Record) (Result, error) {
-	if err := w.broken(); err != nil {
+	if err := w.Health(); err != nil { // broken, or the remote log stalled: refused at once
+		w.cfg.Metrics.StorageError(cause(err))
+		w.logUnavailable(err)
 		return Result{}, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, w.cfg.Durable)
 	defer cancel()
-	seqs, err := w.cfg.Remote.Append(ctx, recs)
+	// An idempotent producer never gives up on a record it has sent, and
+	// cancelling does not stop it: the append runs apart, and the request
+	// stops waiting for it at the bound (the append may still land; a
+	// retry with the same event_id is never applied twice).
+	type appended struct {
+		seqs []uint64
+		err  error
+	}
+	done := make(chan appended, 1)
+	w.appending.Add(1)
+	go func() {
+		defer w.appending.Add(-1)
+		started := time.Now()
+		seqs, err := w.cfg.Remote.Append(context.Background(), recs)
+		if d := time.Since(started); d > w.cfg.Durable {
+			w.log.Info("a write the remote log held past timeouts.durable was taken", "after", d.Round(time.Millisecond), "err", err)
+		}
+		done <- appended{seqs, err}
+	}()
+	var seqs []uint64
+	var err error
+	select {
+	case a := <-done:
+		seqs, err = a.seqs, a.err
+	case <-ctx.Done():
+		w.stalledSince.CompareAndSwap(0, time.Now().UnixNano())
+		err = ctx.Err()
+	}
+	if err == nil {
+		w.stalledSince.Store(0)
+	}
 	if err != nil {
 		w.cfg.Metrics.StorageError("stalled")
 		err = fmt.Errorf("%w: the remote log did not take the records within %s (%v); they may or may not be stored (a retry with the same event_id is never applied twice)", ErrUnavailable, w.cfg.Durable, err)

@@ -28,12 +28,21 @@ func (n *Node) startTrainerElection(ctx context.Context, l *cluster.Log) {
 	n.bg.Add(2)
 	go func() {
 		defer n.bg.Done()
-		err := l.Elect(ctx, n.cfg.Kafka.Topic+"-trainer", n.cfg.Kafka.Topic+"-trainer", time.Duration(n.cfg.Kafka.SessionTimeout), func(leading bool) {
-			n.leading.Store(leading)
-			n.log.Info("trainer election", "this_replica_trains", leading)
-		})
-		if err != nil && ctx.Err() == nil {
-			n.log.Error("trainer election failed: this replica does not train", "err", err)
+		for wait := time.Second; ctx.Err() == nil; wait = min(2*wait, time.Minute) {
+			err := l.Elect(ctx, n.cfg.Kafka.Topic+"-trainer", n.cfg.Kafka.Topic+"-trainer", time.Duration(n.cfg.Kafka.SessionTimeout), func(leading bool) {
+				n.leading.Store(leading)
+				n.log.Info("trainer election", "this_replica_trains", leading)
+			}, func(err error) {
+				n.log.Warn("trainer election: the group answered an error (is kafka.session_timeout within the brokers' group.min.session.timeout.ms, 6 s by default?)", "err", err)
+			})
+			if ctx.Err() != nil {
+				return
+			}
+			n.log.Error("trainer election failed; retrying", "err", err, "in", wait)
+			select {
+			case <-ctx.Done():
+			case <-time.After(wait):
+			}
 		}
 	}()
 	go func() {
@@ -68,6 +77,12 @@ func (n *Node) startSource(ctx context.Context, pipe *pipeline.Pipeline) {
 // directory (atomically: the others never read half a file).
 func (n *Node) publish(local string) {
 	if !n.elected {
+		return
+	}
+	if !n.leading.Load() {
+		// Demoted while it trained: another replica trains now, and its
+		// models are the ones to serve.
+		n.log.Warn("not publishing a model trained before this replica lost the trainer's election", "path", local)
 		return
 	}
 	dst := filepath.Join(n.cfg.Kafka.ModelsDir, filepath.Base(local))
@@ -110,7 +125,11 @@ func (n *Node) watchModels(ctx context.Context, dir string, every time.Duration)
 			}
 			seen[name] = st.ModTime()
 			local := filepath.Join(n.cfg.Data, "models", name)
-			if err := WriteModelFile(local, func(f *os.File) error {
+			// Under the training lock: a training of this replica's own
+			// (from before it lost the election) cannot rename over the
+			// copy before it is loaded.
+			n.trainMu.Lock()
+			err = WriteModelFile(local, func(f *os.File) error {
 				src, err := os.Open(shared)
 				if err != nil {
 					return err
@@ -118,16 +137,18 @@ func (n *Node) watchModels(ctx context.Context, dir string, every time.Duration)
 				defer src.Close()
 				_, err = io.Copy(f, src)
 				return err
-			}); err != nil {
+			})
+			if err == nil {
+				if name == filepath.Base(ModelFile(n.cfg.Data)) {
+					n.loadModel(ctx)
+				} else {
+					n.loadRanker()
+				}
+			}
+			n.trainMu.Unlock()
+			if err != nil {
 				n.log.Warn("cannot copy the published model", "path", shared, "err", err)
 				continue
-			}
-			if name == filepath.Base(ModelFile(n.cfg.Data)) {
-				n.trainMu.Lock()
-				n.loadModel(ctx)
-				n.trainMu.Unlock()
-			} else {
-				n.loadRanker()
 			}
 			n.Hub.All()
 		}

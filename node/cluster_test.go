@@ -3,17 +3,20 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/streamrec/streamrec/config"
 	"github.com/streamrec/streamrec/dataset"
@@ -233,6 +236,14 @@ func TestClusterOneTrainer(t *testing.T) {
 		return out
 	}
 	post(nodes[0], 0)
+	// The recommendation id key is in the shared directory: an impression
+	// of an answer of one replica is taken by another.
+	var ans expReply
+	call(t, "GET", nodes[0].URL+"/v1/users/someone/recommendations?n=1", nil, &ans)
+	imp := fmt.Sprintf(`{"recommendation_id":%q,"user_id":"someone","items":["x"]}`, ans.RecommendationID)
+	if code := call(t, "POST", nodes[2].URL+"/v1/impressions", imp, nil); code != http.StatusAccepted {
+		t.Fatalf("an impression of replica a's answer posted to replica c: %d", code)
+	}
 	first := servedAll(nodes, 0)
 	lead := leaders(nodes)
 	if len(lead) != 1 {
@@ -324,5 +335,75 @@ func TestSourceTopic(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	if a, b := count("ann"), count("bob"); a != 4 || b != 2 {
 		t.Fatalf("after a restart ann has %d events, bob %d: want 4 and 2 (nothing read twice)", a, b)
+	}
+}
+
+// TestClusterRefusesAnotherLog: a data directory that followed one log is
+// not followed on into another (a topic made again, another cluster's)
+// whose records differ: the start fails, naming why.
+func TestClusterRefusesAnotherLog(t *testing.T) {
+	first, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	second, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	root := t.TempDir()
+	a := startNode(t, clusterConfig(t, first.ListenAddrs(), filepath.Join(root, "a")))
+	tokenOf(t, a, `[{"user_id":"x","item_id":"1","type":"view"},{"user_id":"x","item_id":"2","type":"view"}]`)
+	a.stop()
+	b := startNode(t, clusterConfig(t, second.ListenAddrs(), filepath.Join(root, "b")))
+	tokenOf(t, b, `[{"user_id":"y","item_id":"7","type":"view"},{"user_id":"y","item_id":"8","type":"view"},{"user_id":"y","item_id":"9","type":"view"}]`)
+	err = startFails(t, clusterConfig(t, second.ListenAddrs(), filepath.Join(root, "a")))
+	if err == nil || !strings.Contains(err.Error(), "differs") {
+		t.Fatalf("a's data directory on the second log: %v, want the start refused", err)
+	}
+}
+
+// TestClusterBrokersDown: when the brokers take no write, a POST is
+// answered 503 within timeouts.durable (not held until they come back),
+// and the replica says so until a write goes through again.
+func TestClusterBrokersDown(t *testing.T) {
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	cfg := clusterConfig(t, kc.ListenAddrs(), filepath.Join(t.TempDir(), "a"))
+	cfg.Timeouts.Durable = config.Duration(time.Second)
+	n := startNode(t, cfg)
+	tokenOf(t, n, `[{"user_id":"x","item_id":"1","type":"view"}]`)
+	var down atomic.Bool
+	down.Store(true)
+	kc.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		kc.KeepControl()
+		if down.Load() {
+			return nil, errors.New("broker down"), true // the connection is closed
+		}
+		return nil, nil, false
+	})
+	start := time.Now()
+	resp, raw := do(t, "POST", n.URL+"/v1/events", "", `[{"user_id":"x","item_id":"2","type":"view"}]`)
+	if took := time.Since(start); resp.StatusCode != http.StatusServiceUnavailable || took > 5*time.Second {
+		t.Fatalf("with the brokers down: %d after %s: %s", resp.StatusCode, took.Round(time.Millisecond), raw)
+	}
+	if err := n.Writer.Health(); err == nil {
+		t.Fatal("the replica reports no trouble while the brokers take no write")
+	}
+	down.Store(false)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, _ := do(t, "POST", n.URL+"/v1/events", "", `[{"user_id":"x","item_id":"3","type":"view"}]`)
+		if resp.StatusCode == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("writes did not recover after the brokers came back: %d", resp.StatusCode)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

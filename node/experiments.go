@@ -28,7 +28,16 @@ func (n *Node) startExperiments(ctx context.Context, eng *recommend.Engine) erro
 	if !ok {
 		return errors.New("node: experiments are enabled but the engine keeps no experiments part")
 	}
-	key, err := loadKey(filepath.Join(n.cfg.Data, keyFile))
+	path := filepath.Join(n.cfg.Data, keyFile)
+	switch {
+	case n.cfg.Experiments.KeyFile != "":
+		path = n.cfg.Experiments.KeyFile
+	case n.cfg.Kafka.ModelsDir != "":
+		path = filepath.Join(n.cfg.Kafka.ModelsDir, keyFile) // shared: every replica recognises every replica's ids
+	case len(n.cfg.Kafka.Brokers) > 0:
+		n.log.Warn("cluster mode without a shared recommendation id key: an impression posted to another replica than the one that answered is refused; set experiments.key_file (or kafka.models_dir) to a file every replica reads")
+	}
+	key, err := loadKey(path)
 	if err != nil {
 		return err
 	}
@@ -81,7 +90,9 @@ func (n *Node) defineFromFile(ctx context.Context, t *experiment.Tracker) error 
 	return nil
 }
 
-// loadKey reads the key in path, or makes one there.
+// loadKey reads the key in path, or makes one there. Several replicas
+// starting at once on a shared directory agree: the file is created only
+// if absent (a hard link of a complete temporary file), then read.
 func loadKey(path string) ([]byte, error) {
 	b, err := os.ReadFile(path)
 	if err == nil && len(b) >= 32 {
@@ -90,20 +101,39 @@ func loadKey(path string) ([]byte, error) {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("node: recommendation id key: %w", err)
 	}
+	if err == nil {
+		return nil, fmt.Errorf("node: recommendation id key %s: %d bytes, want 32", path, len(b))
+	}
 	b = make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
 		return nil, fmt.Errorf("node: recommendation id key: %w", err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("node: recommendation id key: %w", err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".key-*.tmp")
+	if err != nil {
 		return nil, fmt.Errorf("node: recommendation id key: %w", err)
 	}
-	return b, nil
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return nil, fmt.Errorf("node: recommendation id key: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return nil, fmt.Errorf("node: recommendation id key: %w", err)
+	}
+	tmp.Close()
+	if err := os.Link(tmp.Name(), path); err != nil && !errors.Is(err, os.ErrExist) {
+		return nil, fmt.Errorf("node: recommendation id key: %w", err)
+	}
+	b, err = os.ReadFile(path) // ours, or the one another replica made first
+	if err != nil || len(b) < 32 {
+		return nil, fmt.Errorf("node: recommendation id key %s: %v", path, err)
+	}
+	return b[:32], nil
 }
-
 // startPublisher connects the Kafka topic of updated recommendations when
 // streams.kafka names brokers, and follows the users it names.
 func (n *Node) startPublisher(ctx context.Context) error {

@@ -70,7 +70,7 @@ func (t *trainer) run(ctx context.Context, tick time.Duration) {
 		// holds: count from what is here.
 		t.tried = min(cur.Seq, t.n.Engine.Applied())
 	}
-	s := schedule{
+	s := schedule{leads: t.n.leads,
 		next: func(tried uint64) uint64 {
 			if cfg.TrainEveryEvents == 0 {
 				return math.MaxUint64
@@ -95,6 +95,10 @@ type schedule struct {
 	every        time.Duration
 	quiet        time.Duration
 	quietRecords uint64
+	// leads, when set, says whether this replica trains now: while it does
+	// not, nothing is counted as tried (a replica elected later trains at
+	// once on what it missed).
+	leads func() bool
 }
 
 // run checks the schedule every tick until ctx is done, calling train with
@@ -115,6 +119,9 @@ func (s schedule) run(ctx context.Context, tick time.Duration, applied func() ui
 		a := applied()
 		if a != seen {
 			seen, quietSince = a, time.Now()
+		}
+		if s.leads != nil && !s.leads() {
+			continue
 		}
 		byCount := a >= s.next(tried)
 		byTime := s.every > 0 && a > tried && time.Since(last) >= s.every
