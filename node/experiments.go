@@ -134,6 +134,7 @@ func loadKey(path string) ([]byte, error) {
 	}
 	return b[:32], nil
 }
+
 // startPublisher connects the Kafka topic of updated recommendations when
 // streams.kafka names brokers, and follows the users it names.
 func (n *Node) startPublisher(ctx context.Context) error {
