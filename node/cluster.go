@@ -86,16 +86,7 @@ func (n *Node) publish(local string) {
 		return
 	}
 	dst := filepath.Join(n.cfg.Kafka.ModelsDir, filepath.Base(local))
-	err := WriteModelFile(dst, func(f *os.File) error {
-		src, err := os.Open(local)
-		if err != nil {
-			return err
-		}
-		defer src.Close()
-		_, err = io.Copy(f, src)
-		return err
-	})
-	if err != nil {
+	if err := copyFile(dst, local); err != nil {
 		n.log.Error("cannot publish the model to the shared directory; the other replicas keep theirs", "path", dst, "err", err)
 		return
 	}
@@ -129,15 +120,7 @@ func (n *Node) watchModels(ctx context.Context, dir string, every time.Duration)
 			// (from before it lost the election) cannot rename over the
 			// copy before it is loaded.
 			n.trainMu.Lock()
-			err = WriteModelFile(local, func(f *os.File) error {
-				src, err := os.Open(shared)
-				if err != nil {
-					return err
-				}
-				defer src.Close()
-				_, err = io.Copy(f, src)
-				return err
-			})
+			err = copyFile(local, shared)
 			if err == nil {
 				if name == filepath.Base(ModelFile(n.cfg.Data)) {
 					n.loadModel(ctx)
@@ -153,4 +136,17 @@ func (n *Node) watchModels(ctx context.Context, dir string, every time.Duration)
 			n.Hub.All()
 		}
 	}
+}
+
+// copyFile writes a copy of src to dst atomically (WriteModelFile).
+func copyFile(dst, src string) error {
+	return WriteModelFile(dst, func(f *os.File) error {
+		in, err := os.Open(src)
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		_, err = io.Copy(f, in)
+		return err
+	})
 }
