@@ -46,15 +46,15 @@ func (w *Writer) startFollowing(ctx context.Context) error {
 		if w.cfg.Progress != nil {
 			w.cfg.Progress(w.applied.Load()-local, end-local)
 		}
+		// A short wait: its timeout is the next progress report.
 		wctx, wcancel := context.WithTimeout(ctx, 200*time.Millisecond)
-		err := w.WaitApplied(wctx, end)
+		_ = w.WaitApplied(wctx, end)
 		wcancel()
 		if ctx.Err() != nil {
 			cancel()
 			w.wg.Wait()
 			return ctx.Err()
 		}
-		_ = err
 	}
 	if end > local {
 		d := time.Since(start)
