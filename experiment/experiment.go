@@ -13,6 +13,7 @@
 package experiment
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -310,15 +311,7 @@ func targets(d *Definition) []int {
 		given += out[i]
 		rems = append(rems, rem{i, x - math.Floor(x)})
 	}
-	slices.SortStableFunc(rems, func(a, b rem) int {
-		switch {
-		case a.f > b.f:
-			return -1
-		case a.f < b.f:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(rems, func(a, b rem) int { return cmp.Compare(b.f, a.f) }) // largest first
 	for k := 0; given < rest && k < len(rems); k++ {
 		out[rems[k].i]++
 		given++

@@ -54,9 +54,10 @@ func ids(r recReply) []string {
 	return out
 }
 
-// TestReadYourWrites: the request after an acknowledged POST reflects it.
-func TestReadYourWrites(t *testing.T) {
-	n := startNode(t, defaultConfig(t))
+// postShop posts the shop's events: phone and case bought together by six
+// users, socks by nine others.
+func postShop(t *testing.T, n *testNode) {
+	t.Helper()
 	var batch []string
 	for u := range 6 {
 		batch = append(batch,
@@ -69,6 +70,12 @@ func TestReadYourWrites(t *testing.T) {
 	if r := post(t, n, "["+strings.Join(batch, ",")+"]"); r.Accepted != len(batch) {
 		t.Fatalf("accepted %d of %d", r.Accepted, len(batch))
 	}
+}
+
+// TestReadYourWrites: the request after an acknowledged POST reflects it.
+func TestReadYourWrites(t *testing.T) {
+	n := startNode(t, defaultConfig(t))
+	postShop(t, n)
 	before := recs(t, n, "alice", "?n=1")
 	if len(before.Items) != 1 || before.Items[0].Item != "socks" || before.Items[0].Source != "trending" {
 		t.Fatalf("cold start: %+v", before)

@@ -42,19 +42,17 @@ func (n *Node) startExperiments(ctx context.Context, eng *recommend.Engine) erro
 		return err
 	}
 	n.API.SetExperiments(t, experiment.NewIDs(key))
-	m := n.Metrics
-	m.GaugeLabelled2("streamrec_experiment_users", "Users exposed to each variant of each experiment (holdout included).", "experiment", "variant", func() map[[2]string]float64 {
-		return t.Figures(func(a experiment.Arm) float64 { return float64(a.Users) })
-	})
-	m.GaugeLabelled2("streamrec_experiment_impressions", "Items shown to the users of each variant.", "experiment", "variant", func() map[[2]string]float64 {
-		return t.Figures(func(a experiment.Arm) float64 { return float64(a.Impressions) })
-	})
-	m.GaugeLabelled2("streamrec_experiment_clicks", "Shown items the users of each variant then used (attributed events).", "experiment", "variant", func() map[[2]string]float64 {
-		return t.Figures(func(a experiment.Arm) float64 { return float64(a.Clicks) })
-	})
-	m.GaugeLabelled2("streamrec_experiment_conversions", "Conversions attributed to each variant.", "experiment", "variant", func() map[[2]string]float64 {
-		return t.Figures(func(a experiment.Arm) float64 { return float64(a.Conversions) })
-	})
+	for _, g := range []struct {
+		name, help string
+		of         func(experiment.Arm) float64
+	}{
+		{"streamrec_experiment_users", "Users exposed to each variant of each experiment (holdout included).", func(a experiment.Arm) float64 { return float64(a.Users) }},
+		{"streamrec_experiment_impressions", "Items shown to the users of each variant.", func(a experiment.Arm) float64 { return float64(a.Impressions) }},
+		{"streamrec_experiment_clicks", "Shown items the users of each variant then used (attributed events).", func(a experiment.Arm) float64 { return float64(a.Clicks) }},
+		{"streamrec_experiment_conversions", "Conversions attributed to each variant.", func(a experiment.Arm) float64 { return float64(a.Conversions) }},
+	} {
+		n.Metrics.GaugeLabelled2(g.name, g.help, "experiment", "variant", func() map[[2]string]float64 { return t.Figures(g.of) })
+	}
 	return n.defineFromFile(ctx, t)
 }
 

@@ -165,18 +165,7 @@ func seedShop(t *testing.T, n *testNode) {
 			t.Fatalf("PUT item %s: %d", it, code)
 		}
 	}
-	var batch []string
-	for u := range 6 {
-		batch = append(batch,
-			fmt.Sprintf(`{"user_id":"u%d","item_id":"phone","type":"purchase"}`, u),
-			fmt.Sprintf(`{"user_id":"u%d","item_id":"case","type":"purchase"}`, u))
-	}
-	for u := range 9 {
-		batch = append(batch, fmt.Sprintf(`{"user_id":"p%d","item_id":"socks","type":"purchase"}`, u))
-	}
-	if r := post(t, n, "["+strings.Join(batch, ",")+"]"); r.Accepted != len(batch) {
-		t.Fatalf("accepted %d of %d", r.Accepted, len(batch))
-	}
+	postShop(t, n)
 }
 
 // streamConfig is the default configuration with the given stream

@@ -221,13 +221,7 @@ func (es *eventStream) step() bool {
 // update computes the user's list and sends it when it is not the one the
 // client holds; it reports whether it sent.
 func (es *eventStream) update() (bool, error) {
-	req := es.req // personalise overrides fields; the slices are only read
-	h := es.s.personalise(&recommendation{Request: &req, asked: es.asked}, es.s.now())
-	var trace recommend.Trace
-	req.Trace = &trace
-	items := es.s.eng.Recommend(req)
-	es.s.traced(&trace)
-	id := listID(items)
+	h, items, id := es.s.current(es.req, es.asked)
 	if id == es.last {
 		return false, nil
 	}
@@ -241,7 +235,7 @@ func (es *eventStream) update() (bool, error) {
 	b = append(b, "\n\n"...)
 	err := es.write(b)
 	if p := es.s.publish; p != nil && err == nil {
-		p.Publish(req.User, id, b[at:body]) // before the buffer goes back to the pool
+		p.Publish(es.req.User, id, b[at:body]) // before the buffer goes back to the pool
 	}
 	*bp = b
 	bufPool.Put(bp)
@@ -250,6 +244,18 @@ func (es *eventStream) update() (bool, error) {
 	}
 	es.last = id
 	return true, nil
+}
+
+// current is the list a stream (or a follower) of req sends now: the
+// experiments applied, a fresh recommendation id, and the list's id.
+func (s *Server) current(req recommend.Request, a asked) (header, []recommend.Scored, string) {
+	// req is a copy: personalise overrides its fields; its slices are only read.
+	h := s.personalise(&recommendation{Request: &req, asked: a}, s.now())
+	var trace recommend.Trace
+	req.Trace = &trace
+	items := s.eng.Recommend(req)
+	s.traced(&trace)
+	return h, items, listID(items)
 }
 
 // CloseStreams ends every open stream: call it when the server shuts
@@ -273,10 +279,8 @@ func (s *Server) Follow(ctx context.Context, user string, n int) {
 	last := ""
 	var b []byte
 	for {
-		req := recommend.Request{User: user, N: n}
-		h := s.personalise(&recommendation{Request: &req}, s.now())
-		items := s.eng.Recommend(req)
-		if id := listID(items); id != last {
+		h, items, id := s.current(recommend.Request{User: user, N: n}, asked{})
+		if id != last {
 			b = appendList(b[:0], h, items)
 			s.publish.Publish(user, id, b)
 			last = id

@@ -189,24 +189,6 @@ func (l *load) count() int {
 	return len(l.acked)
 }
 
-// seenOn lists the event ids a replica holds for the users, after token.
-func seenOn(t *testing.T, url string, users int, token uint64) map[string]bool {
-	t.Helper()
-	got := map[string]bool{}
-	for u := range users {
-		var r struct {
-			Events []struct {
-				EventID string `json:"event_id"`
-			} `json:"events"`
-		}
-		getJSON(t, fmt.Sprintf("%s/v1/users/user%d/events?n=1000&after=%d", url, u, token), &r)
-		for _, e := range r.Events {
-			got[e.EventID] = true
-		}
-	}
-	return got
-}
-
 // TestClusterFailover: three replica processes on one Kafka log (a 3-broker
 // kfake cluster in this test process, over loopback) behind nginx with the
 // shipped configuration, under a mixed load of writes and reads; one
@@ -263,7 +245,7 @@ func TestClusterFailover(t *testing.T) {
 	}
 
 	for _, r := range []*replica{rs[0], rs[2], restarted} {
-		got := seenOn(t, r.url, users, l.token)
+		got := storedIDs(t, r.url, "", users, l.token)
 		for id := range l.acked {
 			if !got[id] {
 				t.Fatalf("event %s (user %s), acknowledged, is not on %s", id, l.acked[id], r.url)

@@ -160,7 +160,9 @@ func ingestFrom(c *child, writers, batches, users int, tag string) (acked []stri
 	return acked, errs
 }
 
-func storedIDs(t *testing.T, c *child, tag string, users int) map[string]bool {
+// storedIDs lists the event ids a server at url holds for the users
+// <prefix>user0 … (after a consistency token, when not 0).
+func storedIDs(t *testing.T, url, prefix string, users int, after uint64) map[string]bool {
 	t.Helper()
 	got := map[string]bool{}
 	for u := range users {
@@ -169,7 +171,7 @@ func storedIDs(t *testing.T, c *child, tag string, users int) map[string]bool {
 				EventID string `json:"event_id"`
 			} `json:"events"`
 		}
-		getJSON(t, fmt.Sprintf("%s/v1/users/%s-user%d/events?n=1000", c.url, tag, u), &r)
+		getJSON(t, fmt.Sprintf("%s/v1/users/%suser%d/events?n=1000&after=%d", url, prefix, u, after), &r)
 		if len(r.Events) == 1000 {
 			t.Fatal("a user has 1000 events or more: the check cannot see them all")
 		}
@@ -215,7 +217,7 @@ func TestCrashRestartLosesNothing(t *testing.T) {
 	c.kill(t)
 
 	c = startChild(t, bin, data)
-	got := storedIDs(t, c, "one", 12)
+	got := storedIDs(t, c.url, "one-", 12, 0)
 	for _, id := range acked {
 		if !got[id] {
 			t.Fatalf("acknowledged event %s lost after SIGKILL", id)
@@ -238,8 +240,8 @@ func TestCrashRestartLosesNothing(t *testing.T) {
 	c.kill(t)
 	acked2 := <-done
 	c = startChild(t, bin, data)
-	got = storedIDs(t, c, "one", 12)
-	for id := range storedIDs(t, c, "two", 100) {
+	got = storedIDs(t, c.url, "one-", 12, 0)
+	for id := range storedIDs(t, c.url, "two-", 100, 0) {
 		got[id] = true
 	}
 	for _, id := range append(acked, acked2...) {
@@ -304,7 +306,7 @@ func TestSIGTERMShutsDownCleanly(t *testing.T) {
 		t.Fatalf("no snapshot at shutdown:\n%s", logs)
 	}
 	c = startChild(t, bin, data)
-	if got := storedIDs(t, c, "term", 10); len(got) != len(acked) {
+	if got := storedIDs(t, c.url, "term-", 10, 0); len(got) != len(acked) {
 		t.Fatalf("stored %d events after restart, acknowledged %d", len(got), len(acked))
 	}
 	if !strings.Contains(c.logs.String(), "models restored from snapshot") {
