@@ -36,6 +36,10 @@ type Config struct {
 	// Replication is the replication factor of the topic when it is
 	// created here (default: 3, or the brokers seen if fewer).
 	Replication int
+	// Retention is the topic's retention.ms when it is created here; 0:
+	// the whole history is kept (what a replica with an empty data
+	// directory needs unless a checkpoint gives it the start).
+	Retention time.Duration
 }
 
 // Log is the Kafka topic as streamrec's log: Append produces, Tail
@@ -90,12 +94,17 @@ func (l *Log) ensure(ctx context.Context, topic string) error {
 	req := kmsg.NewPtrCreateTopicsRequest()
 	t := kmsg.NewCreateTopicsRequestTopic()
 	t.Topic, t.NumPartitions, t.ReplicationFactor = topic, 1, int16(rf)
-	// The log is the source of truth: kept whole, never compacted; an
-	// acknowledged write is on two replicas at least (when there are two),
-	// and no out-of-sync replica may become leader and lose it.
+	// The log is the source of truth: kept whole (or as long as the
+	// checkpoints need it), never compacted; an acknowledged write is on
+	// two replicas at least (when there are two), and no out-of-sync
+	// replica may become leader and lose it.
+	retention := "-1"
+	if l.cfg.Retention > 0 && topic == l.cfg.Topic {
+		retention = fmt.Sprint(l.cfg.Retention.Milliseconds())
+	}
 	for k, v := range map[string]string{
 		"min.insync.replicas":            fmt.Sprint(min(2, rf)),
-		"retention.ms":                   "-1",
+		"retention.ms":                   retention,
 		"retention.bytes":                "-1",
 		"cleanup.policy":                 "delete",
 		"unclean.leader.election.enable": "false",
@@ -158,11 +167,30 @@ func (l *Log) Append(ctx context.Context, recs []event.Record) ([]uint64, error)
 // End is the sequence number of the last record in the log: asked of the
 // partition's leader now.
 func (l *Log) End(ctx context.Context) (uint64, error) {
+	hw, err := l.offset(ctx, -1) // the high watermark
+	if err != nil {
+		return 0, err
+	}
+	l.end.Store(hw)
+	return hw, nil
+}
+
+// Start is the sequence number of the first record the log still holds: 1
+// while it holds its whole history, more once retention removed the oldest
+// (End+1 when it holds none).
+func (l *Log) Start(ctx context.Context) (uint64, error) {
+	first, err := l.offset(ctx, -2) // the log start offset
+	return first + 1, err
+}
+
+// offset asks the partition's leader for the offset of a special
+// timestamp (-1: the next offset to be written; -2: the first held).
+func (l *Log) offset(ctx context.Context, timestamp int64) (uint64, error) {
 	req := kmsg.NewPtrListOffsetsRequest()
 	rt := kmsg.NewListOffsetsRequestTopic()
 	rt.Topic = l.cfg.Topic
 	rp := kmsg.NewListOffsetsRequestTopicPartition()
-	rp.Partition, rp.Timestamp = 0, -1 // the high watermark
+	rp.Partition, rp.Timestamp = 0, timestamp
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
 	resp, err := req.RequestWith(ctx, l.cl)
@@ -174,8 +202,7 @@ func (l *Log) End(ctx context.Context) (uint64, error) {
 			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
 				return 0, fmt.Errorf("cluster: list offsets: %w", err)
 			}
-			l.end.Store(uint64(p.Offset))
-			return uint64(p.Offset), nil
+			return uint64(max(p.Offset, 0)), nil
 		}
 	}
 	return 0, errors.New("cluster: list offsets: no partition in the answer")
@@ -254,7 +281,7 @@ func (l *Log) Tail(ctx context.Context, from uint64, fn func(first uint64, recs 
 					continue // fetched again
 				}
 				if seq != next && perr == nil {
-					perr = fmt.Errorf("cluster: the log jumps from sequence %d to %d (records removed by retention? start this replica from a snapshot)", next-1, seq)
+					perr = fmt.Errorf("cluster: the log jumps from sequence %d to %d (records removed by retention: start this replica with an empty data directory, and with kafka.models_dir it starts from the newest shared checkpoint)", next-1, seq)
 					return
 				}
 				rec, err := store.DecodeRecord(r.Value)

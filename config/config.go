@@ -132,6 +132,17 @@ type Kafka struct {
 	// writes each model there, the others load it. Empty: every replica
 	// trains its own models.
 	ModelsDir string `yaml:"models_dir"`
+	// CheckpointEvery is how often the elected replica publishes a
+	// checkpoint of its data directory (its copy of the log, the catalogue
+	// and the newest model snapshot) to ModelsDir/checkpoints; a replica
+	// started with an empty data directory starts from the newest one and
+	// reads only the topic's tail. 0: none.
+	CheckpointEvery Duration `yaml:"checkpoint_every"`
+	// Retention, when set, is the topic's retention.ms when a replica
+	// creates it: what the newest checkpoint does not hold may then go.
+	// It needs ModelsDir and at least 3 × CheckpointEvery. 0: the topic
+	// keeps its whole history.
+	Retention Duration `yaml:"retention"`
 	// SessionTimeout is how long the elected trainer may be silent before
 	// another replica takes over.
 	SessionTimeout Duration `yaml:"session_timeout"`
@@ -484,7 +495,7 @@ func Default() Config {
 		Experiments: Experiments{Enabled: true, MaxShown: experiment.DefaultConfig().MaxShown,
 			Windows:     map[string]Duration{"default": Duration(30 * time.Minute), "purchase": Duration(24 * time.Hour), "cart": Duration(24 * time.Hour)},
 			Conversions: []string{"purchase"}, Define: []experiment.Definition{}},
-		Kafka: Kafka{Brokers: []string{}, Topic: "streamrec-log", SessionTimeout: Duration(10 * time.Second),
+		Kafka: Kafka{Brokers: []string{}, Topic: "streamrec-log", SessionTimeout: Duration(10 * time.Second), CheckpointEvery: Duration(10 * time.Minute),
 			SourceGroup: "streamrec-source", DeadLetterTopic: "streamrec-dead-letter"},
 		Redis: Redis{CacheTTL: Duration(2 * time.Second)},
 		Streams: Streams{Interval: Duration(200 * time.Millisecond), Max: 10000,
@@ -656,6 +667,8 @@ func (c *Config) Validate() error {
 		{"kafka.topic must be set when kafka.brokers are", len(c.Kafka.Brokers) == 0 || c.Kafka.Topic != ""},
 		{"kafka.replication must not be negative", c.Kafka.Replication >= 0},
 		{"kafka.session_timeout must be at least 1s", c.Kafka.SessionTimeout >= Duration(time.Second)},
+		{"kafka.checkpoint_every must not be negative", c.Kafka.CheckpointEvery >= 0},
+		{"kafka.retention needs kafka.models_dir and kafka.checkpoint_every, and must be at least 3 × kafka.checkpoint_every (a new replica needs the records after the newest checkpoint)", c.Kafka.Retention == 0 || c.Kafka.ModelsDir != "" && c.Kafka.CheckpointEvery > 0 && c.Kafka.Retention >= 3*c.Kafka.CheckpointEvery},
 		{"redis.cache_ttl must be positive", c.Redis.CacheTTL > 0},
 		{"kafka.source_topic needs kafka.brokers, a source_group and a dead_letter_topic", c.Kafka.SourceTopic == "" || len(c.Kafka.Brokers) > 0 && c.Kafka.SourceGroup != "" && c.Kafka.DeadLetterTopic != ""},
 		{"streams.kafka.topic must be set when streams.kafka.brokers are", len(c.Streams.Kafka.Brokers) == 0 || c.Streams.Kafka.Topic != ""},

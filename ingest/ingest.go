@@ -113,6 +113,9 @@ type Remote interface {
 	Append(ctx context.Context, recs []event.Record) ([]uint64, error)
 	// End is the sequence number of the last record, asked now.
 	End(ctx context.Context) (uint64, error)
+	// Start is the sequence number of the first record it still holds
+	// (1 while it holds its whole history).
+	Start(ctx context.Context) (uint64, error)
 	// Seen is End as last seen, without asking.
 	Seen() uint64
 	// RecordAt is the record of sequence number seq.

@@ -26,7 +26,18 @@ func (w *Writer) startFollowing(ctx context.Context) error {
 	if local > end {
 		return fmt.Errorf("ingest: the local copy of the log holds %d records, the remote log %d: this data directory belongs to another log", local, end)
 	}
-	if local > 0 {
+	held, err := w.cfg.Remote.Start(ctx)
+	if err != nil {
+		return fmt.Errorf("ingest: the remote log: %w", err)
+	}
+	switch {
+	case held > local+1:
+		return fmt.Errorf("ingest: the remote log starts at sequence %d and the local copy ends at %d: the records between are gone (retention); start this replica with an empty data directory (with kafka.models_dir it starts from the newest shared checkpoint)", held, local)
+	case local > 0 && held == local+1:
+		// The record that would show both are one log is gone by
+		// retention: the next ones follow on from the copy's end.
+		w.log.Warn("the remote log no longer holds the local copy's last record: the copy is not checked against it", "seq", local)
+	case local > 0:
 		if err := w.sameLog(ctx, local); err != nil {
 			return err
 		}

@@ -17,14 +17,22 @@ import (
 func (n *Node) leads() bool { return !n.elected || n.leading.Load() }
 
 // startTrainerElection joins the election of the one replica that trains
-// (cluster mode with kafka.models_dir), and watches the shared directory
-// for the models the elected one writes.
+// and publishes checkpoints (cluster mode with kafka.models_dir), and
+// watches the shared directory for the models the elected one writes.
 func (n *Node) startTrainerElection(ctx context.Context, l *cluster.Log) {
 	dir := n.cfg.Kafka.ModelsDir
 	if dir == "" {
 		return
 	}
 	n.elected = true
+	if every := time.Duration(n.cfg.Kafka.CheckpointEvery); every > 0 {
+		n.Metrics.Gauge("streamrec_checkpoint_sequence", "Log records the newest shared checkpoint this replica published (or started from) holds.", func() float64 { return float64(n.checkpointSeq.Load()) })
+		n.bg.Add(1)
+		go func() {
+			defer n.bg.Done()
+			n.publishCheckpoints(ctx, every)
+		}()
+	}
 	n.bg.Add(2)
 	go func() {
 		defer n.bg.Done()

@@ -67,6 +67,9 @@ type Node struct {
 	// leading: this is the one.
 	elected bool
 	leading atomic.Bool
+	// checkpointSeq is the newest checkpoint this replica published, or
+	// the one its data directory started from.
+	checkpointSeq atomic.Uint64
 }
 
 // Routes lists the routes the node answers itself, beside the API's.
@@ -76,6 +79,10 @@ func Routes() []string { return []string{"GET /healthz", "GET /readyz", "GET /me
 // rebuilt by Serve, while the listener already answers health checks.
 func Open(cfg config.Config, log *slog.Logger) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	seeded, err := seedFromCheckpoint(cfg, log)
+	if err != nil {
 		return nil, err
 	}
 	st, err := store.Open(cfg.Data)
@@ -92,6 +99,7 @@ func Open(cfg config.Config, log *slog.Logger) (*Node, error) {
 	}
 	n := &Node{Store: st, Metrics: metrics.New(), Hub: push.New(), cfg: cfg, log: log, ready: make(chan struct{}), access: access}
 	n.progress.Store(&[2]uint64{})
+	n.checkpointSeq.Store(seeded)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", n.healthz)
 	mux.HandleFunc("GET /readyz", n.readyz)
@@ -194,7 +202,7 @@ func (n *Node) start(ctx context.Context) error {
 	newEngine := func() *recommend.Engine { return recommend.New(cfg.EngineConfig(table)) }
 	var remote ingest.Remote
 	if len(cfg.Kafka.Brokers) > 0 {
-		l, err := cluster.Open(ctx, cluster.Config{Brokers: cfg.Kafka.Brokers, Topic: cfg.Kafka.Topic, Replication: cfg.Kafka.Replication})
+		l, err := cluster.Open(ctx, cluster.Config{Brokers: cfg.Kafka.Brokers, Topic: cfg.Kafka.Topic, Replication: cfg.Kafka.Replication, Retention: time.Duration(cfg.Kafka.Retention)})
 		if err != nil {
 			return err
 		}

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/cockroachdb/pebble/v2"
 )
 
 const snapshotDir = "snapshots"
@@ -51,6 +53,8 @@ func (s *Store) SaveSnapshot(write func(io.Writer) (uint64, error), side func(io
 		_ = d.Sync() // make the renames durable
 		d.Close()
 	}
+	s.snapMu.Lock() // a checkpoint links the newest snapshot: not while it goes
+	defer s.snapMu.Unlock()
 	for _, old := range s.snapshots() {
 		if old.path != final {
 			os.Remove(old.path)
@@ -133,4 +137,68 @@ func (s *Store) LatestSnapshot() (f *os.File, size int64, seq uint64, ok bool, e
 		return nil, 0, 0, false, fmt.Errorf("store: snapshot: %w", err)
 	}
 	return f, st.Size(), list[0].seq, true, nil
+}
+
+// Checkpoint writes a consistent copy of the store to dst (a directory that
+// must not exist yet, on the same file system as the store for it to be
+// cheap: Pebble hard-links its tables), with the newest model snapshot and
+// its side file in dst/snapshots. The copy is itself a data directory: a
+// replica started on it loads the snapshot and replays the copy's log after
+// it. It returns the sequence number the copy's log holds at least.
+func (s *Store) Checkpoint(dst string) (uint64, error) {
+	s.snapMu.Lock()
+	defer s.snapMu.Unlock()
+	last := s.LastSeq()
+	if err := s.db.Checkpoint(dst, pebble.WithFlushedWAL()); err != nil {
+		return 0, fmt.Errorf("store: checkpoint: %w", err)
+	}
+	if list := s.snapshots(); len(list) > 0 {
+		dir := filepath.Join(dst, snapshotDir)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return 0, fmt.Errorf("store: checkpoint: %w", err)
+		}
+		src := filepath.Join(s.dir, snapshotDir)
+		names := []string{filepath.Base(list[0].path)}
+		if _, err := os.Stat(sidePath(src, list[0].seq)); err == nil {
+			names = append(names, filepath.Base(sidePath(src, list[0].seq)))
+		}
+		for _, name := range names {
+			if err := linkOrCopy(filepath.Join(src, name), filepath.Join(dir, name)); err != nil {
+				return 0, fmt.Errorf("store: checkpoint: %w", err)
+			}
+		}
+	}
+	return last, nil
+}
+
+// linkOrCopy hard-links src to dst, or copies it where links cannot go.
+func linkOrCopy(src, dst string) error {
+	if err := os.Link(src, dst); err == nil {
+		return nil
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// Exists says whether dir holds a store (Pebble's files), as opposed to
+// nothing yet or only other files.
+func Exists(dir string) bool {
+	m, _ := filepath.Glob(filepath.Join(dir, "MANIFEST-*"))
+	return len(m) > 0
 }

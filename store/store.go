@@ -42,6 +42,8 @@ type Store struct {
 	last atomic.Uint64 // last sequence number written; 0 when empty
 	buf  []byte
 
+	snapMu sync.Mutex // held while old snapshots are removed, and by Checkpoint
+
 	mu      sync.Mutex // guards the health Pebble reports through its events
 	stall   string     // why Pebble stalls writes, while it does
 	bgErr   error      // the latest background error (a failed flush)
