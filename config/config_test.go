@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/streamrec/streamrec/event"
 )
@@ -70,11 +71,21 @@ func TestValidateNamesTheField(t *testing.T) {
 		{func(c *Config) { c.AdminAddr = "nope" }, "admin_addr"},
 		{func(c *Config) { c.Preset = "casino" }, "preset"},
 		{func(c *Config) { c.EventTypes = map[string]event.TypeRule{"teleport": {}} }, "teleport"},
+		{func(c *Config) { c.Kafka.Retention = Duration(24 * time.Hour) }, "kafka.retention needs kafka.models_dir"},
+		{func(c *Config) {
+			c.Kafka.ModelsDir, c.Kafka.Retention = "/shared", Duration(20*time.Minute) // < 3 × 10m
+		}, "kafka.retention"},
+		{func(c *Config) { c.Kafka.CheckpointEvery = -1 }, "kafka.checkpoint_every"},
 	} {
 		c := Default()
 		tc.mutate(&c)
 		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.mention) {
 			t.Errorf("want an error naming %s, got %v", tc.mention, err)
 		}
+	}
+	c := Default()
+	c.Kafka.ModelsDir, c.Kafka.Retention = "/shared", Duration(30*time.Minute)
+	if err := c.Validate(); err != nil {
+		t.Errorf("retention 3 × checkpoint_every refused: %v", err)
 	}
 }

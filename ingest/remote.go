@@ -114,20 +114,29 @@ func (w *Writer) follow(ctx context.Context) {
 				recs[i] = event.Record{Kind: event.KindSkip}
 			}
 		}
+		// The local copy is written while the models apply the same
+		// records (both only read them): the records are durable in the
+		// remote log already, and a crash before the copy has them reads
+		// them from there again. Nothing is reported applied (tokens,
+		// pushes, snapshots) before both are done.
+		stored := make(chan error, 1)
+		go func() {
+			start := time.Now()
+			w.commitSince.Store(start.UnixNano())
+			got, err := w.store.Append(recs)
+			w.commitSince.Store(0)
+			w.cfg.Metrics.Commit(len(recs), time.Since(start))
+			if err == nil && got != first {
+				err = fmt.Errorf("the local copy stored sequence %d as %d", first, got)
+			}
+			stored <- err
+		}()
 		start := time.Now()
-		w.commitSince.Store(start.UnixNano())
-		got, err := w.store.Append(recs)
-		w.commitSince.Store(0)
-		w.cfg.Metrics.Commit(len(recs), time.Since(start))
-		if err != nil {
-			return err
-		}
-		if got != first {
-			return fmt.Errorf("the local copy stored sequence %d as %d", first, got)
-		}
-		start = time.Now()
 		w.eng.Apply(recs)
 		w.cfg.Metrics.Apply(time.Since(start))
+		if err := <-stored; err != nil {
+			return err
+		}
 		if w.cfg.Applied != nil {
 			w.cfg.Applied(recs)
 		}
