@@ -25,6 +25,12 @@ func (n *Node) startTrainerElection(ctx context.Context, l *cluster.Log) {
 		return
 	}
 	n.elected = true
+	n.Metrics.Gauge("streamrec_trainer_elected", "1 while this replica is the one the cluster elected to train and publish models and checkpoints.", func() float64 {
+		if n.leading.Load() {
+			return 1
+		}
+		return 0
+	})
 	if every := time.Duration(n.cfg.Kafka.CheckpointEvery); every > 0 {
 		n.Metrics.Gauge("streamrec_checkpoint_sequence", "Log records the newest shared checkpoint this replica published (or started from) holds.", func() float64 { return float64(n.checkpointSeq.Load()) })
 		n.bg.Add(1)

@@ -3,10 +3,12 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,8 +31,13 @@ type replica struct {
 // model of its own at its own moment).
 func startReplica(t testing.TB, bin, brokers, data, addr string) *replica {
 	t.Helper()
+	return startReplicaWith(t, bin, brokers, data, addr, "snapshot_every: 2000\nmf: {train_every_events: 0, train_every: 0s, quiet: 0s}\nranker: {enabled: false}\n")
+}
+
+// startReplicaWith starts a replica with the configuration file cfg.
+func startReplicaWith(t testing.TB, bin, brokers, data, addr, cfg string) *replica {
+	t.Helper()
 	conf := data + ".yaml"
-	cfg := "snapshot_every: 2000\nmf: {train_every_events: 0, train_every: 0s, quiet: 0s}\nranker: {enabled: false}\n"
 	if err := os.WriteFile(conf, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -275,4 +282,107 @@ func TestClusterFailover(t *testing.T) {
 			t.Fatalf("replicas disagree after the same records:\n%s\n%s", want, got)
 		}
 	}
+}
+
+// metric reads one unlabelled gauge or counter of a replica's /metrics.
+func metric(t *testing.T, url, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		return -1 // killed, or not up yet
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %q", name, line)
+			}
+			return f
+		}
+	}
+	t.Fatalf("%s/metrics has no %s", url, name)
+	return 0
+}
+
+// TestClusterTrainerKilled: three replica processes share a models
+// directory; the one elected trains matrix factorisation and every replica
+// serves its model. The trainer is killed with SIGKILL (it never leaves the
+// group: the others find out when its session times out); another is
+// elected, trains on the events that came since, and both survivors serve
+// that new model.
+func TestClusterTrainerKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs three replicas")
+	}
+	kc, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.GroupMinSessionTimeout(500*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	brokers := strings.Join(kc.ListenAddrs(), ",")
+	bin := buildBinary(t)
+	root := t.TempDir()
+	cfg := fmt.Sprintf("kafka: {models_dir: %q, session_timeout: 1s, checkpoint_every: 0s}\n"+
+		"mf: {first_train_events: 1000, train_every_events: 1000, train_every: 0s, quiet: 300ms, quiet_events: 100, iterations: 3}\n"+
+		"ranker: {enabled: false}\n", filepath.Join(root, "shared"))
+	var rs []*replica
+	for i := range 3 {
+		rs = append(rs, startReplicaWith(t, bin, brokers, filepath.Join(root, fmt.Sprint("r", i+1)), freeAddr(t), cfg))
+	}
+	post := func(r *replica, round int) {
+		for b := range 6 {
+			var evs []string
+			for i := range 500 {
+				k := round*3000 + b*500 + i
+				evs = append(evs, fmt.Sprintf(`{"user_id":"u%d","item_id":"i%d","type":"view","timestamp":%d}`, k%150, (k*7+round)%250, 1_700_000_000+k))
+			}
+			resp, err := http.Post(r.url+"/v1/events", "application/json", strings.NewReader("["+strings.Join(evs, ",")+"]"))
+			if err != nil || resp.StatusCode != 200 {
+				t.Fatalf("POST events: %v %v", err, resp)
+			}
+			resp.Body.Close()
+		}
+	}
+	// served waits until every replica in ns serves one model, trained on
+	// more than after records, and says which replica trains.
+	served := func(ns []*replica, after float64) (float64, *replica) {
+		t.Helper()
+		deadline := time.Now().Add(90 * time.Second)
+		for {
+			var seqs []float64
+			var leaders []*replica
+			for _, r := range ns {
+				if s := metric(t, r.url, "streamrec_mf_trained_through_sequence"); s > after {
+					seqs = append(seqs, s)
+				}
+				if metric(t, r.url, "streamrec_trainer_elected") == 1 {
+					leaders = append(leaders, r)
+				}
+			}
+			if len(seqs) == len(ns) && len(leaders) == 1 && !slices.ContainsFunc(seqs, func(s float64) bool { return s != seqs[0] }) {
+				return seqs[0], leaders[0]
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("not every replica serves one model trained past %v, with one trainer: %v, %d trainers", after, seqs, len(leaders))
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	post(rs[0], 0)
+	first, trainer := served(rs, 0)
+	if err := trainer.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	trainer.cmd.Wait()
+	killed := time.Now()
+	rest := slices.DeleteFunc(slices.Clone(rs), func(r *replica) bool { return r == trainer })
+	post(rest[0], 1)
+	second, next := served(rest, first)
+	t.Logf("the trainer killed after its model through %v; %s was elected and both survivors serve its model through %v, %s after the kill",
+		first, next.url, second, time.Since(killed).Round(time.Millisecond))
 }
