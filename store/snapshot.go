@@ -176,6 +176,11 @@ func linkOrCopy(src, dst string) error {
 	if err := os.Link(src, dst); err == nil {
 		return nil
 	}
+	return CopyFile(dst, src)
+}
+
+// CopyFile copies src to dst (created or truncated) and syncs it.
+func CopyFile(dst, src string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
