@@ -122,8 +122,10 @@ func (n *Node) publishCheckpoint() (uint64, error) {
 		return 0, err
 	}
 	syncDir(shared)
-	for _, old := range checkpoints(shared)[min(keepCheckpoints, len(checkpoints(shared))):] {
-		os.RemoveAll(old.path)
+	if list := checkpoints(shared); len(list) > keepCheckpoints {
+		for _, old := range list[keepCheckpoints:] {
+			os.RemoveAll(old.path)
+		}
 	}
 	// Temporary copies a crashed replica left behind.
 	if stale, _ := filepath.Glob(filepath.Join(shared, ".tmp-*")); len(stale) > 0 {
