@@ -138,7 +138,7 @@ func (t *rankTrainer) metrics() {
 // run checks the schedule every tick until ctx is done.
 func (t *rankTrainer) run(ctx context.Context, tick time.Duration) {
 	c := t.n.cfg.Ranker
-	s := schedule{leads: t.n.leads, next: t.cfg.Next, every: time.Duration(c.TrainEvery), quiet: time.Duration(c.Quiet), quietRecords: c.QuietRecords}
+	s := schedule{leads: t.n.leads, next: t.cfg.Next, every: time.Duration(c.TrainEvery), quiet: time.Duration(c.Quiet), quietRecords: c.QuietRecords, prefix: true}
 	s.run(ctx, tick, t.n.Engine.Applied, t.tried, func(records uint64) { t.train(ctx, records) })
 }
 

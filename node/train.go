@@ -99,6 +99,10 @@ type schedule struct {
 	// not, nothing is counted as tried (a replica elected later trains at
 	// once on what it missed).
 	leads func() bool
+	// prefix: the training reads the log's first records only, so a
+	// training the count starts takes exactly the last threshold passed
+	// (the same model whenever the tick came), not all applied by then.
+	prefix bool
 }
 
 // run checks the schedule every tick until ctx is done, calling train with
@@ -129,10 +133,27 @@ func (s schedule) run(ctx context.Context, tick time.Duration, applied func() ui
 		byQuiet := quiet && a > tried && (catchUp || a >= tried+s.quietRecords)
 		if byCount || byTime || byQuiet {
 			catchUp = s.quiet > 0 && !quiet
-			tried = a
-			train(a)
+			records := a
+			if s.prefix && !byTime && !byQuiet {
+				records = lastThreshold(s.next, tried, a)
+			}
+			tried = records
+			train(records)
 			last = time.Now()
 		}
+	}
+}
+
+// lastThreshold is the last count threshold at or below a, following next
+// from tried.
+func lastThreshold(next func(uint64) uint64, tried, a uint64) uint64 {
+	at := next(tried)
+	for {
+		n := next(at)
+		if n <= at || n > a {
+			return at
+		}
+		at = n
 	}
 }
 

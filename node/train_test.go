@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"github.com/streamrec/streamrec/ranker"
 	"os"
 	"slices"
 	"strings"
@@ -215,5 +216,38 @@ func TestScheduleTrainsOnTheEndOfALoad(t *testing.T) {
 	<-done
 	if tr := got(); len(tr) != 2 || tr[1] != tr[0]+5 {
 		t.Fatalf("trainings at %v records, want two, the second 5 records after the first: the end of the load must be trained on, once", tr)
+	}
+}
+
+// TestSchedulePrefixTakesTheThreshold: a training the count starts over a
+// prefix of the log takes the last threshold passed (the ranker's schedule:
+// 10,000 records, then each time the log doubles), whatever the tick found
+// applied, so the same log gives the same model however fast it came; a
+// schedule over the whole state takes all applied.
+func TestSchedulePrefixTakesTheThreshold(t *testing.T) {
+	next := ranker.Config{FirstRecords: 10_000, EveryRecords: 100_000}.Next
+	for _, tc := range []struct {
+		prefix  bool
+		applied []uint64 // what each tick finds
+		want    []uint64
+	}{
+		{true, []uint64{9_999, 25_000, 25_000, 41_000, 79_999, 200_000}, []uint64{20_000, 40_000, 160_000}},
+		{false, []uint64{9_999, 25_000, 25_000, 41_000, 79_999, 200_000}, []uint64{25_000, 79_999, 200_000}},
+	} {
+		var i int
+		ctx, cancel := context.WithCancel(context.Background())
+		applied := func() uint64 { // run's goroutine only
+			if i == len(tc.applied)+5 {
+				cancel() // every tick seen, and a few more
+			}
+			i++
+			return tc.applied[min(i, len(tc.applied))-1]
+		}
+		var trained []uint64
+		s := schedule{next: next, prefix: tc.prefix}
+		s.run(ctx, time.Millisecond, applied, 0, func(records uint64) { trained = append(trained, records) })
+		if !slices.Equal(trained[:min(len(trained), len(tc.want))], tc.want) {
+			t.Errorf("prefix %v: trainings at %v, want %v first", tc.prefix, trained, tc.want)
+		}
 	}
 }
