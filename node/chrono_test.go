@@ -65,10 +65,11 @@ func TestChronoHTTP(t *testing.T) {
 		relevant[e.UserID][e.ItemID] = true
 	}
 	// The server trains by itself (a first ranker may come from the first
-	// 10,000 records while the load runs): wait until a ranker trained on
-	// the whole load serves and mf has a model.
+	// 10,000 records while the load runs): wait until a ranker was trained
+	// on the whole load (installed, or rejected by the gate: the one before
+	// serves) and mf has a model.
 	deadline := time.Now().Add(3 * time.Minute)
-	for !(mfStats(t, n).Trained && rankerMetric(t, n, "streamrec_ranker_trained_records") >= logged) {
+	for !(mfStats(t, n).Trained && rankerMetric(t, n, "streamrec_ranker_candidate_records") >= logged) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no background training within 3 minutes of the load: %s", rankerLines(scrape(t, n)))
 		}

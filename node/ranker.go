@@ -50,6 +50,7 @@ type rankTrainer struct {
 	records    uint64  // log records the serving ranker was trained on
 	serving    float64 // validation NDCG of the serving ranker when it was chosen (NaN: none)
 	candidate  float64 // of the last ranker trained
+	candRecs   uint64  // log records the last ranker trained (installed or not) was trained on
 	took       time.Duration
 	trainings  atomic.Uint64
 	rejections atomic.Uint64
@@ -126,6 +127,11 @@ func (t *rankTrainer) metrics() {
 		defer t.mu.Unlock()
 		return float64(t.records)
 	})
+	m.Gauge("streamrec_ranker_candidate_records", "Log records the last ranker trained, installed or not, was trained on (0: none).", func() float64 {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		return float64(t.candRecs)
+	})
 	m.Gauge("streamrec_ranker_training_seconds", "How long the last ranker training took.", func() float64 {
 		t.mu.Lock()
 		defer t.mu.Unlock()
@@ -171,7 +177,7 @@ func (t *rankTrainer) train(ctx context.Context, records uint64) {
 	// saved.
 	defer t.trainings.Add(1)
 	t.mu.Lock()
-	t.candidate, t.took = res.Candidate, res.Took
+	t.candidate, t.took, t.candRecs = res.Candidate, res.Took, res.Records
 	t.mu.Unlock()
 	if !res.Accepted {
 		t.rejections.Add(1)
