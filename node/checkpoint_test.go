@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -60,12 +59,7 @@ func deleteRecords(t *testing.T, brokers []string, topic string, offset int64) {
 // replica that wrote everything; one without the shared directory cannot
 // start on that topic, and says why.
 func TestClusterCheckpoint(t *testing.T) {
-	kc, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.GroupMinSessionTimeout(500*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kc.Close()
-	brokers := kc.ListenAddrs()
+	brokers := kafka3(t)
 	root := t.TempDir()
 	shared := filepath.Join(root, "shared")
 	conf := func(name string) config.Config {

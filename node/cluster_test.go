@@ -163,6 +163,19 @@ func TestClusterOnKafka(t *testing.T) {
 	}
 }
 
+// kafka3 starts a 3-broker in-process Kafka cluster (kfake) whose groups
+// take sessions from 500 ms, closed when the test ends, and returns its
+// brokers' addresses.
+func kafka3(t testing.TB) []string {
+	t.Helper()
+	kc, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.GroupMinSessionTimeout(500*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	return kc.ListenAddrs()
+}
+
 func mustUint(t *testing.T, s string) uint64 {
 	t.Helper()
 	var v uint64
@@ -177,12 +190,7 @@ func mustUint(t *testing.T, s string) uint64 {
 // replica serves the model it publishes; when the trainer stops, another
 // is elected, trains on what came since, and the rest serve its model.
 func TestClusterOneTrainer(t *testing.T) {
-	kc, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.GroupMinSessionTimeout(500*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kc.Close()
-	brokers := kc.ListenAddrs()
+	brokers := kafka3(t)
 	root := t.TempDir()
 	models := filepath.Join(root, "shared-models")
 	conf := func(name string) config.Config {

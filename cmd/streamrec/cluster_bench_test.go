@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
-
 	"github.com/streamrec/streamrec/bench"
 	"github.com/streamrec/streamrec/dataset"
 	"github.com/streamrec/streamrec/internal/shared"
@@ -33,14 +31,7 @@ func BenchmarkClusterReads(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	kc, err := kfake.NewCluster(kfake.NumBrokers(3))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer kc.Close()
-	brokers := strings.Join(kc.ListenAddrs(), ",")
-	bin := buildBinary(b)
-	root := b.TempDir()
+	brokers, bin, root := clusterSetup(b)
 	var rs []*replica
 	for i := range 3 {
 		rs = append(rs, startReplica(b, bin, brokers, filepath.Join(root, fmt.Sprint("r", i+1)), freeAddr(b)))

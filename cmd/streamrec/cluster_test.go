@@ -20,6 +20,19 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
+// clusterSetup starts a 3-broker in-process Kafka cluster (kfake; groups
+// take sessions from 500 ms) for the test, builds the binary and makes a
+// directory for the replicas: the brokers as --kafka-brokers takes them.
+func clusterSetup(t testing.TB) (brokers, bin, root string) {
+	t.Helper()
+	kc, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.GroupMinSessionTimeout(500*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	return strings.Join(kc.ListenAddrs(), ","), buildBinary(t), t.TempDir()
+}
+
 // replica is one streamrec process of a cluster.
 type replica struct {
 	*child
@@ -208,14 +221,7 @@ func TestClusterFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs three replicas and nginx")
 	}
-	kc, err := kfake.NewCluster(kfake.NumBrokers(3))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kc.Close()
-	brokers := strings.Join(kc.ListenAddrs(), ",")
-	bin := buildBinary(t)
-	root := t.TempDir()
+	brokers, bin, root := clusterSetup(t)
 	var rs []*replica
 	for i := range 3 {
 		rs = append(rs, startReplica(t, bin, brokers, filepath.Join(root, fmt.Sprint("r", i+1)), freeAddr(t)))
@@ -319,14 +325,7 @@ func TestClusterTrainerKilled(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs three replicas")
 	}
-	kc, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.GroupMinSessionTimeout(500*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kc.Close()
-	brokers := strings.Join(kc.ListenAddrs(), ",")
-	bin := buildBinary(t)
-	root := t.TempDir()
+	brokers, bin, root := clusterSetup(t)
 	cfg := fmt.Sprintf("kafka: {models_dir: %q, session_timeout: 1s, checkpoint_every: 0s}\n"+
 		"mf: {first_train_events: 1000, train_every_events: 1000, train_every: 0s, quiet: 300ms, quiet_events: 100, iterations: 3}\n"+
 		"ranker: {enabled: false}\n", filepath.Join(root, "shared"))
