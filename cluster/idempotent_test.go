@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/streamrec/streamrec/event"
+	"github.com/streamrec/streamrec/internal/shared"
 )
 
 // TestAppendRetryIsNotDuplicated: the broker writes a produce request but
@@ -21,11 +21,7 @@ import (
 // answers the sequence numbers of the first write. Start and End bound
 // the log; Start moves when the oldest records are deleted.
 func TestAppendRetryIsNotDuplicated(t *testing.T) {
-	kc, err := kfake.NewCluster(kfake.NumBrokers(3))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kc.Close()
+	kc := shared.Kafka(t)
 	ctx := context.Background()
 	l, err := Open(ctx, Config{Brokers: kc.ListenAddrs(), Topic: "log"})
 	if err != nil {

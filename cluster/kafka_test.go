@@ -7,20 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
-
 	"github.com/streamrec/streamrec/event"
+	"github.com/streamrec/streamrec/internal/shared"
 )
 
-func fakeCluster(t *testing.T) []string {
-	t.Helper()
-	kc, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.GroupMinSessionTimeout(500*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(kc.Close)
-	return kc.ListenAddrs()
-}
+func fakeCluster(t *testing.T) []string { return shared.Kafka(t).ListenAddrs() }
 
 func events(from, n int) []event.Record {
 	out := make([]event.Record, n)

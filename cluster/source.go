@@ -81,27 +81,15 @@ func Consume(ctx context.Context, cfg SourceConfig, pipe *pipeline.Pipeline, sin
 			continue
 		}
 		// Into the log first (retried until it is: a retry is never applied twice).
-		for len(recs) > 0 {
-			err := sink(ctx, recs)
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				return nil
-			}
+		if len(recs) > 0 && !untilDone(ctx, func() error { return sink(ctx, recs) }, func(err error) {
 			log.Warn("source topic: the log did not take the events; retrying", "events", len(recs), "err", err)
-			time.Sleep(time.Second)
+		}) {
+			return nil
 		}
-		for len(dead) > 0 {
-			err := cl.ProduceSync(ctx, dead...).FirstErr()
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				return nil
-			}
+		if len(dead) > 0 && !untilDone(ctx, func() error { return cl.ProduceSync(ctx, dead...).FirstErr() }, func(err error) {
 			log.Warn("source topic: the dead-letter topic did not take the invalid messages; retrying", "messages", len(dead), "err", err)
-			time.Sleep(time.Second)
+		}) {
+			return nil
 		}
 		if err := cl.CommitRecords(ctx, taken...); err != nil && ctx.Err() == nil {
 			log.Warn("source topic: cannot commit the offsets; the messages will be read again (de-duplicated)", "err", err)
@@ -139,4 +127,20 @@ func decodeMessage(v []byte, pipe *pipeline.Pipeline, maxEvents int) ([]event.Re
 	}
 	b, _ := json.Marshal(rejected)
 	return recs, fmt.Sprintf("%d events rejected (the others are in the log): %s", len(rejected), b)
+}
+
+// untilDone calls fn a second apart until it succeeds (true) or ctx ends
+// (false), telling failed of each failure.
+func untilDone(ctx context.Context, fn func() error, failed func(error)) bool {
+	for {
+		err := fn()
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		failed(err)
+		time.Sleep(time.Second)
+	}
 }

@@ -61,33 +61,26 @@ func checkpoints(dir string) []checkpoint {
 // publishCheckpoints publishes a checkpoint every interval while this
 // replica is the elected one and its log grew since the newest published.
 func (n *Node) publishCheckpoints(ctx context.Context, every time.Duration) {
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	onTick(ctx, every, func() {
 		if !n.leads() {
-			continue
+			return
 		}
 		var newest uint64
 		if list := checkpoints(checkpointsDir(n.cfg)); len(list) > 0 {
 			newest = list[0].seq
 		}
 		if n.Store.LastSeq() <= newest {
-			continue
+			return
 		}
 		start := time.Now()
 		seq, err := n.publishCheckpoint()
 		if err != nil {
 			n.log.Error("cannot publish a checkpoint; a new replica starts from the previous one (or the topic's start)", "err", err)
-			continue
+			return
 		}
 		n.checkpointSeq.Store(seq)
 		n.log.Info("checkpoint published", "seq", seq, "seconds", time.Since(start).Seconds())
-	}
+	})
 }
 
 // publishCheckpoint writes the store's checkpoint beside it (hard links:

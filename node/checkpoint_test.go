@@ -19,6 +19,7 @@ import (
 
 	"github.com/streamrec/streamrec/config"
 	"github.com/streamrec/streamrec/dataset"
+	"github.com/streamrec/streamrec/internal/shared"
 )
 
 // deleteRecords removes the topic's records before offset (what retention
@@ -59,7 +60,7 @@ func deleteRecords(t *testing.T, brokers []string, topic string, offset int64) {
 // replica that wrote everything; one without the shared directory cannot
 // start on that topic, and says why.
 func TestClusterCheckpoint(t *testing.T) {
-	brokers := kafka3(t)
+	brokers := shared.Kafka(t).ListenAddrs()
 	root := t.TempDir()
 	shared := filepath.Join(root, "shared")
 	conf := func(name string) config.Config {

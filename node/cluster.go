@@ -111,16 +111,9 @@ func (n *Node) publish(local string) {
 // this replica does not train itself.
 func (n *Node) watchModels(ctx context.Context, dir string, every time.Duration) {
 	seen := map[string]time.Time{}
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	onTick(ctx, every, func() {
 		if n.leads() {
-			continue
+			return
 		}
 		for _, name := range []string{filepath.Base(ModelFile(n.cfg.Data)), filepath.Base(RankerFile(n.cfg.Data))} {
 			shared := filepath.Join(dir, name)
@@ -148,6 +141,20 @@ func (n *Node) watchModels(ctx context.Context, dir string, every time.Duration)
 				continue
 			}
 			n.Hub.All()
+		}
+	})
+}
+
+// onTick calls fn every interval until ctx ends.
+func onTick(ctx context.Context, every time.Duration, fn func()) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			fn()
 		}
 	}
 }

@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
-
 	"github.com/streamrec/streamrec/cluster"
 	"github.com/streamrec/streamrec/config"
 	"github.com/streamrec/streamrec/dataset"
@@ -36,12 +34,7 @@ func BenchmarkClusterCatchUp(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	kc, err := kfake.NewCluster(kfake.NumBrokers(3))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer kc.Close()
-	brokers := kc.ListenAddrs()
+	brokers := shared.Kafka(b).ListenAddrs()
 	ctx := context.Background()
 	l, err := cluster.Open(ctx, cluster.Config{Brokers: brokers, Topic: "log"})
 	if err != nil {

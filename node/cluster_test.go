@@ -20,6 +20,7 @@ import (
 
 	"github.com/streamrec/streamrec/config"
 	"github.com/streamrec/streamrec/dataset"
+	"github.com/streamrec/streamrec/internal/shared"
 )
 
 // clusterConfig is a replica of a cluster on brokers: its own data
@@ -70,12 +71,7 @@ func answers(t *testing.T, n *testNode, token string, users []string) string {
 // while others write catches up on restart, and a new one with an empty
 // data directory catches up from the start of the log.
 func TestClusterOnKafka(t *testing.T) {
-	kc, err := kfake.NewCluster(kfake.NumBrokers(3))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kc.Close()
-	brokers := kc.ListenAddrs()
+	brokers := shared.Kafka(t).ListenAddrs()
 	root := t.TempDir()
 	dirs := []string{filepath.Join(root, "a"), filepath.Join(root, "b"), filepath.Join(root, "c")}
 	a := startNode(t, clusterConfig(t, brokers, dirs[0]))
@@ -163,19 +159,6 @@ func TestClusterOnKafka(t *testing.T) {
 	}
 }
 
-// kafka3 starts a 3-broker in-process Kafka cluster (kfake) whose groups
-// take sessions from 500 ms, closed when the test ends, and returns its
-// brokers' addresses.
-func kafka3(t testing.TB) []string {
-	t.Helper()
-	kc, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.GroupMinSessionTimeout(500*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(kc.Close)
-	return kc.ListenAddrs()
-}
-
 func mustUint(t *testing.T, s string) uint64 {
 	t.Helper()
 	var v uint64
@@ -190,7 +173,7 @@ func mustUint(t *testing.T, s string) uint64 {
 // replica serves the model it publishes; when the trainer stops, another
 // is elected, trains on what came since, and the rest serve its model.
 func TestClusterOneTrainer(t *testing.T) {
-	brokers := kafka3(t)
+	brokers := shared.Kafka(t).ListenAddrs()
 	root := t.TempDir()
 	models := filepath.Join(root, "shared-models")
 	conf := func(name string) config.Config {

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/streamrec/streamrec/internal/shared"
 )
 
 // redisServer is a real redis-server on a loopback port (Debian's; .ci/run
@@ -90,11 +90,7 @@ func cached(t *testing.T, n *testNode, user, query string) ([]string, string) {
 // key); Redis killed, answers stay right (from each replica's own state);
 // Redis back, the cache is used again.
 func TestSharedCache(t *testing.T) {
-	kc, err := kfake.NewCluster(kfake.NumBrokers(3))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kc.Close()
+	kc := shared.Kafka(t)
 	rd := startRedis(t, 0)
 	root := t.TempDir()
 	conf := func(name string) func() *testNode {
@@ -156,11 +152,7 @@ func jsonDecode(resp *http.Response, v any) error { return json.NewDecoder(resp.
 // replicas (one budget for a client, whichever replica it reaches); with
 // Redis down each replica limits alone again.
 func TestSharedRateLimit(t *testing.T) {
-	kc, err := kfake.NewCluster(kfake.NumBrokers(3))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kc.Close()
+	kc := shared.Kafka(t)
 	rd := startRedis(t, 0)
 	root := t.TempDir()
 	var ns []*testNode

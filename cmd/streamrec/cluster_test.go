@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/streamrec/streamrec/internal/shared"
 )
 
 // clusterSetup starts a 3-broker in-process Kafka cluster (kfake; groups
@@ -25,12 +25,7 @@ import (
 // directory for the replicas: the brokers as --kafka-brokers takes them.
 func clusterSetup(t testing.TB) (brokers, bin, root string) {
 	t.Helper()
-	kc, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.GroupMinSessionTimeout(500*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(kc.Close)
-	return strings.Join(kc.ListenAddrs(), ","), buildBinary(t), t.TempDir()
+	return strings.Join(shared.Kafka(t).ListenAddrs(), ","), buildBinary(t), t.TempDir()
 }
 
 // replica is one streamrec process of a cluster.
