@@ -268,6 +268,11 @@ type Ranker struct {
 	// very next event's item; the rest is that of every item within the
 	// horizon.
 	NextShare float64 `yaml:"next_share"`
+	// Trees bounds the boosted trees (LambdaMART over the fused features)
+	// fitted on top of the weights; 0 fits the weights alone. Pool is how
+	// many of the blend's best candidates the trees rerank.
+	Trees int `yaml:"trees"`
+	Pool  int `yaml:"pool"`
 }
 
 // RankerConfig is the ranker's training configuration.
@@ -277,6 +282,10 @@ func (c *Config) RankerConfig() ranker.Config {
 	r.Validation, r.MaxExamples = c.Ranker.Validation, c.Ranker.MaxExamples
 	r.Horizon, r.HorizonSeconds = c.Ranker.Horizon, time.Duration(c.Ranker.HorizonTime).Seconds()
 	r.NextShare = c.Ranker.NextShare
+	r.Trees, r.Pool = c.Ranker.Trees, c.Ranker.Pool
+	if r.Trees == 0 {
+		r.Trees = -1 // none
+	}
 	// In a session, under a day, under a week, longer: a session gap of a
 	// day or more merges the first buckets.
 	r.Gaps = slices.Compact(slices.Sorted(slices.Values([]float64{time.Duration(c.Sessions.Gap).Seconds(), 24 * 3600, 7 * 24 * 3600})))
@@ -486,7 +495,7 @@ func Default() Config {
 		Content:    Content{HalfLife: Duration(time.Duration(ct.HalfLifeSeconds) * time.Second), QueryTerms: ct.QueryTerms, MaxPostings: ct.MaxPostings},
 		Ranker: Ranker{Enabled: true, FirstTrainRecords: rk.FirstRecords, TrainEveryRecords: rk.EveryRecords, TrainEvery: Duration(30 * time.Minute),
 			Quiet: Duration(3 * time.Second), QuietRecords: 5_000, Validation: rk.Validation, MaxExamples: rk.MaxExamples,
-			Horizon: rk.Horizon, HorizonTime: Duration(time.Duration(rk.HorizonSeconds) * time.Second), NextShare: rk.NextShare},
+			Horizon: rk.Horizon, HorizonTime: Duration(time.Duration(rk.HorizonSeconds) * time.Second), NextShare: rk.NextShare, Trees: rk.Trees, Pool: rk.Pool},
 		Blend:    DefaultBlend(),
 		Sessions: Sessions{Gap: Duration(recommend.DefaultSessionGap)},
 
@@ -658,6 +667,8 @@ func (c *Config) Validate() error {
 		{"ranker.max_examples must be positive", c.Ranker.MaxExamples > 0},
 		{"ranker.horizon must be positive", c.Ranker.Horizon > 0},
 		{"ranker.next_share must be in [0, 1]", c.Ranker.NextShare >= 0 && c.Ranker.NextShare <= 1},
+		{"ranker.trees must be in [0, 10000]", c.Ranker.Trees >= 0 && c.Ranker.Trees <= 10000},
+		{"ranker.pool must be in [1, 1000]", c.Ranker.Pool >= 1 && c.Ranker.Pool <= 1000},
 		{"ranker.horizon_time must be at least 1s", c.Ranker.HorizonTime >= Duration(time.Second)},
 		{"retention.max_events_per_user must not be negative", c.Retention.MaxEventsPerUser >= 0},
 		{"retention.max_age must be 0 (no limit) or at least 1s", c.Retention.MaxAge == 0 || c.Retention.MaxAge >= Duration(time.Second)},

@@ -101,6 +101,10 @@ type RankerOutcome struct {
 	Candidate  float64 `json:"validation_ndcg"`
 	Configured float64 `json:"configured_ndcg"`
 	Global     float64 `json:"global_ndcg"`
+	// Weights is the fitted weights' objective without the trees, Trees the
+	// trees kept (0: the weights alone won).
+	Weights    float64 `json:"weights_ndcg"`
+	Trees      int     `json:"trees"`
 	Examples   int     `json:"examples"`
 	Seconds    float64 `json:"seconds"`
 	FitSeconds float64 `json:"fit_seconds"` // of Seconds: fitting (the rest replays the log and gathers the examples)
@@ -481,7 +485,7 @@ func trainRanker(recs []event.Record, newEngine func() *recommend.Engine, eng *r
 	}
 	res, err := ranker.Train(context.Background(), ranker.Records(recs), uint64(len(recs)), fresh, eng.Ranker(), cfg)
 	out := &RankerOutcome{Accepted: res.Accepted, Reason: res.Reason, Candidate: res.Candidate, Configured: res.Configured,
-		Global: res.Global, Examples: res.Examples, Seconds: res.Took.Seconds(), FitSeconds: (res.Took - res.Collecting).Seconds(), Ranker: res.Ranker}
+		Global: res.Global, Weights: res.Weights, Trees: res.Trees, Examples: res.Examples, Seconds: res.Took.Seconds(), FitSeconds: (res.Took - res.Collecting).Seconds(), Ranker: res.Ranker}
 	if errors.Is(err, ranker.ErrTooFew) {
 		return out, nil
 	}

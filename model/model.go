@@ -105,6 +105,17 @@ type Popular interface {
 	Popular()
 }
 
+// Featurer is a model that describes items to the learned ranker (package
+// ranker): a few numbers per candidate, from state it already holds, that
+// the ranker may weigh beside the sources' scores. Features names its
+// columns (the engine prefixes each with the model's name); Describe writes
+// them for every one of items, item i's at dst[i*stride:], one call per
+// request.
+type Featurer interface {
+	Features() []string
+	Describe(q *Query, items []int32, dst []float32, stride int)
+}
+
 // Candidate is one scored item.
 type Candidate struct {
 	Item  int32

@@ -203,5 +203,5 @@ func (t *rankTrainer) train(ctx context.Context, records uint64) {
 	t.trainedAt, t.serving, t.records = s.TrainedAt, res.Candidate, s.Records
 	t.mu.Unlock()
 	n.log.Info("ranker: installed", "validation_ndcg", fmt.Sprintf("%.4f", res.Candidate), "configured_ndcg", fmt.Sprintf("%.4f", res.Configured),
-		"serving_ndcg", fmt.Sprintf("%.4f", res.Serving), "examples", res.Examples, "from_impressions", res.Shown, "records", res.Records, "took", res.Took.Round(time.Millisecond))
+		"serving_ndcg", fmt.Sprintf("%.4f", res.Serving), "weights_alone_ndcg", fmt.Sprintf("%.4f", res.Weights), "trees", res.Trees, "examples", res.Examples, "from_impressions", res.Shown, "records", res.Records, "took", res.Took.Round(time.Millisecond))
 }

@@ -44,6 +44,7 @@ import (
 	"github.com/streamrec/streamrec/event"
 	"github.com/streamrec/streamrec/model/als"
 	"github.com/streamrec/streamrec/model/mf"
+	"github.com/streamrec/streamrec/ranker/lambdamart"
 	"github.com/streamrec/streamrec/recommend"
 )
 
@@ -90,6 +91,12 @@ type Config struct {
 	// length: the first once it holds FirstRecords, the next each time it
 	// doubles, until that is EveryRecords apart (Next).
 	FirstRecords, EveryRecords uint64
+	// Trees bounds the boosted trees (LambdaMART) fitted over the fused
+	// features on top of the weights (negative: none, the weights alone);
+	// Pool is how many of the blend's best candidates they rerank.
+	Trees, Pool int
+	// Forest tunes the trees' training (its Trees and K come from above).
+	Forest lambdamart.Config
 }
 
 // Next is the log length at which the training after one at records
@@ -110,6 +117,8 @@ func DefaultConfig() Config {
 		MinBucket: 100, Holdout: 0.3,
 		Grid:    []float32{0, 0.05, 0.1, 0.25, 0.5, 1, 2, 4},
 		TrainMF: true, FirstRecords: 10_000, EveryRecords: 100_000,
+		Trees: 100, Pool: 50,
+		Forest: lambdamart.Config{Depth: 4, LearningRate: 0.1, MinLeaf: 50, L2: 1, Bins: 64, EarlyStop: 10},
 	}
 }
 
@@ -150,6 +159,15 @@ func (c Config) withDefaults() Config {
 	if c.EveryRecords == 0 {
 		c.EveryRecords = d.EveryRecords
 	}
+	if c.Trees == 0 {
+		c.Trees = d.Trees
+	}
+	if c.Pool <= 0 {
+		c.Pool = d.Pool
+	}
+	if c.Forest == (lambdamart.Config{}) {
+		c.Forest = d.Forest
+	}
 	return c
 }
 
@@ -180,11 +198,15 @@ type Result struct {
 	// the one serving (NaN without one), the configured blend and the best
 	// single row (the static blend tuned on the same examples).
 	Candidate, Serving, Configured, Global float64
-	Examples, Validating                   int
-	Shown                                  int    // examples from impressions
-	Records                                uint64 // log records trained on
-	Took                                   time.Duration
-	Collecting                             time.Duration // of Took: the replay and the examples (the rest fits)
+	// Weights is the objective of the fitted weights alone, without the
+	// trees (NaN when no trees were fitted); Trees the trees kept.
+	Weights              float64
+	Trees                int
+	Examples, Validating int
+	Shown                int    // examples from impressions
+	Records              uint64 // log records trained on
+	Took                 time.Duration
+	Collecting           time.Duration // of Took: the replay and the examples (the rest fits)
 }
 
 // ErrTooFew is returned when the log holds too few examples to fit and
@@ -218,7 +240,7 @@ func Train(ctx context.Context, replay Replay, total uint64, newEngine func() *r
 		return Result{}, err
 	}
 	collected := time.Now()
-	res := Fit(xs, eng.Sources(), eng.Blend(), serving, cfg)
+	res := Fit(ctx, xs, eng.Sources(), eng.FeatureNames(), eng.Blend(), serving, cfg)
 	res.Records = n
 	res.Took = time.Since(start)
 	res.Collecting = collected.Sub(start)
@@ -379,11 +401,13 @@ func seconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 
 // Fit fits a ranker to the older examples and scores it, and the
 // alternatives, on the newest (Config.Holdout); sources names the
-// examples' score columns and blend the configured weights.
-func Fit(xs []*Labelled, sources []string, blend map[string]float32, serving *recommend.Ranker, cfg Config) Result {
+// examples' score columns, features the engine's feature vector
+// (recommend.Engine.FeatureNames; nil: weights only, no trees) and blend
+// the configured weights.
+func Fit(ctx context.Context, xs []*Labelled, sources, features []string, blend map[string]float32, serving *recommend.Ranker, cfg Config) Result {
 	cfg = cfg.withDefaults()
 	xs = slices.DeleteFunc(slices.Clone(xs), func(x *Labelled) bool { return len(x.Labels) == 0 || len(x.Items) == 0 })
-	res := Result{Examples: len(xs), Serving: math.NaN()}
+	res := Result{Examples: len(xs), Serving: math.NaN(), Weights: math.NaN()}
 	for _, x := range xs {
 		if x.shown {
 			res.Shown++
@@ -439,6 +463,14 @@ func Fit(xs []*Labelled, sources []string, blend map[string]float32, serving *re
 	if res.Global >= res.Candidate {
 		res.Ranker, res.Candidate = one, res.Global
 	}
+	if len(features) > 0 && cfg.Trees > 0 {
+		res.Weights = res.Candidate
+		if f, n := s.fitForest(ctx, fitX, res.Ranker, sources, features, cfg); f != nil {
+			if v := s.mean(valX, f, sources); v > res.Candidate {
+				res.Ranker, res.Candidate, res.Trees = f, v, n
+			}
+		}
+	}
 	if err := res.Ranker.Validate(); err != nil {
 		res.Ranker, res.Reason = nil, err.Error()
 		return res
@@ -485,6 +517,10 @@ type scorer struct {
 	score []float32
 	top   []int
 	w     []float32
+	// ndcgForest's scratch
+	idx   []int
+	rows  []float32
+	items []int32
 }
 
 func newScorer(sources, k int, next float64) *scorer {
@@ -497,6 +533,22 @@ func (s *scorer) mean(xs []*Labelled, r *recommend.Ranker, sources []string) flo
 	if len(xs) == 0 {
 		return 0
 	}
+	rows := rowsFor(r, sources)
+	var sum float64
+	for _, x := range xs {
+		w := rows[r.Bucket(x.Gap)]
+		if r.Forest != nil {
+			sum += s.ndcgForest(x, w, r)
+		} else {
+			sum += s.ndcg(x, w)
+		}
+	}
+	return sum / float64(len(xs))
+}
+
+// rowsFor is r's weight rows with one column per source of sources (r's
+// are matched by name; a source r does not name weighs 0).
+func rowsFor(r *recommend.Ranker, sources []string) [][]float32 {
 	rows := make([][]float32, len(r.Weights))
 	for b, row := range r.Weights {
 		rows[b] = make([]float32, len(sources))
@@ -506,11 +558,91 @@ func (s *scorer) mean(xs []*Labelled, r *recommend.Ranker, sources []string) flo
 			}
 		}
 	}
-	var sum float64
-	for _, x := range xs {
-		sum += s.ndcg(x, rows[r.Bucket(x.Gap)])
+	return rows
+}
+
+// ndcgForest is the objective of x ranked as the engine ranks under r's
+// trees: the blend's best r.Pool candidates by w, each scored its blended
+// score plus the forest's output on its features.
+func (s *scorer) ndcgForest(x *Labelled, w []float32, r *recommend.Ranker) float64 {
+	s.idx, s.rows = x.Rows(w, r.Pool, s.rows, s.idx)
+	if len(s.idx) == 0 {
+		return 0
 	}
-	return sum / float64(len(xs))
+	F := len(s.rows) / len(s.idx)
+	s.items = s.items[:0]
+	s.score = s.score[:0]
+	for i, c := range s.idx {
+		v := s.rows[i*F : (i+1)*F]
+		s.items = append(s.items, x.Items[c])
+		s.score = append(s.score, v[F-1]+r.Forest.Predict(v))
+	}
+	return s.rankOf(s.items, x.Labels, s.score, true)
+}
+
+// gains are the labels LambdaMART fits for x's pool rows idx: the
+// objective is then their DCG@K, as rank computes it.
+func (s *scorer) gains(x *Labelled, idx []int, dst []float32) []float32 {
+	var ideal float64
+	for r := range min(s.k, len(x.Labels)) {
+		ideal += 1 / math.Log2(float64(r)+2)
+	}
+	for _, i := range idx {
+		it := x.Items[i]
+		var g float64
+		if it == x.Labels[0] {
+			g += s.next
+		}
+		if slices.Contains(x.Labels, it) {
+			g += (1 - s.next) / ideal
+		}
+		dst = append(dst, float32(g))
+	}
+	return dst
+}
+
+// forestData is the training set of the trees over xs: each example's
+// pool under base's row for it, labelled by gains, started from the
+// blended score.
+func (s *scorer) forestData(xs []*Labelled, base *recommend.Ranker, sources []string, features, pool int) *lambdamart.Data {
+	rows := rowsFor(base, sources)
+	d := &lambdamart.Data{F: features, Group: []int{0}}
+	var idx []int
+	var buf []float32
+	for _, x := range xs {
+		idx, buf = x.Rows(rows[base.Bucket(x.Gap)], pool, buf, idx)
+		if len(idx) == 0 || len(buf) != len(idx)*features {
+			continue
+		}
+		d.X = append(d.X, buf...)
+		d.Label = s.gains(x, idx, d.Label)
+		for i := range idx {
+			d.Init = append(d.Init, buf[(i+1)*features-1])
+		}
+		d.Group = append(d.Group, len(d.Label))
+	}
+	return d
+}
+
+// fitForest fits trees on top of base over xs, oldest first: the newest
+// fifth of them stops the boosting (the trees kept are those up to the
+// round that scored best there). It returns nil when no tree helps there.
+func (s *scorer) fitForest(ctx context.Context, xs []*Labelled, base *recommend.Ranker, sources, features []string, cfg Config) (*recommend.Ranker, int) {
+	cut := len(xs) * 4 / 5
+	train := s.forestData(xs[:cut], base, sources, len(features), cfg.Pool)
+	stop := s.forestData(xs[cut:], base, sources, len(features), cfg.Pool)
+	if len(train.Group) < 2 || len(stop.Group) < 2 {
+		return nil, 0
+	}
+	fc := cfg.Forest
+	fc.Trees, fc.K, fc.Valid = cfg.Trees, cfg.K, stop
+	f, st, err := lambdamart.Train(ctx, train, fc)
+	if err != nil || st.Trees == 0 {
+		return nil, 0
+	}
+	r := *base
+	r.Forest, r.Features, r.Pool = f, slices.Clone(features), cfg.Pool
+	return &r, st.Trees
 }
 
 // ascend is coordinate ascent from start over grid: each source's weight
@@ -626,16 +758,25 @@ func (s *scorer) scores(x *Labelled, w []float32, dst []float32) []float32 {
 // weighted source brought (score above 0), NextShare of the next event's
 // NDCG@k and the rest of the horizon's.
 func (s *scorer) rank(x *Labelled, score []float32) float64 {
+	return s.rankOf(x.Items, x.Labels, score, false)
+}
+
+// rankOf is rank of items scored by score against labels; all counts every
+// candidate, whatever its score (a forest's scores may fall below 0).
+func (s *scorer) rankOf(items, labels []int32, score []float32, all bool) float64 {
 	better := func(a, b int) bool {
 		if score[a] != score[b] {
 			return score[a] > score[b]
 		}
-		return x.Items[a] < x.Items[b]
+		return items[a] < items[b]
 	}
 	s.top = s.top[:0]
-	var floor float32 // the k-th score once k are held: most candidates fail one comparison
+	floor := float32(math.Inf(-1)) // the k-th score once k are held: most candidates fail one comparison
+	if !all {
+		floor = 0
+	}
 	for i, v := range score {
-		if v <= 0 || v < floor {
+		if !all && v <= 0 || v < floor {
 			continue
 		}
 		// Insert into the top k, best first.
@@ -656,15 +797,15 @@ func (s *scorer) rank(x *Labelled, score []float32) float64 {
 	}
 	var dcg, next float64
 	for r, i := range s.top {
-		if slices.Contains(x.Labels, x.Items[i]) {
+		if slices.Contains(labels, items[i]) {
 			dcg += 1 / math.Log2(float64(r)+2)
 		}
-		if x.Items[i] == x.Labels[0] {
+		if items[i] == labels[0] {
 			next = 1 / math.Log2(float64(r)+2)
 		}
 	}
 	var ideal float64
-	for r := range min(s.k, len(x.Labels)) {
+	for r := range min(s.k, len(labels)) {
 		ideal += 1 / math.Log2(float64(r)+2)
 	}
 	return s.next*next + (1-s.next)*dcg/ideal

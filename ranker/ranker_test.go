@@ -56,7 +56,7 @@ var sources = []string{"near", "far"}
 func TestFitLearnsWhomToTrust(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.MinBucket = 50
-	res := Fit(planted(1000, 1), sources, map[string]float32{"near": 1, "far": 1}, nil, cfg)
+	res := Fit(context.Background(), planted(1000, 1), sources, nil, map[string]float32{"near": 1, "far": 1}, nil, cfg)
 	if !res.Accepted || res.Ranker == nil {
 		t.Fatalf("not accepted: %+v", res)
 	}
@@ -81,7 +81,7 @@ func TestFitRejectsWhatDoesNotBeatServing(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.MinBucket = 50
 	truth := &recommend.Ranker{Sources: sources, Gaps: []float64{1800}, Weights: [][]float32{{1, 0}, {0, 1}}}
-	res := Fit(planted(1000, 2), sources, map[string]float32{"near": 1, "far": 1}, truth, cfg)
+	res := Fit(context.Background(), planted(1000, 2), sources, nil, map[string]float32{"near": 1, "far": 1}, truth, cfg)
 	if res.Accepted || !strings.Contains(res.Reason, "serving ranker") || res.Serving < 0.99 {
 		t.Fatalf("%+v", res)
 	}
@@ -89,11 +89,11 @@ func TestFitRejectsWhatDoesNotBeatServing(t *testing.T) {
 	for _, x := range xs {
 		x.Labels = []int32{99} // never a candidate
 	}
-	res = Fit(xs, sources, map[string]float32{"near": 1, "far": 1}, nil, cfg)
+	res = Fit(context.Background(), xs, sources, nil, map[string]float32{"near": 1, "far": 1}, nil, cfg)
 	if res.Accepted || !strings.Contains(res.Reason, "configured blend") {
 		t.Fatalf("unreachable labels: %+v", res)
 	}
-	res = Fit(planted(20, 4), sources, map[string]float32{"near": 1}, nil, DefaultConfig())
+	res = Fit(context.Background(), planted(20, 4), sources, nil, map[string]float32{"near": 1}, nil, DefaultConfig())
 	if res.Ranker != nil || !strings.Contains(res.Reason, "too few") {
 		t.Fatalf("20 examples: %+v", res)
 	}
@@ -281,7 +281,7 @@ func TestCollectLearnsFromImpressions(t *testing.T) {
 			t.Fatalf("example of %s labelled %v, want only the shown item used (%d)", x.user, x.Labels, n)
 		}
 	}
-	res := Fit(shown, eng.Sources(), map[string]float32{"item_knn": 0.1, "trending": 1}, nil, cfg)
+	res := Fit(context.Background(), shown, eng.Sources(), nil, map[string]float32{"item_knn": 0.1, "trending": 1}, nil, cfg)
 	if res.Ranker == nil || res.Shown != users {
 		t.Fatalf("fit: %+v", res)
 	}

@@ -121,6 +121,7 @@ type Engine struct {
 	items    *ids.Dict
 	cats     *ids.Dict
 	blocked  []bool    // per item: hidden or deleted
+	first    []uint32  // per item: the time of its first event (unix seconds; 0: none yet)
 	deleted  []bool    // per item: deleted
 	itemCats [][]int32 // per item: its categories
 	members  [][]int32 // category id → item ids
@@ -139,9 +140,13 @@ type Engine struct {
 	similar  []model.Similar
 	sized    []model.Model
 	mf       *mf.Source // the trained model's lifecycle (mf.go), when one is configured
-	blendW   []float32  // the configured weights, by source index
-	ranker   *Ranker    // installed by SetRanker, or nil
-	rankW    [][]float32
+	// The learned ranker's features (features.go).
+	featurers []featurer
+	featNames []string
+	itemCols  int
+	blendW    []float32 // the configured weights, by source index
+	ranker    *Ranker   // installed by SetRanker, or nil
+	rankW     [][]float32
 	// rankerHash identifies the installed ranker's weights (0: none), the
 	// same on every engine that installed the same ranker.
 	rankerHash uint64
@@ -214,6 +219,7 @@ func New(cfg Config) *Engine {
 			e.mf = x
 		}
 	}
+	e.initFeatures()
 	e.blendW = make([]float32, len(e.sources))
 	for i, src := range e.sources {
 		e.blendW[i] = src.weight
@@ -347,6 +353,9 @@ func (e *Engine) apply(r *event.Record) {
 		it := e.item(ev.Item)
 		ms := max(ev.Time.UnixMilli(), 0)
 		h := history.Entry{Item: it, Time: uint32(ms / 1000), Milli: uint16(ms % 1000), Weight: ev.Weight, Type: ev.Type}
+		if e.first[it] == 0 {
+			e.first[it] = max(h.Time, 1)
+		}
 		e.retain(u, h.Time)
 		prev := e.hist.User(u)
 		start := e.hist.Start(u)
@@ -499,6 +508,7 @@ func (e *Engine) item(id string) int32 {
 	for int(it) >= len(e.blocked) {
 		e.blocked = append(e.blocked, false)
 		e.deleted = append(e.deleted, false)
+		e.first = append(e.first, 0)
 		e.itemCats = append(e.itemCats, nil)
 	}
 	return it

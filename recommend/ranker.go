@@ -3,6 +3,7 @@ package recommend
 import (
 	"github.com/cespare/xxhash/v2"
 
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/streamrec/streamrec/model"
 	"github.com/streamrec/streamrec/model/history"
+	"github.com/streamrec/streamrec/ranker/lambdamart"
 )
 
 // Ranker weighs the blend for each request by what is known of the user at
@@ -30,7 +32,17 @@ type Ranker struct {
 	Gaps []float64 `json:"gaps"`
 	// Weights holds len(Gaps)+1 rows, one weight per source of Sources.
 	Weights [][]float32 `json:"weights"`
+	// Forest, when set, reranks the blend's best Pool candidates: each
+	// gets its blended score plus the forest's output on its feature
+	// vector (features.go), whose columns Features names and must be the
+	// engine's (Engine.FeatureNames).
+	Forest   *lambdamart.Forest `json:"forest,omitempty"`
+	Features []string           `json:"features,omitempty"`
+	Pool     int                `json:"pool,omitempty"`
 }
+
+// maxPool bounds a ranker's rerank pool.
+const maxPool = 1000
 
 // Bucket is the bucket of a gap in seconds (+Inf: no history).
 func (r *Ranker) Bucket(gap float64) int {
@@ -73,6 +85,21 @@ func (r *Ranker) Validate() error {
 			return fmt.Errorf("ranker: bucket %d weighs every source 0", b)
 		}
 	}
+	if r.Forest == nil {
+		if len(r.Features) > 0 || r.Pool != 0 {
+			return errors.New("ranker: features or pool without a forest")
+		}
+		return nil
+	}
+	if err := r.Forest.Validate(); err != nil {
+		return fmt.Errorf("ranker: %w", err)
+	}
+	if len(r.Features) != r.Forest.F {
+		return fmt.Errorf("ranker: %d feature names for a forest of %d features", len(r.Features), r.Forest.F)
+	}
+	if r.Pool < 1 || r.Pool > maxPool {
+		return fmt.Errorf("ranker: pool %d must be in [1, %d]", r.Pool, maxPool)
+	}
 	return nil
 }
 
@@ -98,6 +125,9 @@ func (e *Engine) SetRanker(r *Ranker) error {
 			return fmt.Errorf("ranker: the engine has no source %q", name)
 		}
 	}
+	if r.Forest != nil && !slices.Equal(r.Features, e.featNames) {
+		return fmt.Errorf("ranker: its features %v are not the engine's %v", r.Features, e.featNames)
+	}
 	rows := make([][]float32, len(r.Weights))
 	for b, row := range r.Weights {
 		rows[b] = make([]float32, len(e.sources))
@@ -108,6 +138,13 @@ func (e *Engine) SetRanker(r *Ranker) error {
 		}
 	}
 	h := xxhash.Sum64String(fmt.Sprintf("%v|%v|%v", r.Sources, r.Gaps, r.Weights))
+	if r.Forest != nil {
+		b, err := json.Marshal(r.Forest)
+		if err != nil {
+			return fmt.Errorf("ranker: %w", err)
+		}
+		h ^= xxhash.Sum64(b) + uint64(r.Pool)
+	}
 	e.mu.Lock()
 	e.ranker, e.rankW, e.rankerHash = r, rows, h
 	e.mu.Unlock()
@@ -159,6 +196,11 @@ type Example struct {
 	Gap    float64   // seconds since the user's latest event; +Inf: none
 	Items  []int32   // the candidates, dense item ids (see ItemIndex)
 	Scores []float32 // len(Items) rows of one score per source (Sources' order)
+	// Item holds len(Items) rows of the item columns (ItemColumns), User
+	// the user's and context's: with Scores, what Rows makes the learned
+	// ranker's feature vectors of.
+	Item []float32
+	User [5]float32
 }
 
 // Score is candidate i's scaled score from source j.
@@ -191,7 +233,15 @@ func (e *Engine) Example(user string, n int, at float64) Example {
 			x.Scores[r*k+i] = min(max(c.Score-sc.lo, 0)*sc.scale, 1) + 1e-9
 		}
 	}
+	e.describe(s, &x, at)
 	return x
+}
+
+// describe fills x's item and user columns.
+func (e *Engine) describe(s *scratch, x *Example, at float64) {
+	x.Item = make([]float32, len(x.Items)*e.itemCols)
+	s.cats = e.describeItems(&s.q, x.Items, x.Item, e.itemCols, at, s.cats)
+	e.describeUser(&s.q, at, x.User[:])
 }
 
 // ExampleOf is what every source scores each of items (a list the
@@ -233,6 +283,7 @@ func (e *Engine) ExampleOf(user string, items []string, at float64) Example {
 			}
 		}
 	}
+	e.describe(s, &x, at)
 	return x
 }
 

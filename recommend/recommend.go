@@ -21,6 +21,9 @@ type Scored struct {
 	// scaled part of the score.
 	Because []string `json:"because,omitempty"`
 	Parts   []Part   `json:"contributions,omitempty"`
+	// Features are the features that moved the item most under a learned
+	// ranker's trees (Request.Explain), largest effect first.
+	Features []FeatureEffect `json:"features,omitempty"`
 }
 
 // Part is one source's share of a blended score.
@@ -92,6 +95,13 @@ type scratch struct {
 	w       []float32 // the request's blend weights, by source index
 	over    []float32 // a request's own weights (Request.Blend), by source index
 	at      float64   // when the request is asked, unix seconds (0: the events' clock)
+	// ranked is set when s.w is the installed ranker's row, whose trees
+	// then rerank the blend (features.go: pool, rowOf, feat, cats).
+	ranked bool
+	pool   []int32
+	rowOf  []int32 // per item: its row in feat + 1 (0: none); all zero between requests
+	feat   []float32
+	cats   []int32
 }
 
 func (e *Engine) getScratch() *scratch {
@@ -107,10 +117,13 @@ func (e *Engine) getScratch() *scratch {
 		s.blend = make([]float32, size)
 		s.best = make([]float32, size)
 		s.src = make([]uint8, size)
+		s.rowOf = make([]int32, size)
 		s.stamp = 0
 	}
 	e.nextStamp(s)
 	s.at = 0
+	s.ranked = false
+	s.pool = s.pool[:0]
 	for len(s.lists) < len(e.sources) {
 		s.lists = append(s.lists, nil)
 	}
@@ -147,6 +160,7 @@ func (e *Engine) query(s *scratch, user string, category string, n, want int) bo
 		q.Session = e.sessionIndex(u, q.Start)
 	}
 	s.w = e.weights(q, s.at)
+	s.ranked = e.rankW != nil
 	return true
 }
 
@@ -156,12 +170,14 @@ func (e *Engine) query(s *scratch, user string, category string, n, want int) bo
 func (e *Engine) override(s *scratch, blend map[string]float32, noRanker bool) {
 	switch {
 	case blend != nil:
+		s.ranked = false
 		s.over = s.over[:0]
 		for _, src := range e.sources {
 			s.over = append(s.over, max(blend[src.name], 0))
 		}
 		s.w = s.over
 	case noRanker:
+		s.ranked = false
 		s.w = e.blendW
 	}
 }
@@ -346,6 +362,7 @@ func (e *Engine) rank(s *scratch, one int, n int) {
 func (e *Engine) rankWeights(s *scratch, n int, weights []float32) {
 	s.final = s.final[:0]
 	s.merged = s.merged[:0]
+	own := weights == nil // the request's weights: the ranker's trees may rerank
 	if weights == nil {
 		weights = s.w
 	}
@@ -371,6 +388,10 @@ func (e *Engine) rankWeights(s *scratch, n int, weights []float32) {
 	for _, it := range s.merged {
 		s.final = append(s.final, model.Candidate{Item: it, Score: s.blend[it]})
 		s.blend[it], s.best[it] = 0, 0
+	}
+	if own && s.ranked && e.ranker.Forest != nil {
+		e.rerank(s, n)
+		return
 	}
 	s.final = model.Top(s.final, n)
 }
@@ -507,6 +528,9 @@ func (e *Engine) explain(s *scratch, sc *Scored, it int32, one int) {
 				break
 			}
 		}
+	}
+	if one < 0 && s.ranked {
+		sc.Features = e.featureEffects(s, it)
 	}
 	seen := map[int32]bool{}
 	for _, b := range s.because {

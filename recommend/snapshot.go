@@ -15,8 +15,9 @@ import (
 // snapshotMagic names the layout; version 2 added retention (history
 // starts and milliseconds, the engine's clock, trending counts and bound,
 // fixed-point item-kNN counts); version 3 sessions and one named section
-// per model. Older snapshots are refused and the log replayed.
-const snapshotMagic = "streamrec-engine-3"
+// per model; version 4 each item's first event time. Older snapshots are
+// refused and the log replayed.
+const snapshotMagic = "streamrec-engine-4"
 
 // ErrSnapshotConfig is returned when a snapshot was taken under another
 // model configuration: the log must be replayed instead.
@@ -69,6 +70,7 @@ func (e *Engine) WriteSnapshot(w io.Writer) (uint64, error) {
 	enc.Slice(lens, len(lens))
 	enc.Slice(flags, len(flags))
 	enc.Slice(cats, len(cats))
+	enc.Slice(e.first, len(e.first))
 	e.hist.Encode(enc)
 	enc.Slice(e.sessKey, len(e.sessKey))
 	for _, m := range e.snaps {
@@ -102,7 +104,8 @@ func (e *Engine) ReadSnapshot(r io.Reader, size int64) error {
 	lens := snapshot.Uint32s(d)
 	flags := snapshot.Uint8s(d)
 	cats := snapshot.Int32s(d)
-	d.Check(len(lens) == e.items.Len() && len(flags) == len(lens), "catalogue size")
+	e.first = snapshot.Uint32s(d)
+	d.Check(len(lens) == e.items.Len() && len(flags) == len(lens) && len(e.first) == len(lens), "catalogue size")
 	if err := d.Err(); err != nil {
 		return err
 	}

@@ -184,7 +184,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		if r.Trainings > 0 {
 			what = fmt.Sprintf("%d times as the replay went on, the last", r.Trainings)
 		}
-		fmt.Fprintf(stdout, "\nranker trained %s (%d examples, %.1fs, %.1fs of it fitting): validation objective %.4f, configured blend %.4f; %s\n", what, r.Examples, r.Seconds, r.FitSeconds, r.Candidate, r.Configured, verdict)
+		fmt.Fprintf(stdout, "\nranker trained %s (%d examples, %.1fs, %.1fs of it fitting): validation objective %.4f (weights alone %.4f, %d trees), configured blend %.4f; %s\n", what, r.Examples, r.Seconds, r.FitSeconds, r.Candidate, r.Weights, r.Trees, r.Configured, verdict)
 	}
 	if jsonOut != "" {
 		b, _ := json.MarshalIndent(rep, "", "  ")

@@ -2,6 +2,7 @@ package trending
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/streamrec/streamrec/model"
 	"github.com/streamrec/streamrec/snapshot"
@@ -87,4 +88,23 @@ func (s *Source) ScoreItems(q *model.Query, items []int32, dst []model.Candidate
 		}
 	}
 	return dst
+}
+
+// Features implements model.Featurer: the item's events kept (log1p) and
+// its decayed popularity now (log1p of the decayed weight).
+func (s *Source) Features() []string { return []string{"events", "popularity"} }
+
+// Describe implements model.Featurer.
+func (s *Source) Describe(q *model.Query, items []int32, dst []float32, stride int) {
+	m := s.m
+	f := math.Exp((m.ref - m.clock) / m.tau)
+	for i, it := range items {
+		var n uint32
+		var sc float64
+		if int(it) < len(m.score) {
+			n, sc = m.count[it], m.score[it]*f
+		}
+		dst[i*stride] = float32(math.Log1p(float64(n)))
+		dst[i*stride+1] = float32(math.Log1p(max(sc, 0)))
+	}
 }
