@@ -137,6 +137,12 @@ func (t *rankTrainer) metrics() {
 		defer t.mu.Unlock()
 		return t.took.Seconds()
 	})
+	m.Gauge("streamrec_ranker_trees", "Boosted trees in the serving ranker (0: its weights alone, or no ranker).", func() float64 {
+		if r := t.n.Engine.Ranker(); r != nil && r.Forest != nil {
+			return float64(len(r.Forest.Trees))
+		}
+		return 0
+	})
 	m.Counter("streamrec_ranker_trainings_total", "Ranker trainings finished since start.", func() float64 { return float64(t.trainings.Load()) })
 	m.Counter("streamrec_ranker_rejections_total", "Rankers trained but not installed: they did not beat the serving ranker and the configured blend.", func() float64 { return float64(t.rejections.Load()) })
 }

@@ -84,6 +84,18 @@ func TestRankerTrainsAfterABulkLoadAndSurvivesRestart(t *testing.T) {
 	if got := bulkState(t, n); got != want {
 		t.Fatalf("answers changed across the restart:\nbefore:\n%s\nafter:\n%s", want, got)
 	}
+	// The trees are in the file and serve again, alike.
+	if saved.Ranker.Forest == nil {
+		t.Fatalf("the ranker kept no trees on data made for them (a user's next item follows from their last):\n%s", grepLines(text, "streamrec_ranker"))
+	}
+	before, _ := json.Marshal(saved.Ranker.Forest)
+	after, _ := json.Marshal(n.Engine.Ranker().Forest)
+	if string(before) != string(after) {
+		t.Fatal("the restarted engine serves other trees than the saved ones")
+	}
+	if m := fmt.Sprintf("streamrec_ranker_trees %d", len(saved.Ranker.Forest.Trees)); !strings.Contains(scrape(t, n), m) {
+		t.Fatalf("metrics lack %q:\n%s", m, grepLines(scrape(t, n), "streamrec_ranker"))
+	}
 }
 
 // bulkState is what the bulk-loaded users are answered.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"runtime"
 	"slices"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/streamrec/streamrec/internal/shared"
 	"github.com/streamrec/streamrec/model"
 	"github.com/streamrec/streamrec/pipeline"
+	"github.com/streamrec/streamrec/ranker/lambdamart"
 	"github.com/streamrec/streamrec/recommend"
 )
 
@@ -195,6 +197,53 @@ func BenchmarkRecommendWithRanker(b *testing.B) {
 	benchWarm(b, e, users)
 }
 
+// synthForest is a forest of the shape the ranker trains at most (trees
+// of depth 4, complete) over the engine's features, with random splits: a
+// forest's cost depends on its shape alone.
+func synthForest(e *recommend.Engine, trees int) *recommend.Ranker {
+	names := e.FeatureNames()
+	rng := rand.New(rand.NewPCG(1, 2))
+	f := &lambdamart.Forest{F: len(names)}
+	for range trees {
+		nodes := make([]lambdamart.Node, 31)
+		for i := range nodes {
+			if i < 15 {
+				nodes[i] = lambdamart.Node{Feature: int32(rng.IntN(len(names))), Threshold: rng.Float32(), Left: int32(2*i + 1), Right: int32(2*i + 2)}
+			} else {
+				nodes[i] = lambdamart.Node{Feature: -1, Value: rng.Float32() - 0.5}
+			}
+		}
+		f.Trees = append(f.Trees, lambdamart.Tree{Nodes: nodes})
+	}
+	w := make([]float32, len(e.Sources()))
+	for i := range w {
+		w[i] = 1
+	}
+	return &recommend.Ranker{Sources: e.Sources(), Weights: [][]float32{w}, Forest: f, Features: names, Pool: 50}
+}
+
+// BenchmarkRecommendWithForest is BenchmarkRecommend with a ranker whose
+// 100 trees rerank the blend's best 50 candidates: the features of each
+// and the forest's walk.
+func BenchmarkRecommendWithForest(b *testing.B) {
+	e, users := loadMLLatest(b)
+	if err := e.SetRanker(synthForest(e, 100)); err != nil {
+		b.Fatal(err)
+	}
+	benchWarm(b, e, users)
+}
+
+// BenchmarkRank200WithForest ranks a list of 200 items for one user under
+// a ranker of 100 trees: every listed item gets its features and the
+// forest's score.
+func BenchmarkRank200WithForest(b *testing.B) {
+	e, users := loadMLLatest(b)
+	if err := e.SetRanker(synthForest(e, 100)); err != nil {
+		b.Fatal(err)
+	}
+	benchRank(b, e, users, 200)
+}
+
 // BenchmarkRecommendAfterWrite alternates one event and one request for the
 // same user: the neighbour lists the event touched are recomputed on read.
 func BenchmarkRecommendAfterWrite(b *testing.B) {
@@ -256,7 +305,12 @@ func newKeepAll(tb *event.Table) *recommend.Engine {
 // ml-latest-small loaded.
 func BenchmarkRank100(b *testing.B) {
 	e, users := loadMLLatest(b)
-	items := make([]string, 100)
+	benchRank(b, e, users, 100)
+}
+
+// benchRank ranks a list of n items, cycling through the users.
+func benchRank(b *testing.B, e *recommend.Engine, users []string, n int) {
+	items := make([]string, n)
 	for i := range items {
 		items[i] = fmt.Sprint(1 + i*37)
 	}
