@@ -18,9 +18,10 @@ import (
 // let the server train on its own (mf and the ranker start once the bulk
 // load has gone quiet), then ask every test user — one with history in
 // the training part and items new to them in the rest — for 10 items.
-// The answer must beat trending alone (NDCG@10 0.2172 in process), the
-// best single source there, and so the fixed blend (0.159); measured 0.22
-// and more.
+// The answer must reach 0.23, above trending alone (NDCG@10 0.2172 in
+// process, the best single source there), EASE (0.181) and the fixed
+// blend (0.159); with the ranker's trees it measured 0.2508, the weights
+// alone 0.2213.
 func TestChronoHTTP(t *testing.T) {
 	if testing.Short() {
 		t.Skip("loads 80,000 events over HTTP and waits for the background trainings")
@@ -96,8 +97,8 @@ func TestChronoHTTP(t *testing.T) {
 	ndcg := sum / float64(len(order))
 	t.Logf("ml-100k chrono over HTTP: %d test users, NDCG@10 %.4f; loaded in %.1fs, trained %.1fs after; ranker: %s",
 		len(order), ndcg, loaded.Seconds(), waited.Seconds(), rankerLines(scrape(t, n)))
-	if ndcg < 0.2172 {
-		t.Errorf("NDCG@10 %.4f below trending's 0.2172", ndcg)
+	if ndcg < 0.23 {
+		t.Errorf("NDCG@10 %.4f below 0.23 (trending alone: 0.2172)", ndcg)
 	}
 }
 

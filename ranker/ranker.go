@@ -571,11 +571,11 @@ func (s *scorer) ndcgForest(x *Labelled, w []float32, r *recommend.Ranker) float
 	}
 	F := len(s.rows) / len(s.idx)
 	s.items = s.items[:0]
-	s.score = s.score[:0]
+	s.score = slices.Grow(s.score[:0], len(s.idx))[:len(s.idx)]
+	r.Forest.PredictRows(s.rows, F, s.score)
 	for i, c := range s.idx {
-		v := s.rows[i*F : (i+1)*F]
 		s.items = append(s.items, x.Items[c])
-		s.score = append(s.score, v[F-1]+r.Forest.Predict(v))
+		s.score[i] += s.rows[(i+1)*F-1]
 	}
 	return s.rankOf(s.items, x.Labels, s.score, true)
 }

@@ -292,3 +292,82 @@ func TestCollectLearnsFromImpressions(t *testing.T) {
 			w, knn, trend, res.Accepted, res.Candidate, res.Configured)
 	}
 }
+
+// plantedFeature builds examples over two noisy sources where the item the
+// user touches next is the one candidate whose item column 0 is above 0.9
+// while the user's column 0 is set, and otherwise the one whose column 1
+// is: no weighting of the sources finds it, a tree over the features can.
+func plantedFeature(n int, seed uint64) ([]*Labelled, []string) {
+	rng := rand.New(rand.NewPCG(seed, 3))
+	var xs []*Labelled
+	for i := range n {
+		x := &Labelled{at: float64(i), Example: recommend.Example{Gap: 60}}
+		hit := int32(rng.IntN(30))
+		flag := i%2 == 0
+		if flag {
+			x.User[0] = 1
+		}
+		for c := range int32(30) {
+			x.Items = append(x.Items, c)
+			x.Scores = append(x.Scores, rng.Float32()*0.9+0.05, rng.Float32()*0.9+0.05)
+			a, b := rng.Float32()*0.8, rng.Float32()*0.8
+			if c == hit {
+				if flag {
+					a = 0.95
+				} else {
+					b = 0.95
+				}
+			}
+			x.Item = append(x.Item, a, b)
+		}
+		x.Labels = []int32{hit}
+		xs = append(xs, x)
+	}
+	// The vector's columns: 2 scores, 2 ranks, 2 item, 5 user, the blend.
+	names := []string{"near", "far", "near.rank", "far.rank", "item.a", "item.b", "u0", "u1", "u2", "u3", "u4", "blend"}
+	return xs, names
+}
+
+// TestFitGrowsTreesWhereFeaturesTell: on examples whose next item only the
+// features reveal, the trees are kept, beat the weights alone on the
+// held-out examples, and the ranker is accepted; without feature names the
+// same examples get the weights alone.
+func TestFitGrowsTreesWhereFeaturesTell(t *testing.T) {
+	xs, names := plantedFeature(2000, 1)
+	blend := map[string]float32{"near": 1, "far": 1}
+	res := Fit(context.Background(), xs, sources, names, blend, nil, DefaultConfig())
+	if res.Trees == 0 || res.Ranker == nil || res.Ranker.Forest == nil {
+		t.Fatalf("no trees kept: %+v", res)
+	}
+	t.Logf("trees %d: %.4f, weights alone %.4f, configured %.4f", res.Trees, res.Candidate, res.Weights, res.Configured)
+	if !res.Accepted || res.Candidate < res.Weights+0.3 {
+		t.Fatalf("trees %.4f against the weights alone %.4f (accepted %v): want far above", res.Candidate, res.Weights, res.Accepted)
+	}
+	if err := res.Ranker.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	plain := Fit(context.Background(), xs, sources, nil, blend, nil, DefaultConfig())
+	if plain.Trees != 0 || plain.Ranker.Forest != nil {
+		t.Fatalf("no features named, yet %d trees", plain.Trees)
+	}
+	// A serving ranker with those trees is scored with them: a new
+	// training on the same examples does not beat it by its weights alone.
+	cfg := DefaultConfig()
+	cfg.Trees = -1
+	again := Fit(context.Background(), xs, sources, names, blend, res.Ranker, cfg)
+	if again.Accepted || math.Abs(again.Serving-res.Candidate) > 1e-9 {
+		t.Fatalf("weights alone %.4f accepted over serving trees %.4f (scored %.4f)", again.Candidate, res.Candidate, again.Serving)
+	}
+}
+
+// TestFitStopsOnCancel: a training cancelled while the trees fit keeps
+// no trees (the caller's context is the server's shutdown).
+func TestFitStopsOnCancel(t *testing.T) {
+	xs, names := plantedFeature(600, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	res := Fit(ctx, xs, sources, names, map[string]float32{"near": 1, "far": 1}, nil, DefaultConfig())
+	if res.Trees != 0 || res.Ranker != nil && res.Ranker.Forest != nil {
+		t.Fatalf("cancelled, yet %d trees", res.Trees)
+	}
+}

@@ -197,10 +197,13 @@ func (e *Engine) rerank(s *scratch, n int) {
 		}
 	}
 	for i := range s.final {
+		s.feat[(i+1)*F-1] = s.final[i].Score
+	}
+	s.pred = slices.Grow(s.pred[:0], m)[:m]
+	f.PredictRows(s.feat, F, s.pred)
+	for i := range s.final {
 		c := &s.final[i]
-		x := s.feat[i*F : (i+1)*F]
-		x[F-1] = c.Score
-		c.Score += f.Predict(x)
+		c.Score += s.pred[i]
 		s.rowOf[c.Item] = 0
 	}
 	s.final = model.Top(s.final, n)

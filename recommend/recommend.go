@@ -101,6 +101,7 @@ type scratch struct {
 	pool   []int32
 	rowOf  []int32 // per item: its row in feat + 1 (0: none); all zero between requests
 	feat   []float32
+	pred   []float32
 	cats   []int32
 }
 

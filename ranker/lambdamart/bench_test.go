@@ -49,3 +49,26 @@ func BenchmarkTrain(b *testing.B) {
 		b.ReportMetric(st.TrainScore, "ndcg")
 	}
 }
+
+// BenchmarkPredict50 scores a request's 50 candidates on the same forest,
+// row by row (Predict) and tree by tree (PredictRows).
+func BenchmarkPredict50(b *testing.B) {
+	const F = 25
+	f := randomForest(1, 100, 4, F)
+	d := synth(1, 1, 50, F, 10)
+	dst := make([]float32, 50)
+	b.Run("rows", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			for i := range dst {
+				dst[i] = f.Predict(row(d, i))
+			}
+		}
+	})
+	b.Run("trees", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			f.PredictRows(d.X, F, dst)
+		}
+	})
+}

@@ -809,3 +809,20 @@ func TestBinning(t *testing.T) {
 		t.Errorf("cuts of a binary feature: %v", cuts)
 	}
 }
+
+// TestPredictRowsIsPredict: scoring rows tree by tree gives Predict's
+// output bit for bit, for forests of an odd and an even number of trees.
+func TestPredictRowsIsPredict(t *testing.T) {
+	const F = 9
+	d := synth(3, 1, 37, F, 10)
+	for _, trees := range []int{0, 1, 2, 7, 40} {
+		f := randomForest(uint64(trees), trees, 4, F)
+		got := make([]float32, 37)
+		f.PredictRows(d.X, F, got)
+		for i := range got {
+			if want := f.Predict(row(d, i)); math.Float32bits(got[i]) != math.Float32bits(want) {
+				t.Fatalf("%d trees, row %d: PredictRows %v, Predict %v", trees, i, got[i], want)
+			}
+		}
+	}
+}

@@ -35,6 +35,51 @@ func (f *Forest) Predict(x []float32) float32 {
 	return s
 }
 
+// PredictRows puts into dst[i] the forest's output for row i of X (rows of
+// stride values, each at least F), bit for bit what Predict gives (each
+// row sums its trees' values in the same order), but tree by tree over all
+// rows, four rows in lockstep: a tree's nodes stay in cache while it scores
+// a request's candidates, and four independent walks keep the core busy.
+// No allocation.
+func (f *Forest) PredictRows(X []float32, stride int, dst []float32) {
+	if stride < f.F || len(X) < len(dst)*stride {
+		shortInput(stride, f.F)
+	}
+	clear(dst)
+	n := len(dst)
+	for ti := range f.Trees {
+		nodes := f.Trees[ti].Nodes
+		i := 0
+		for ; i+4 <= n; i += 4 {
+			x0, x1 := X[i*stride:i*stride+f.F], X[(i+1)*stride:(i+1)*stride+f.F]
+			x2, x3 := X[(i+2)*stride:(i+2)*stride+f.F], X[(i+3)*stride:(i+3)*stride+f.F]
+			a, b, c, d := &nodes[0], &nodes[0], &nodes[0], &nodes[0]
+			for a.Feature >= 0 || b.Feature >= 0 || c.Feature >= 0 || d.Feature >= 0 {
+				if a.Feature >= 0 {
+					a = &nodes[child(a, x0[a.Feature])]
+				}
+				if b.Feature >= 0 {
+					b = &nodes[child(b, x1[b.Feature])]
+				}
+				if c.Feature >= 0 {
+					c = &nodes[child(c, x2[c.Feature])]
+				}
+				if d.Feature >= 0 {
+					d = &nodes[child(d, x3[d.Feature])]
+				}
+			}
+			dst[i] += a.Value
+			dst[i+1] += b.Value
+			dst[i+2] += c.Value
+			dst[i+3] += d.Value
+		}
+		t := &f.Trees[ti]
+		for ; i < n; i++ {
+			dst[i] += t.predict(X[i*stride : i*stride+f.F])
+		}
+	}
+}
+
 // predict is the tree's leaf value for x.
 func (t *Tree) predict(x []float32) float32 {
 	nodes := t.Nodes
