@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/streamrec/streamrec/event"
@@ -246,5 +247,54 @@ func TestSnapshotKeepsItemAge(t *testing.T) {
 	a, b := e.Example("me", 10, 0), r.Example("me", 10, 0)
 	if !slices.Equal(a.Item, b.Item) || a.User != b.User || len(a.Item) == 0 {
 		t.Fatalf("restored item columns differ:\n%v\n%v", a.Item, b.Item)
+	}
+}
+
+// TestForestUnderConcurrentWrites: readers reranked by trees (and
+// explained) while the writer applies events and catalogue changes, and a
+// new ranker is installed midway; run under -race by the README's test
+// command. Every answer stays in score order (the invariants of answers
+// under load are model/conformance's stress test).
+func TestForestUnderConcurrentWrites(t *testing.T) {
+	e := newEngine(t)
+	catShop(e)
+	if err := e.SetRanker(boostFeature(t, e, "item.category_affinity", 0.3, 2)); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for r := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				user := fmt.Sprint("u", (i+r)%30)
+				got := e.Recommend(Request{User: user, N: 5, Explain: i%3 == 0})
+				for j := 1; j < len(got); j++ {
+					if got[j].Score > got[j-1].Score {
+						errs <- fmt.Errorf("%s: out of order %+v", user, got)
+						return
+					}
+				}
+				e.Rank(RankRequest{User: user, Items: []string{"x1", "y2", "x3", "nope"}})
+			}
+		}()
+	}
+	for i := range 300 {
+		if i == 150 {
+			if err := e.SetRanker(boostFeature(t, e, "trending.popularity", 0.5, 1)); err != nil {
+				t.Error(err)
+			}
+		}
+		recs := []event.Record{ev(fmt.Sprint("u", i%30), fmt.Sprint("x", i%6), event.Watch, 3, 10_000+i)}
+		if i%50 == 0 {
+			recs = append(recs, put(fmt.Sprint("z", i), "z", "x"))
+		}
+		e.Apply(recs)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
 	}
 }

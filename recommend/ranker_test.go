@@ -2,6 +2,7 @@ package recommend
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -139,6 +140,12 @@ func FuzzRanker(f *testing.F) {
 	f.Add(`{"sources":["item_knn","trending"],"gaps":[1800,86400],"weights":[[1,0],[1,1],[0,1]]}`)
 	f.Add(`{"sources":["trending"],"gaps":[],"weights":[[2]]}`)
 	f.Add(`{"sources":["trending","mf"],"gaps":[5],"weights":[[0,1],[1e30,0]]}`)
+	// With trees over the engine's features.
+	cols := newEngine(f).FeatureNames()
+	names, _ := json.Marshal(cols)
+	f.Add(`{"sources":["item_knn","trending","mf"],"weights":[[1,1,1]],"pool":5,"features":` + string(names) +
+		`,"forest":{"features":` + fmt.Sprint(len(cols)) + `,"trees":[{"nodes":[{"f":8,"t":0.5,"l":1,"r":2,"v":0},{"f":-1,"v":-1},{"f":-1,"v":3}]}]}}`)
+	f.Add(`{"sources":["trending"],"weights":[[1]],"pool":1,"features":["a"],"forest":{"features":1,"trees":[{"nodes":[{"f":0,"l":0,"r":0}]}]}}`)
 	f.Fuzz(func(t *testing.T, doc string) {
 		var r Ranker
 		if json.Unmarshal([]byte(doc), &r) != nil {
