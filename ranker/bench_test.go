@@ -42,6 +42,6 @@ func BenchmarkTrain1M(b *testing.B) {
 		b.ReportMetric(float64(res.Examples), "examples")
 		b.ReportMetric(res.Took.Seconds(), "s/training")
 		b.ReportMetric(float64(res.Trees), "trees")
-		b.Logf("accepted %v (%s): validation %.4f (weights alone %.4f), configured %.4f, one row %.4f; fitting %.1fs", res.Accepted, res.Reason, res.Candidate, res.Weights, res.Configured, res.Global, (res.Took-res.Collecting).Seconds())
+		b.Logf("accepted %v (%s): validation %.4f (weights alone %.4f), configured %.4f, one row %.4f; fitting %.1fs", res.Accepted, res.Reason, res.Candidate, res.Weights, res.Configured, res.Global, (res.Took - res.Collecting).Seconds())
 	}
 }
