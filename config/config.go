@@ -668,7 +668,7 @@ func (c *Config) Validate() error {
 		{"ranker.horizon must be positive", c.Ranker.Horizon > 0},
 		{"ranker.next_share must be in [0, 1]", c.Ranker.NextShare >= 0 && c.Ranker.NextShare <= 1},
 		{"ranker.trees must be in [0, 10000]", c.Ranker.Trees >= 0 && c.Ranker.Trees <= 10000},
-		{"ranker.pool must be in [1, 1000]", c.Ranker.Pool >= 1 && c.Ranker.Pool <= 1000},
+		{"ranker.pool must be in [10, 1000] (at least the 10 the trees are fitted on)", c.Ranker.Pool >= 10 && c.Ranker.Pool <= 1000},
 		{"ranker.horizon_time must be at least 1s", c.Ranker.HorizonTime >= Duration(time.Second)},
 		{"retention.max_events_per_user must not be negative", c.Retention.MaxEventsPerUser >= 0},
 		{"retention.max_age must be 0 (no limit) or at least 1s", c.Retention.MaxAge == 0 || c.Retention.MaxAge >= Duration(time.Second)},

@@ -101,9 +101,9 @@ type RankerOutcome struct {
 	Candidate  float64 `json:"validation_ndcg"`
 	Configured float64 `json:"configured_ndcg"`
 	Global     float64 `json:"global_ndcg"`
-	// Weights is the fitted weights' objective without the trees, Trees the
-	// trees kept (0: the weights alone won).
-	Weights    float64 `json:"weights_ndcg"`
+	// Weights is the fitted weights' objective without the trees (nil: no
+	// trees were fitted), Trees the trees kept (0: the weights alone won).
+	Weights    *float64 `json:"weights_ndcg,omitempty"`
 	Trees      int     `json:"trees"`
 	Examples   int     `json:"examples"`
 	Seconds    float64 `json:"seconds"`
@@ -485,7 +485,10 @@ func trainRanker(recs []event.Record, newEngine func() *recommend.Engine, eng *r
 	}
 	res, err := ranker.Train(context.Background(), ranker.Records(recs), uint64(len(recs)), fresh, eng.Ranker(), cfg)
 	out := &RankerOutcome{Accepted: res.Accepted, Reason: res.Reason, Candidate: res.Candidate, Configured: res.Configured,
-		Global: res.Global, Weights: res.Weights, Trees: res.Trees, Examples: res.Examples, Seconds: res.Took.Seconds(), FitSeconds: (res.Took - res.Collecting).Seconds(), Ranker: res.Ranker}
+		Global: res.Global, Trees: res.Trees, Examples: res.Examples, Seconds: res.Took.Seconds(), FitSeconds: (res.Took - res.Collecting).Seconds(), Ranker: res.Ranker}
+	if !math.IsNaN(res.Weights) {
+		out.Weights = &res.Weights
+	}
 	if errors.Is(err, ranker.ErrTooFew) {
 		return out, nil
 	}

@@ -146,7 +146,7 @@ func TestRowsAreWhatServingScores(t *testing.T) {
 			t.Fatalf("%s: served %v, rows give %d", user, itemsOf(got), len(want))
 		}
 		for i := range got {
-			if got[i].Item != e.items.Name(want[i].Item) || math.Abs(got[i].Score-float64(want[i].Score)) > 1e-5 {
+			if got[i].Item != e.items.Name(want[i].Item) || got[i].Score != float64(want[i].Score) {
 				t.Fatalf("%s: served %v (%v), rows %v at %d", user, itemsOf(got), got[i].Score, want[i], i)
 			}
 		}

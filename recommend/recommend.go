@@ -375,7 +375,10 @@ func (e *Engine) rankWeights(s *scratch, n int, weights []float32) {
 		sc := e.scale(i, list)
 		scale, lo := sc.scale, sc.lo
 		for _, c := range list {
-			v := w*min(max(c.Score-lo, 0)*scale, 1) + 1e-9 // +ε: the last one still counts as a candidate
+			// +ε: the last one still counts as a candidate. Weighted with
+			// the score, exactly as an Example's scores are (Example.Rows,
+			// the ranker's fit), so training and serving rank alike.
+			v := w * (min(max(c.Score-lo, 0)*scale, 1) + 1e-9)
 			it := c.Item
 			if s.blend[it] == 0 && s.best[it] == 0 {
 				s.merged = append(s.merged, it)
@@ -448,11 +451,17 @@ func (e *Engine) diversify(s *scratch, c []model.Candidate, req Request) []model
 	if len(e.similar) > 0 && lambda > 0 {
 		sim = e.similar[0]
 	}
-	hi := float32(0)
+	hi, lo := float32(0), float32(0)
 	if len(c) > 0 {
-		hi = c[0].Score
+		hi, lo = c[0].Score, c[len(c)-1].Score
 	}
 	rel := func(x model.Candidate) float32 {
+		if lo < 0 { // a ranker's trees may score below 0: min-max instead
+			if hi > lo {
+				return (x.Score - lo) / (hi - lo)
+			}
+			return 0
+		}
 		if hi > 0 {
 			return x.Score / hi
 		}

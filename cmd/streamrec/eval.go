@@ -184,10 +184,17 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		if r.Trainings > 0 {
 			what = fmt.Sprintf("%d times as the replay went on, the last", r.Trainings)
 		}
-		fmt.Fprintf(stdout, "\nranker trained %s (%d examples, %.1fs, %.1fs of it fitting): validation objective %.4f (weights alone %.4f, %d trees), configured blend %.4f; %s\n", what, r.Examples, r.Seconds, r.FitSeconds, r.Candidate, r.Weights, r.Trees, r.Configured, verdict)
+		trees := "no trees"
+		if r.Weights != nil {
+			trees = fmt.Sprintf("weights alone %.4f, %d trees", *r.Weights, r.Trees)
+		}
+		fmt.Fprintf(stdout, "\nranker trained %s (%d examples, %.1fs, %.1fs of it fitting): validation objective %.4f (%s), configured blend %.4f; %s\n", what, r.Examples, r.Seconds, r.FitSeconds, r.Candidate, trees, r.Configured, verdict)
 	}
 	if jsonOut != "" {
-		b, _ := json.MarshalIndent(rep, "", "  ")
+		b, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return fmt.Errorf("eval: --json: %w", err)
+		}
 		if err := os.WriteFile(jsonOut, append(b, '\n'), 0o644); err != nil {
 			return fmt.Errorf("eval: %w", err)
 		}
