@@ -104,10 +104,10 @@ type RankerOutcome struct {
 	// Weights is the fitted weights' objective without the trees (nil: no
 	// trees were fitted), Trees the trees kept (0: the weights alone won).
 	Weights    *float64 `json:"weights_ndcg,omitempty"`
-	Trees      int     `json:"trees"`
-	Examples   int     `json:"examples"`
-	Seconds    float64 `json:"seconds"`
-	FitSeconds float64 `json:"fit_seconds"` // of Seconds: fitting (the rest replays the log and gathers the examples)
+	Trees      int      `json:"trees"`
+	Examples   int      `json:"examples"`
+	Seconds    float64  `json:"seconds"`
+	FitSeconds float64  `json:"fit_seconds"` // of Seconds: fitting (the rest replays the log and gathers the examples)
 	// Trainings is how many ran (prequential: on the schedule the server
 	// keeps, each on the events replayed so far; the figures are the
 	// last one's).
