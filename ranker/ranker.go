@@ -42,9 +42,9 @@ import (
 	"time"
 
 	"github.com/streamrec/streamrec/event"
+	"github.com/streamrec/streamrec/lambdamart"
 	"github.com/streamrec/streamrec/model/als"
 	"github.com/streamrec/streamrec/model/mf"
-	"github.com/streamrec/streamrec/ranker/lambdamart"
 	"github.com/streamrec/streamrec/recommend"
 )
 

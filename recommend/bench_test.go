@@ -14,9 +14,9 @@ import (
 	"github.com/streamrec/streamrec/dataset"
 	"github.com/streamrec/streamrec/event"
 	"github.com/streamrec/streamrec/internal/shared"
+	"github.com/streamrec/streamrec/lambdamart"
 	"github.com/streamrec/streamrec/model"
 	"github.com/streamrec/streamrec/pipeline"
-	"github.com/streamrec/streamrec/ranker/lambdamart"
 	"github.com/streamrec/streamrec/recommend"
 )
 

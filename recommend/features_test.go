@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/streamrec/streamrec/event"
+	"github.com/streamrec/streamrec/lambdamart"
 	"github.com/streamrec/streamrec/model"
-	"github.com/streamrec/streamrec/ranker/lambdamart"
 )
 
 func put(id string, cats ...string) event.Record {

@@ -10,9 +10,9 @@ import (
 	"slices"
 	"sort"
 
+	"github.com/streamrec/streamrec/lambdamart"
 	"github.com/streamrec/streamrec/model"
 	"github.com/streamrec/streamrec/model/history"
-	"github.com/streamrec/streamrec/ranker/lambdamart"
 )
 
 // Ranker weighs the blend for each request by what is known of the user at
