@@ -118,7 +118,7 @@ func DefaultConfig() Config {
 		Grid:    []float32{0, 0.05, 0.1, 0.25, 0.5, 1, 2, 4},
 		TrainMF: true, FirstRecords: 10_000, EveryRecords: 100_000,
 		Trees: 100, Pool: 50,
-		Forest: lambdamart.Config{Depth: 4, LearningRate: 0.1, MinLeaf: 50, L2: 1, Bins: 64, EarlyStop: 10},
+		Forest: lambdamart.Config{Depth: 4, LearningRate: 0.05, MinLeaf: 200, L2: 10, Bins: 64, EarlyStop: 20},
 	}
 }
 
