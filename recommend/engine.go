@@ -11,7 +11,8 @@
 //
 // The blend weighs each source by a weight per source name: the installed
 // Ranker's row for the time since the user's latest event, or, before one
-// is installed, the configured weights.
+// is installed, the configured weights. A Ranker with trees then reranks
+// the blend's best candidates by their fused features (features.go).
 //
 // Concurrency: the writer applies records under the write lock (the node has
 // one, applying in log order; Apply is safe from several goroutines, each
