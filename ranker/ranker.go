@@ -533,7 +533,7 @@ func (s *scorer) mean(xs []*Labelled, r *recommend.Ranker, sources []string) flo
 	if len(xs) == 0 {
 		return 0
 	}
-	rows := rowsFor(r, sources)
+	rows := r.WeightsFor(sources)
 	var sum float64
 	for _, x := range xs {
 		w := rows[r.Bucket(x.Gap)]
@@ -544,21 +544,6 @@ func (s *scorer) mean(xs []*Labelled, r *recommend.Ranker, sources []string) flo
 		}
 	}
 	return sum / float64(len(xs))
-}
-
-// rowsFor is r's weight rows with one column per source of sources (r's
-// are matched by name; a source r does not name weighs 0).
-func rowsFor(r *recommend.Ranker, sources []string) [][]float32 {
-	rows := make([][]float32, len(r.Weights))
-	for b, row := range r.Weights {
-		rows[b] = make([]float32, len(sources))
-		for j, name := range sources {
-			if c := slices.Index(r.Sources, name); c >= 0 {
-				rows[b][j] = row[c]
-			}
-		}
-	}
-	return rows
 }
 
 // ndcgForest is the objective of x ranked as the engine ranks under r's
@@ -605,7 +590,7 @@ func (s *scorer) gains(x *Labelled, idx []int, dst []float32) []float32 {
 // pool under base's row for it, labelled by gains, started from the
 // blended score.
 func (s *scorer) forestData(xs []*Labelled, base *recommend.Ranker, sources []string, features, pool int) *lambdamart.Data {
-	rows := rowsFor(base, sources)
+	rows := base.WeightsFor(sources)
 	d := &lambdamart.Data{F: features, Group: []int{0}}
 	var idx []int
 	var buf []float32

@@ -35,9 +35,11 @@ import (
 // userCols and itemCols are the engine's own columns; the last column of
 // every vector is baseFeature.
 var (
-	userCols = []string{"user.events", "user.gap", "user.session_events", "context.hour", "context.weekday"}
 	itemCols = []string{"item.age", "item.category_affinity"}
 )
+
+// userCols are the user's and the context's columns (Example.User).
+var userCols = [...]string{"user.events", "user.gap", "user.session_events", "context.hour", "context.weekday"}
 
 const (
 	baseFeature = "blend"
@@ -74,7 +76,7 @@ func (e *Engine) initFeatures() {
 	}
 	names = append(names, itemCols...)
 	e.itemCols = len(names) - 2*k
-	names = append(names, userCols...)
+	names = append(names, userCols[:]...)
 	names = append(names, baseFeature)
 	e.featNames = names
 }
@@ -177,7 +179,7 @@ func (e *Engine) rerank(s *scratch, n int) {
 		rank := 0
 		prev := float32(-1)
 		for p, c := range list {
-			v := min(max(c.Score-sc.lo, 0)*sc.scale, 1) + 1e-9
+			v := sc.candidate(c.Score)
 			if v != prev {
 				rank, prev = p, v
 			}

@@ -44,6 +44,22 @@ type Ranker struct {
 // maxPool bounds a ranker's rerank pool.
 const maxPool = 1000
 
+// WeightsFor is r's weight rows with one column per source of sources, in
+// their order (r's columns matched by name; a source r does not name
+// weighs 0).
+func (r *Ranker) WeightsFor(sources []string) [][]float32 {
+	rows := make([][]float32, len(r.Weights))
+	for b, row := range r.Weights {
+		rows[b] = make([]float32, len(sources))
+		for j, name := range sources {
+			if c := slices.Index(r.Sources, name); c >= 0 {
+				rows[b][j] = row[c]
+			}
+		}
+	}
+	return rows
+}
+
 // Bucket is the bucket of a gap in seconds (+Inf: no history).
 func (r *Ranker) Bucket(gap float64) int {
 	// The first bound above the gap: a gap equal to a bound belongs above it.
@@ -116,10 +132,6 @@ func (e *Engine) SetRanker(r *Ranker) error {
 	if err := r.Validate(); err != nil {
 		return err
 	}
-	col := make([]int, len(e.sources))
-	for i, s := range e.sources {
-		col[i] = slices.Index(r.Sources, s.name)
-	}
 	for _, name := range r.Sources {
 		if e.sourceIndex(name) < 0 {
 			return fmt.Errorf("ranker: the engine has no source %q", name)
@@ -128,15 +140,7 @@ func (e *Engine) SetRanker(r *Ranker) error {
 	if r.Forest != nil && !slices.Equal(r.Features, e.featNames) {
 		return fmt.Errorf("ranker: its features %v are not the engine's %v", r.Features, e.featNames)
 	}
-	rows := make([][]float32, len(r.Weights))
-	for b, row := range r.Weights {
-		rows[b] = make([]float32, len(e.sources))
-		for i, c := range col {
-			if c >= 0 {
-				rows[b][i] = row[c]
-			}
-		}
-	}
+	rows := r.WeightsFor(e.Sources())
 	h := xxhash.Sum64String(fmt.Sprintf("%v|%v|%v", r.Sources, r.Gaps, r.Weights))
 	if r.Forest != nil {
 		b, err := json.Marshal(r.Forest)
@@ -172,10 +176,7 @@ func (e *Engine) gapOf(hist []history.Entry, at float64) float64 {
 	if len(hist) == 0 {
 		return math.Inf(1)
 	}
-	if at <= 0 {
-		at = float64(e.clock)
-	}
-	return max(at-hist[len(hist)-1].Seconds(), 0)
+	return max(e.now(at)-hist[len(hist)-1].Seconds(), 0)
 }
 
 // weights is the blend's weight per source for the query asked at at (see
@@ -200,7 +201,7 @@ type Example struct {
 	// the user's and context's: with Scores, what Rows makes the learned
 	// ranker's feature vectors of.
 	Item []float32
-	User [5]float32
+	User [len(userCols)]float32
 }
 
 // Score is candidate i's scaled score from source j.
@@ -230,7 +231,7 @@ func (e *Engine) Example(user string, n int, at float64) Example {
 				x.Items = append(x.Items, c.Item)
 				x.Scores = append(x.Scores, make([]float32, k)...)
 			}
-			x.Scores[r*k+i] = min(max(c.Score-sc.lo, 0)*sc.scale, 1) + 1e-9
+			x.Scores[r*k+i] = sc.candidate(c.Score)
 		}
 	}
 	e.describe(s, &x, at)
@@ -279,7 +280,7 @@ func (e *Engine) ExampleOf(user string, items []string, at float64) Example {
 		sc := e.scale(i, list)
 		for _, c := range list {
 			if r, ok := row[c.Item]; ok {
-				x.Scores[r*k+i] = min(max(c.Score-sc.lo, 0)*sc.scale, 1) + 1e-9
+				x.Scores[r*k+i] = sc.candidate(c.Score)
 			}
 		}
 	}

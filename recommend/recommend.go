@@ -373,12 +373,11 @@ func (e *Engine) rankWeights(s *scratch, n int, weights []float32) {
 			continue
 		}
 		sc := e.scale(i, list)
-		scale, lo := sc.scale, sc.lo
 		for _, c := range list {
-			// +ε: the last one still counts as a candidate. Weighted with
-			// the score, exactly as an Example's scores are (Example.Rows,
-			// the ranker's fit), so training and serving rank alike.
-			v := w * (min(max(c.Score-lo, 0)*scale, 1) + 1e-9)
+			// Weighted with its ε, exactly as an Example's scores are
+			// (Example.Rows, the ranker's fit), so training and serving
+			// rank alike.
+			v := w * sc.candidate(c.Score)
 			it := c.Item
 			if s.blend[it] == 0 && s.best[it] == 0 {
 				s.merged = append(s.merged, it)
@@ -403,6 +402,14 @@ func (e *Engine) rankWeights(s *scratch, n int, weights []float32) {
 // scaling maps a source's scores to [0, 1]: (score − lo)·scale, clamped
 // at 0.
 type scaling struct{ scale, lo float32 }
+
+// unit is score on the [0, 1] scale.
+func (s scaling) unit(score float32) float32 { return min(max(score-s.lo, 0)*s.scale, 1) }
+
+// candidate is unit plus ε, what a candidate the source brought carries
+// in the blend, in an Example and in the ranker's features: the last one
+// still counts (above 0, the value of one the source did not bring).
+func (s scaling) candidate(score float32) float32 { return s.unit(score) + 1e-9 }
 
 // scale is how source i's list (best first) maps to [0, 1].
 func (e *Engine) scale(i int, list []model.Candidate) scaling {
@@ -528,10 +535,9 @@ func (e *Engine) explain(s *scratch, sc *Scored, it int32, one int) {
 			w = 1
 		}
 		sc0 := e.scale(i, list)
-		scale, lo := sc0.scale, sc0.lo
 		for _, c := range list {
 			if c.Item == it {
-				sc.Parts = append(sc.Parts, Part{Source: e.sources[i].name, Score: float64(w * min(max(c.Score-lo, 0)*scale, 1))})
+				sc.Parts = append(sc.Parts, Part{Source: e.sources[i].name, Score: float64(w * sc0.unit(c.Score))})
 				if x := e.sources[i].explain; x != nil {
 					s.because = x.Because(&s.q, it, s.because)
 				}

@@ -97,12 +97,12 @@ func (s *Source) Features() []string { return []string{"events", "popularity"} }
 // Describe implements model.Featurer.
 func (s *Source) Describe(q *model.Query, items []int32, dst []float32, stride int) {
 	m := s.m
-	f := math.Exp((m.ref - m.clock) / m.tau)
+	f := m.Decay()
 	for i, it := range items {
 		var n uint32
 		var sc float64
 		if int(it) < len(m.score) {
-			n, sc = m.count[it], m.score[it]*f
+			n, sc = m.count[it], m.Raw(it)*f
 		}
 		dst[i*stride] = float32(math.Log1p(float64(n)))
 		dst[i*stride+1] = float32(math.Log1p(max(sc, 0)))

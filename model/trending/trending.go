@@ -308,8 +308,12 @@ func (m *Model) Score(item int32) float64 {
 	if int(item) >= len(m.score) {
 		return 0
 	}
-	return m.score[item] * math.Exp((m.ref-m.clock)/m.tau)
+	return m.score[item] * m.Decay()
 }
+
+// Decay is the factor from the stored scores (Raw) to the decayed scores
+// at the model's clock.
+func (m *Model) Decay() float64 { return math.Exp((m.ref - m.clock) / m.tau) }
 
 // Raw returns the undecayed stored score: comparable between items, not
 // between calls separated by Apply.
