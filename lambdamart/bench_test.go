@@ -51,7 +51,7 @@ func BenchmarkTrain(b *testing.B) {
 }
 
 // BenchmarkPredict50 scores a request's 50 candidates on the same forest,
-// row by row (Predict) and tree by tree (PredictRows).
+// row by row (Predict), tree by tree (PredictRows) and padded (Compiled).
 func BenchmarkPredict50(b *testing.B) {
 	const F = 25
 	f := randomForest(1, 100, 4, F)
@@ -69,6 +69,13 @@ func BenchmarkPredict50(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			f.PredictRows(d.X, F, dst)
+		}
+	})
+	c := f.Compile()
+	b.Run("compiled", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			c.PredictRows(d.X, F, dst)
 		}
 	})
 }

@@ -517,10 +517,12 @@ type scorer struct {
 	score []float32
 	top   []int
 	w     []float32
-	// ndcgForest's scratch
-	idx   []int
-	rows  []float32
-	items []int32
+	// ndcgForest's scratch, and its forest laid out as the engine serves it
+	idx      []int
+	rows     []float32
+	items    []int32
+	forest   *lambdamart.Forest
+	compiled *lambdamart.Compiled
 }
 
 func newScorer(sources, k int, next float64) *scorer {
@@ -557,7 +559,10 @@ func (s *scorer) ndcgForest(x *Labelled, w []float32, r *recommend.Ranker) float
 	F := len(s.rows) / len(s.idx)
 	s.items = s.items[:0]
 	s.score = slices.Grow(s.score[:0], len(s.idx))[:len(s.idx)]
-	r.Forest.PredictRows(s.rows, F, s.score)
+	if s.forest != r.Forest {
+		s.forest, s.compiled = r.Forest, r.Forest.Compile()
+	}
+	s.compiled.PredictRows(s.rows, F, s.score)
 	for i, c := range s.idx {
 		s.items = append(s.items, x.Items[c])
 		s.score[i] += s.rows[(i+1)*F-1]

@@ -51,6 +51,7 @@ import (
 
 	"github.com/streamrec/streamrec/event"
 	"github.com/streamrec/streamrec/ids"
+	"github.com/streamrec/streamrec/lambdamart"
 	"github.com/streamrec/streamrec/model"
 	"github.com/streamrec/streamrec/model/history"
 	"github.com/streamrec/streamrec/model/mf"
@@ -148,6 +149,7 @@ type Engine struct {
 	blendW    []float32 // the configured weights, by source index
 	ranker    *Ranker   // installed by SetRanker, or nil
 	rankW     [][]float32
+	forest    *lambdamart.Compiled // the ranker's forest laid out for serving, or nil
 	// rankerHash identifies the installed ranker's weights (0: none), the
 	// same on every engine that installed the same ranker.
 	rankerHash uint64

@@ -159,7 +159,6 @@ func (e *Engine) describeItems(q *model.Query, items []int32, dst []float32, str
 // those stay in s.final. s.pool and s.feat keep the rows, for explain.
 func (e *Engine) rerank(s *scratch, n int) {
 	r := e.ranker
-	f := r.Forest
 	s.final = model.Top(s.final, max(n, r.Pool))
 	m := len(s.final)
 	F := len(e.featNames)
@@ -202,7 +201,7 @@ func (e *Engine) rerank(s *scratch, n int) {
 		s.feat[(i+1)*F-1] = s.final[i].Score
 	}
 	s.pred = slices.Grow(s.pred[:0], m)[:m]
-	f.PredictRows(s.feat, F, s.pred)
+	e.forest.PredictRows(s.feat, F, s.pred)
 	for i := range s.final {
 		c := &s.final[i]
 		c.Score += s.pred[i]

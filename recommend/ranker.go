@@ -125,7 +125,7 @@ func (r *Ranker) Validate() error {
 func (e *Engine) SetRanker(r *Ranker) error {
 	if r == nil {
 		e.mu.Lock()
-		e.ranker, e.rankW, e.rankerHash = nil, nil, 0
+		e.ranker, e.rankW, e.rankerHash, e.forest = nil, nil, 0, nil
 		e.mu.Unlock()
 		return nil
 	}
@@ -142,7 +142,9 @@ func (e *Engine) SetRanker(r *Ranker) error {
 	}
 	rows := r.WeightsFor(e.Sources())
 	h := xxhash.Sum64String(fmt.Sprintf("%v|%v|%v", r.Sources, r.Gaps, r.Weights))
+	var forest *lambdamart.Compiled
 	if r.Forest != nil {
+		forest = r.Forest.Compile()
 		b, err := json.Marshal(r.Forest)
 		if err != nil {
 			return fmt.Errorf("ranker: %w", err)
@@ -150,7 +152,7 @@ func (e *Engine) SetRanker(r *Ranker) error {
 		h ^= xxhash.Sum64(b) + uint64(r.Pool)
 	}
 	e.mu.Lock()
-	e.ranker, e.rankW, e.rankerHash = r, rows, h
+	e.ranker, e.rankW, e.rankerHash, e.forest = r, rows, h, forest
 	e.mu.Unlock()
 	return nil
 }
