@@ -77,6 +77,12 @@ type Config struct {
 	// the log after it.
 	SnapshotEvery uint64 `yaml:"snapshot_every"`
 
+	// AnswerCache is how many whole recommendation answers the engine
+	// keeps for its current state (0: none). Any write empties them, so
+	// none is ever stale; they serve users asked again while nothing is
+	// written.
+	AnswerCache int `yaml:"answer_cache"`
+
 	Limits   Limits   `yaml:"limits"`
 	Dedup    Dedup    `yaml:"dedup"`
 	ItemKNN  ItemKNN  `yaml:"item_knn"`
@@ -458,6 +464,7 @@ func Default() Config {
 		LogFormat:     "text",
 		Preset:        event.PresetEcommerce,
 		SnapshotEvery: 1_000_000,
+		AnswerCache:   4096,
 		Timeouts: Timeouts{
 			ReadHeader: Duration(5 * time.Second),
 			Read:       Duration(60 * time.Second),
@@ -613,6 +620,7 @@ func (c *Config) Validate() error {
 		name string
 		ok   bool
 	}{
+		{"answer_cache must not be negative", c.AnswerCache >= 0},
 		{"limits.max_body_bytes must be positive", c.Limits.MaxBodyBytes > 0},
 		{"limits.max_batch_events must be positive", c.Limits.MaxBatchEvents > 0},
 		{"limits.max_n must be positive", c.Limits.MaxN > 0},
@@ -799,7 +807,7 @@ func (c *Config) MFConfig() mf.Config {
 // blend, retention and sessions.
 func (c *Config) EngineConfig(tb *event.Table) recommend.Config {
 	return recommend.Config{Table: tb, Models: c.Models(), Blend: maps.Clone(c.Blend), Retention: c.RetentionConfig(),
-		SessionGap: time.Duration(c.Sessions.Gap)}
+		SessionGap: time.Duration(c.Sessions.Gap), Answers: c.AnswerCache}
 }
 
 // Models returns new instances of every model the engine runs, in the

@@ -254,6 +254,8 @@ func (n *Node) start(ctx context.Context) error {
 		n.Metrics.Counter("streamrec_cache_errors_total", "Redis calls that failed (the answer then came from this replica alone).", func() float64 { _, _, e := c.Stats(); return float64(e) })
 		n.log.Info("shared response cache on Redis", "url", url, "ttl", time.Duration(cfg.Redis.CacheTTL))
 	}
+	n.Metrics.Counter("streamrec_answer_cache_hits_total", "Recommendation answers served from the engine's answer cache (kept for its current state only: never stale).", func() float64 { h, _ := eng.AnswerStats(); return float64(h) })
+	n.Metrics.Counter("streamrec_answer_cache_misses_total", "Recommendation answers the engine's answer cache did not hold (computed, then kept).", func() float64 { _, m := eng.AnswerStats(); return float64(m) })
 	n.Metrics.Gauge("streamrec_engine_users", "Users known to the models.", func() float64 { return float64(eng.Stats().Users) })
 	n.Metrics.Gauge("streamrec_engine_items", "Items known to the models.", func() float64 { return float64(eng.Stats().Items) })
 	n.Metrics.Gauge("streamrec_engine_events", "Interactions held in memory.", func() float64 { return float64(eng.Stats().Events) })

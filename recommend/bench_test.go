@@ -128,13 +128,18 @@ func BenchmarkMemoryPerEvent(b *testing.B) {
 }
 
 func loadMLLatest(b *testing.B) (*recommend.Engine, []string) {
+	return loadMLLatestInto(b, newDefault)
+}
+
+// loadMLLatestInto is loadMLLatest into the engine newEngine makes.
+func loadMLLatestInto(b *testing.B, newEngine func(*event.Table) *recommend.Engine) (*recommend.Engine, []string) {
 	d, err := dataset.Load(shared.Dataset(b, "ml-latest-small"), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	tb, _ := event.Preset(event.PresetEcommerce)
 	p := pipeline.New(pipeline.DefaultConfig(tb))
-	e := newDefault(tb)
+	e := newEngine(tb)
 	var recs []event.Record
 	for _, it := range d.Items {
 		recs = append(recs, event.Record{Kind: event.KindItemPut, Item: it})
@@ -161,6 +166,20 @@ func loadMLLatest(b *testing.B) (*recommend.Engine, []string) {
 func BenchmarkRecommend(b *testing.B) {
 	e, users := loadMLLatest(b)
 	benchWarm(b, e, users)
+}
+
+// BenchmarkRecommendCached is BenchmarkRecommend with the default answer
+// cache: nothing is written, so after the first round every request is
+// served from it.
+func BenchmarkRecommendCached(b *testing.B) {
+	e, users := loadMLLatestInto(b, func(tb *event.Table) *recommend.Engine {
+		c := config.Default()
+		return recommend.New(c.EngineConfig(tb))
+	})
+	benchWarm(b, e, users)
+	if h, m := e.AnswerStats(); h == 0 || m > uint64(len(users)) {
+		b.Fatalf("answer cache: %d hits, %d misses for %d users", h, m, len(users))
+	}
 }
 
 // benchWarm asks once for every user (warming neighbour lists, mf vectors
@@ -288,15 +307,19 @@ func BenchmarkRecommendWithMFAfterWrite(b *testing.B) {
 	benchAfterWrite(b, e, users)
 }
 
-// newDefault is an engine with the server's default models and blend.
+// newDefault is an engine with the server's default models and blend,
+// its answer cache off: the benchmarks measure answers computed (see
+// BenchmarkRecommendCached).
 func newDefault(tb *event.Table) *recommend.Engine {
 	c := config.Default()
+	c.AnswerCache = 0
 	return recommend.New(c.EngineConfig(tb))
 }
 
 // newKeepAll is newDefault with every event kept (no retention).
 func newKeepAll(tb *event.Table) *recommend.Engine {
 	c := config.Default()
+	c.AnswerCache = 0
 	c.Retention.MaxEventsPerUser = 0
 	return recommend.New(c.EngineConfig(tb))
 }

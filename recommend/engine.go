@@ -80,6 +80,9 @@ type Config struct {
 	// SessionGap is the inactivity that ends a session (0:
 	// DefaultSessionGap).
 	SessionGap time.Duration
+	// Answers is how many whole answers of Recommend are kept for the
+	// engine's current state (0: none); any write empties them (answers.go).
+	Answers int
 }
 
 // Retention says which events the in-memory models keep. Zero fields are
@@ -150,6 +153,11 @@ type Engine struct {
 	ranker    *Ranker   // installed by SetRanker, or nil
 	rankW     [][]float32
 	forest    *lambdamart.Compiled // the ranker's forest laid out for serving, or nil
+
+	// epoch counts the changes of state (lockWrite); answers keeps the
+	// current epoch's answers, or is nil.
+	epoch   uint64
+	answers *answers
 	// rankerHash identifies the installed ranker's weights (0: none), the
 	// same on every engine that installed the same ranker.
 	rankerHash uint64
@@ -177,6 +185,7 @@ func New(cfg Config) *Engine {
 		models: cfg.Models,
 		gap:    uint32(DefaultSessionGap / time.Second),
 	}
+	e.answers = newAnswers(cfg.Answers)
 	if cfg.SessionGap > 0 {
 		e.gap = uint32(max(1, cfg.SessionGap/time.Second))
 	}
@@ -299,7 +308,7 @@ func (e *Engine) Blend() map[string]float32 {
 // blend weighs requests by them until a Ranker is installed (SetRanker),
 // and again after SetRanker(nil).
 func (e *Engine) SetBlend(b map[string]float32) {
-	e.mu.Lock()
+	e.lockWrite()
 	defer e.mu.Unlock()
 	for i := range e.sources {
 		if w, ok := b[e.sources[i].name]; ok {
@@ -307,6 +316,13 @@ func (e *Engine) SetBlend(b map[string]float32) {
 			e.blendW[i] = w
 		}
 	}
+}
+
+// lockWrite takes the write lock for a change of state: the epoch moves,
+// so no answer kept before it is served after it. Every writer takes it.
+func (e *Engine) lockWrite() {
+	e.mu.Lock()
+	e.epoch++
 }
 
 // applyStep bounds how long readers wait for the writer: a group is applied
@@ -323,7 +339,7 @@ const (
 // Apply applies records in order. When it returns, every read sees them.
 func (e *Engine) Apply(recs []event.Record) {
 	for len(recs) > 0 {
-		e.mu.Lock()
+		e.lockWrite()
 		start := time.Now()
 		n := 0
 		for n < len(recs) && n < applyChunk {
@@ -622,7 +638,7 @@ func (e *Engine) Memory() Memory {
 
 // Compact trims the histories to their length, after a rebuild.
 func (e *Engine) Compact() {
-	e.mu.Lock()
+	e.lockWrite()
 	defer e.mu.Unlock()
 	e.hist.Compact()
 }

@@ -91,7 +91,7 @@ func (e *Engine) TrainSaveMF(ctx context.Context, cfg *mf.Config, progress func(
 // when not nil, also replaces the serving configuration (fold-in steps,
 // index threshold).
 func (e *Engine) InstallMF(t *mf.Trained, cfg *mf.Config) {
-	e.mu.Lock()
+	e.lockWrite()
 	defer e.mu.Unlock()
 	if e.mf == nil {
 		return

@@ -24,6 +24,7 @@ type testConfig struct {
 	MF        mf.Config
 	Blend     map[string]float32
 	Retention Retention
+	Answers   int
 }
 
 func newTest(c testConfig) *Engine {
@@ -36,7 +37,7 @@ func newTest(c testConfig) *Engine {
 	if c.MF.ALS.Factors == 0 {
 		c.MF = mf.DefaultConfig()
 	}
-	return New(Config{Table: c.Table, Blend: c.Blend, Retention: c.Retention, Models: []model.Model{
+	return New(Config{Table: c.Table, Blend: c.Blend, Retention: c.Retention, Answers: c.Answers, Models: []model.Model{
 		itemknn.NewSource(c.ItemKNN), trending.NewSource(c.Trending), mf.NewSource(c.MF)}})
 }
 

@@ -124,7 +124,7 @@ func (r *Ranker) Validate() error {
 // the engine has is an error.
 func (e *Engine) SetRanker(r *Ranker) error {
 	if r == nil {
-		e.mu.Lock()
+		e.lockWrite()
 		e.ranker, e.rankW, e.rankerHash, e.forest = nil, nil, 0, nil
 		e.mu.Unlock()
 		return nil
@@ -151,7 +151,7 @@ func (e *Engine) SetRanker(r *Ranker) error {
 		}
 		h ^= xxhash.Sum64(b) + uint64(r.Pool)
 	}
-	e.mu.Lock()
+	e.lockWrite()
 	e.ranker, e.rankW, e.rankerHash, e.forest = r, rows, h, forest
 	e.mu.Unlock()
 	return nil

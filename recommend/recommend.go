@@ -79,6 +79,7 @@ type SourceTrace struct {
 }
 
 type scratch struct {
+	key     []byte // the request's answer key
 	q       model.Query
 	acc     []float32
 	touched []int32
@@ -233,6 +234,20 @@ func (e *Engine) Recommend(req Request) []Scored {
 	}
 	s := e.getScratch()
 	defer e.scratch.Put(s)
+	if e.answers != nil {
+		s.key = answerKey(s.key[:0], &req)
+		if items, ok := e.answers.get(e.epoch, s.key); ok {
+			return items
+		}
+		items := e.recommend(s, req)
+		e.answers.put(e.epoch, s.key, items)
+		return items
+	}
+	return e.recommend(s, req)
+}
+
+// recommend is Recommend's answer computed, under the read lock.
+func (e *Engine) recommend(s *scratch, req Request) []Scored {
 	s.at = req.At
 	one := -1
 	if req.Source != "" {

@@ -85,7 +85,7 @@ func (e *Engine) WriteSnapshot(w io.Writer) (uint64, error) {
 // taken under another configuration, and with snapshot.ErrCorrupt when it is
 // damaged; the engine is then unusable and a fresh one must replay the log.
 func (e *Engine) ReadSnapshot(r io.Reader, size int64) error {
-	e.mu.Lock()
+	e.lockWrite()
 	defer e.mu.Unlock()
 	d := snapshot.NewDecoder(r, size)
 	if m := d.String(); d.Err() == nil && m != snapshotMagic {
