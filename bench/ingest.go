@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/streamrec/streamrec/event"
 )
 
@@ -22,6 +24,7 @@ type IngestConfig struct {
 	Events      []event.Input // the source, sent in order and cycled
 	BatchSize   int
 	Concurrency int
+	Rate        int // events per second across the clients (0: as fast as they go)
 	Duration    time.Duration
 	Key         string
 	Progress    func(events int)
@@ -66,12 +69,17 @@ func request(ctx context.Context, method, url, key string, body []byte) (*http.R
 	return req, nil
 }
 
-// Ingest posts batches closed-loop from Concurrency clients for Duration.
+// Ingest posts batches closed-loop from Concurrency clients for Duration,
+// at most Rate events a second in all when Rate is set.
 // Each event gets a fresh event_id and a timestamp in the last hour, so a
 // cycled source is not taken for duplicates.
 func Ingest(ctx context.Context, cfg IngestConfig) (IngestResult, error) {
-	if len(cfg.Events) == 0 || cfg.BatchSize <= 0 || cfg.Concurrency <= 0 || cfg.Duration <= 0 {
-		return IngestResult{}, errors.New("bench: ingest needs events, a positive batch size, concurrency and duration")
+	if len(cfg.Events) == 0 || cfg.BatchSize <= 0 || cfg.Concurrency <= 0 || cfg.Duration <= 0 || cfg.Rate < 0 {
+		return IngestResult{}, errors.New("bench: ingest needs events, a positive batch size, concurrency and duration, and a rate not negative")
+	}
+	var lim *rate.Limiter
+	if cfg.Rate > 0 {
+		lim = rate.NewLimiter(rate.Limit(cfg.Rate), max(cfg.BatchSize, cfg.Rate/100))
 	}
 	client := newClient(cfg.Concurrency)
 	lat := NewLatency()
@@ -87,6 +95,9 @@ func Ingest(ctx context.Context, cfg IngestConfig) (IngestResult, error) {
 			defer wg.Done()
 			batch := make([]event.Input, cfg.BatchSize)
 			for time.Now().Before(deadline) && ctx.Err() == nil {
+				if lim != nil && lim.WaitN(ctx, cfg.BatchSize) != nil {
+					return
+				}
 				first := next.Add(int64(cfg.BatchSize)) - int64(cfg.BatchSize)
 				for k := range batch {
 					i := first + int64(k)

@@ -44,11 +44,11 @@ Flags:
 `
 
 type benchFlags struct {
-	cfgURL, key, dataFrom, jsonOut, evType string
-	refURL                                 string
-	rate, conns, n, batch, concurrency     int
-	samples, zipfUsers, zipfItems, rounds  int
-	duration                               time.Duration
+	cfgURL, key, dataFrom, jsonOut, evType         string
+	refURL                                         string
+	rate, conns, n, batch, concurrency, ingestRate int
+	samples, zipfUsers, zipfItems, rounds          int
+	duration                                       time.Duration
 }
 
 func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -68,6 +68,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&f.n, "n", 10, "items per recommendation request")
 	fs.IntVar(&f.batch, "batch", 500, "ingest: events per request")
 	fs.IntVar(&f.concurrency, "concurrency", 4, "ingest: concurrent clients")
+	fs.IntVar(&f.ingestRate, "ingest-rate", 0, "ingest, mixed: events per second across the clients (0: as fast as they go)")
 	fs.IntVar(&f.samples, "samples", 200, "freshness: users sampled")
 	fs.StringVar(&f.evType, "type", "view", "freshness: event type sent")
 	fs.StringVar(&f.jsonOut, "json", "", "also write the results as JSON to this file")
@@ -142,7 +143,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return nil
 	}
 	runIngest := func(show bool) error {
-		cfg := bench.IngestConfig{URL: f.cfgURL, Events: events, BatchSize: f.batch, Concurrency: f.concurrency, Duration: f.duration, Key: f.key}
+		cfg := bench.IngestConfig{URL: f.cfgURL, Events: events, BatchSize: f.batch, Concurrency: f.concurrency, Rate: f.ingestRate, Duration: f.duration, Key: f.key}
 		w := io.Discard
 		if show {
 			w = progress
