@@ -77,10 +77,10 @@ type Config struct {
 	// the log after it.
 	SnapshotEvery uint64 `yaml:"snapshot_every"`
 
-	// AnswerCache is how many whole recommendation answers the engine
-	// keeps for its current state (0: none). Any write empties them, so
-	// none is ever stale; they serve users asked again while nothing is
-	// written.
+	// AnswerCache bounds the items, across whole recommendation answers,
+	// the engine keeps for its current state (0: none). Any write empties
+	// them, so none is ever stale; they serve users asked again while
+	// nothing is written.
 	AnswerCache int `yaml:"answer_cache"`
 
 	Limits   Limits   `yaml:"limits"`
@@ -464,7 +464,7 @@ func Default() Config {
 		LogFormat:     "text",
 		Preset:        event.PresetEcommerce,
 		SnapshotEvery: 1_000_000,
-		AnswerCache:   4096,
+		AnswerCache:   65536,
 		Timeouts: Timeouts{
 			ReadHeader: Duration(5 * time.Second),
 			Read:       Duration(60 * time.Second),

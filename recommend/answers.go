@@ -19,14 +19,16 @@ import (
 // sources being asked. Under constant writes nearly every request misses,
 // which costs one key built and one map lookup.
 //
-// Bounded: at most max entries; once full, answers are not kept until the
-// next epoch empties it.
+// Bounded: at most max items across the answers kept (an answer counts
+// one even when empty); once full, answers are not kept until the next
+// epoch empties it.
 type answers struct {
 	max int
 
 	mu    sync.Mutex
 	epoch uint64
 	m     map[string][]Scored
+	items int // across m
 
 	hits, misses atomic.Uint64
 }
@@ -63,11 +65,13 @@ func (a *answers) put(epoch uint64, key []byte, items []Scored) {
 			return // a reader of an older state, finishing late
 		}
 		clear(a.m)
-		a.epoch = epoch
+		a.epoch, a.items = epoch, 0
 	}
-	if len(a.m) >= a.max {
+	n := max(len(items), 1)
+	if _, ok := a.m[string(key)]; ok || a.items+n > a.max {
 		return
 	}
+	a.items += n
 	a.m[string(key)] = slices.Clone(items)
 }
 

@@ -109,17 +109,21 @@ func TestAnswersAreNeverStale(t *testing.T) {
 	}
 }
 
-// TestAnswersBounded: once max answers are kept no more are, until a
-// write empties them; an answer kept for a state is never served for
-// another.
+// TestAnswersBounded: once max items are kept no more are, until a write
+// empties them; an answer kept for a state is never served for another.
 func TestAnswersBounded(t *testing.T) {
-	a := newAnswers(2)
+	a := newAnswers(3)
 	list := []Scored{{Item: "x"}}
 	a.put(1, []byte("a"), list)
-	a.put(1, []byte("b"), list)
-	a.put(1, []byte("c"), list)
-	if len(a.m) != 2 {
-		t.Fatalf("%d answers kept, want at most 2", len(a.m))
+	a.put(1, []byte("a"), list) // kept once
+	a.put(1, []byte("b"), nil)  // an empty answer counts one
+	a.put(1, []byte("c"), []Scored{{Item: "x"}, {Item: "y"}})
+	if len(a.m) != 2 || a.items != 2 {
+		t.Fatalf("%d answers of %d items kept, want 2 of 2 (3 at most)", len(a.m), a.items)
+	}
+	a.put(1, []byte("d"), list)
+	if len(a.m) != 3 || a.items != 3 {
+		t.Fatalf("%d answers of %d items kept, want 3 of 3", len(a.m), a.items)
 	}
 	if _, ok := a.get(1, []byte("c")); ok {
 		t.Error("an answer put past the bound was kept")
@@ -128,7 +132,7 @@ func TestAnswersBounded(t *testing.T) {
 		t.Error("an answer of epoch 1 served at epoch 2")
 	}
 	a.put(2, []byte("c"), list)
-	if _, ok := a.get(2, []byte("c")); !ok || len(a.m) != 1 {
+	if _, ok := a.get(2, []byte("c")); !ok || len(a.m) != 1 || a.items != 1 {
 		t.Errorf("epoch 2: %d answers kept, want only the new one", len(a.m))
 	}
 	a.put(1, []byte("late"), list) // a reader of the older state, finishing late

@@ -80,8 +80,9 @@ type Config struct {
 	// SessionGap is the inactivity that ends a session (0:
 	// DefaultSessionGap).
 	SessionGap time.Duration
-	// Answers is how many whole answers of Recommend are kept for the
-	// engine's current state (0: none); any write empties them (answers.go).
+	// Answers bounds the items, across whole answers of Recommend, kept
+	// for the engine's current state (0: none); any write empties them
+	// (answers.go).
 	Answers int
 }
 
