@@ -225,7 +225,9 @@ func perSource(n int) int { return max(3*n, 50) }
 // consumed, excluded, hidden and deleted items never appear. An unknown
 // user gets what the sources that know no user bring (trending: cold
 // start). With req.Source set, that source answers alone (nil if there is
-// no such source).
+// no such source). With Config.Answers set, the same request asked again
+// before any write gets the answer kept from the first asking (answers.go),
+// and req.Trace stays empty: no source was asked.
 func (e *Engine) Recommend(req Request) []Scored {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
