@@ -77,6 +77,13 @@ type Config struct {
 	// the log after it.
 	SnapshotEvery uint64 `yaml:"snapshot_every"`
 
+	// ProcsPerCore sets GOMAXPROCS to this many times the cores Go found
+	// at start (serve only, and only when the GOMAXPROCS environment
+	// variable is not set; 0 or 1: Go's default). Two let the kernel
+	// interleave a read that just arrived with a long ingest batch instead
+	// of queueing it behind the batch's time slice (docs/OPERATIONS.md).
+	ProcsPerCore int `yaml:"procs_per_core"`
+
 	// AnswerCache bounds the items, across whole recommendation answers,
 	// the engine keeps for its current state (0: none). Any write empties
 	// them, so none is ever stale; they serve users asked again while
@@ -465,6 +472,7 @@ func Default() Config {
 		Preset:        event.PresetEcommerce,
 		SnapshotEvery: 1_000_000,
 		AnswerCache:   65536,
+		ProcsPerCore:  2,
 		Timeouts: Timeouts{
 			ReadHeader: Duration(5 * time.Second),
 			Read:       Duration(60 * time.Second),
@@ -621,6 +629,7 @@ func (c *Config) Validate() error {
 		ok   bool
 	}{
 		{"answer_cache must not be negative", c.AnswerCache >= 0},
+		{"procs_per_core must be in [0, 8]", c.ProcsPerCore >= 0 && c.ProcsPerCore <= 8},
 		{"limits.max_body_bytes must be positive", c.Limits.MaxBodyBytes > 0},
 		{"limits.max_batch_events must be positive", c.Limits.MaxBatchEvents > 0},
 		{"limits.max_n must be positive", c.Limits.MaxN > 0},
@@ -788,11 +797,18 @@ func (c *Config) TrendingConfig() trending.Config {
 	return trending.Config{HalfLifeSeconds: time.Duration(c.Trending.HalfLife).Seconds(), TopSize: c.Trending.TopSize}
 }
 
+// Cores is the GOMAXPROCS Go chose at start (the cores, or the container's
+// CPU quota), before Procs may raise it.
+var Cores = runtime.GOMAXPROCS(0)
+
+// Procs is the GOMAXPROCS serve runs with: ProcsPerCore times Cores.
+func (c *Config) Procs() int { return Cores * max(1, c.ProcsPerCore) }
+
 // MFConfig is the matrix-factorisation part.
 func (c *Config) MFConfig() mf.Config {
 	workers := c.MF.Workers
 	if workers == 0 {
-		workers = max(1, runtime.GOMAXPROCS(0)/2)
+		workers = max(1, Cores/2)
 	}
 	return mf.Config{
 		ALS: als.Config{Factors: c.MF.Factors, Lambda: c.MF.Lambda, Alpha: c.MF.Alpha, Iterations: c.MF.Iterations,

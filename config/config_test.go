@@ -76,6 +76,9 @@ func TestValidateNamesTheField(t *testing.T) {
 			c.Kafka.ModelsDir, c.Kafka.Retention = "/shared", Duration(20*time.Minute) // < 3 × 10m
 		}, "kafka.retention"},
 		{func(c *Config) { c.Kafka.CheckpointEvery = -1 }, "kafka.checkpoint_every"},
+		{func(c *Config) { c.AnswerCache = -1 }, "answer_cache"},
+		{func(c *Config) { c.ProcsPerCore = 9 }, "procs_per_core"},
+		{func(c *Config) { c.ProcsPerCore = -1 }, "procs_per_core"},
 	} {
 		c := Default()
 		tc.mutate(&c)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 
 	"github.com/streamrec/streamrec/config"
 	"github.com/streamrec/streamrec/node"
@@ -46,6 +47,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		return err
 	}
 	log := newLogger(cfg, stderr)
+	setProcs(&cfg, getenv, log)
 	n, err := node.Open(cfg, log)
 	if err != nil {
 		return err
@@ -81,4 +83,13 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// setProcs sets GOMAXPROCS to cfg.Procs() unless the environment sets it.
+func setProcs(cfg *config.Config, getenv func(string) string, log *slog.Logger) {
+	if getenv("GOMAXPROCS") != "" || cfg.Procs() == runtime.GOMAXPROCS(0) {
+		return
+	}
+	runtime.GOMAXPROCS(cfg.Procs())
+	log.Info("schedulers", "gomaxprocs", cfg.Procs(), "cores", config.Cores, "procs_per_core", cfg.ProcsPerCore)
 }
