@@ -94,30 +94,9 @@ func synth(seed uint64, queries, rows, F, k int) *Data {
 }
 
 // randomForest is a forest of full trees of the given depth with random
-// splits over [0,1) features.
+// splits (raggedForest with no early leaves).
 func randomForest(seed uint64, trees, depth, F int) *Forest {
-	rng := rand.New(rand.NewPCG(seed, 3))
-	f := &Forest{F: F}
-	for range trees {
-		var nodes []Node
-		var build func(d int) int32
-		build = func(d int) int32 {
-			id := int32(len(nodes))
-			nodes = append(nodes, Node{Feature: -1, Value: float32(rng.NormFloat64() * 0.1)})
-			if d == depth {
-				return id
-			}
-			nodes[id].Feature = int32(rng.IntN(F))
-			nodes[id].Threshold = rng.Float32()
-			l := build(d + 1)
-			r := build(d + 1)
-			nodes[id].Left, nodes[id].Right = l, r
-			return id
-		}
-		build(0)
-		f.Trees = append(f.Trees, Tree{Nodes: nodes})
-	}
-	return f
+	return raggedForest(seed, trees, depth, F, 0)
 }
 
 func row(d *Data, r int) []float32 { return d.X[r*d.F : (r+1)*d.F] }
