@@ -77,9 +77,6 @@ func (c *Compiled) pad(nodes []Node, n int32, i, d int, splits []cut, leaves []f
 	c.pad(nodes, r, 2*i+2, d+1, splits, leaves)
 }
 
-// Features is the length of an input vector.
-func (c *Compiled) Features() int { return c.f }
-
 // PredictRows puts into dst[i] the forest's output for row i of X (rows of
 // stride values, each at least Features), bit for bit Forest.PredictRows.
 // Rows go four at a time through every tree: four independent walks keep
